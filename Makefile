@@ -1,0 +1,33 @@
+# kubetrain — the two Quick start commands are `make demo` and `make test`.
+BUILD_DIR ?= build
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo bench format clean
+
+all: build
+
+deps:
+	scripts/setup-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+demo: build
+	scripts/demo.sh $(BUILD_DIR)
+
+bench: build
+	scripts/bench.sh $(BUILD_DIR)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)

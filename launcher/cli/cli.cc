@@ -1,0 +1,46 @@
+#include "launcher/cli/cli.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "kubetrain/common/logging.h"
+
+namespace kubetrain::cli {
+
+int NotImplemented(const std::string& what) {
+  std::cerr << "kubetrain " << what << ": not implemented yet\n";
+  return kExitUsage;
+}
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{
+      "kubetrain runs Azure ML command jobs (job.yml) as distributed training jobs on local or\n"
+      "Kubernetes compute: gang placement on fixed nodes, MPI / PyTorch / TensorFlow ranks,\n"
+      "metrics, logs and checkpoints in a workspace.",
+      "kubetrain"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kubetrain 0.1.0");
+  GlobalFlags flags;
+  app.add_option("--workspace", flags.workspace,
+                 "Workspace: a directory (default ~/.kubetrain) or grpc://host:port")
+      ->envname("KUBETRAIN_WORKSPACE");
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+
+  int exit_code = kExitOk;
+  AddJobCommands(app, flags, &exit_code);
+  AddComputeCommands(app, flags, &exit_code);
+  AddInstanceTypeCommands(app, flags, &exit_code);
+  AddWorkspaceCommands(app, flags, &exit_code);
+  app.parse_complete_callback([&flags] { common::InitLogging({}, flags.log_level); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  return exit_code;
+}
+
+}  // namespace kubetrain::cli

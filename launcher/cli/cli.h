@@ -1,0 +1,43 @@
+// The `kubetrain` command line.
+//
+// RunCli parses argv, dispatches to the command group that owns the subcommand and returns the
+// process exit code: 0 success, 1 the command ran and failed (invalid job file, failed job), 2 usage
+// errors and commands that are not implemented yet. Each command group lives in its own file and
+// registers its subcommands through an Add*Commands function.
+//
+// Thread-safety: RunCli is meant to be called once, from main.
+#ifndef KUBETRAIN_LAUNCHER_CLI_CLI_H_
+#define KUBETRAIN_LAUNCHER_CLI_CLI_H_
+
+#include <string>
+
+#include "CLI/CLI.hpp"
+
+namespace kubetrain::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Flags every subcommand accepts.
+struct GlobalFlags {
+  std::string workspace;          // --workspace / KUBETRAIN_WORKSPACE; default ~/.kubetrain
+  std::string log_level = "warn";  // --log-level
+};
+
+int RunCli(int argc, char** argv);
+
+// Command groups. Each adds its subcommands to `app`; the subcommand's callback stores its exit
+// code in `*exit_code`. `flags` is filled in by the parser before any callback runs.
+void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+
+// For commands whose issue has not landed: prints "kubetrain <what>: not implemented yet" to
+// stderr and returns kExitUsage.
+int NotImplemented(const std::string& what);
+
+}  // namespace kubetrain::cli
+
+#endif  // KUBETRAIN_LAUNCHER_CLI_CLI_H_
