@@ -6,7 +6,7 @@ build="${1:-build}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 shopt -s nullglob
 ran=0
-for b in "$build"/tests/bench/bench_*; do
+for b in "$build"/tests/bench/*/bench_*; do
   [[ -x "$b" && -f "$b" ]] || continue
   echo "== $(basename "$b")"
   "$b"

@@ -1,0 +1,87 @@
+// Workspace: where jobs, their status, logs, metrics and checkpoint records live.
+//
+// One interface, two implementations: the embedded workspace (a directory holding SQLite in WAL
+// mode plus files; default ~/.kubetrain) and, later, a gRPC client of `kubetrain workspace serve`.
+// The launcher, every kubetrain-worker and the CLI of one machine may open the same embedded
+// workspace at once from different processes; every method is a single transaction.
+//
+// Ownership: OpenWorkspace returns a uniquely owned object. Thread-safety: all methods may be
+// called concurrently from several threads of one process.
+#ifndef KUBETRAIN_STORAGE_WORKSPACE_H_
+#define KUBETRAIN_STORAGE_WORKSPACE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "kubetrain/v1/compute.pb.h"
+#include "kubetrain/v1/job_record.pb.h"
+#include "kubetrain/v1/log.pb.h"
+#include "kubetrain/v1/status.pb.h"
+
+namespace kubetrain::storage {
+
+// Which log lines to read. Lines come back in (instance, sequence) order per instance and, across
+// instances, ordered by timestamp.
+struct LogQuery {
+  std::string job;
+  int rank = -1;          // only this rank; -1 = all ranks and agent lines
+  int attempt = -1;       // only this attempt; -1 = all
+  int64_t after_id = 0;   // only lines stored after this cursor (see LogPage::next_id)
+  int limit = 10000;      // at most this many lines
+};
+
+struct LogPage {
+  std::vector<v1::LogLine> lines;
+  int64_t next_id = 0;  // pass as after_id to continue where this page ended
+};
+
+class Workspace {
+ public:
+  virtual ~Workspace() = default;
+
+  // --- compute targets (the `local` target always exists) ---------------------------------------
+  virtual absl::Status PutCompute(const v1::ComputeTarget& target) = 0;  // create or replace
+  virtual absl::StatusOr<v1::ComputeTarget> GetCompute(absl::string_view name) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<v1::ComputeTarget>> ListComputes() = 0;
+
+  // --- jobs -----------------------------------------------------------------------------------
+  // Stores a new job; assigns record.submit_sequence. AlreadyExists when the name is taken.
+  virtual absl::StatusOr<v1::JobRecord> CreateJob(const v1::JobRecord& record) = 0;
+  virtual absl::StatusOr<v1::JobRecord> GetJob(absl::string_view name) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<v1::JobRecord>> ListJobs() = 0;  // in submit order
+
+  // Atomically reads the job, lets `mutate` change it and writes it back. If `mutate` returns an
+  // error nothing is written and that error is returned. All records of the workspace are passed
+  // read-only in `all_jobs` so that a scheduling decision (does this job fit now, is it at the head
+  // of the queue) is made under the same lock that records it.
+  using JobMutation = std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs,
+                                                 v1::JobRecord& job)>;
+  virtual absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
+                                                  const JobMutation& mutate) = 0;
+
+  // Replaces one instance's status inside the job's current status (the worker agent's view).
+  virtual absl::Status UpdateInstanceStatus(absl::string_view job,
+                                            const v1::InstanceStatus& instance) = 0;
+
+  // --- logs -----------------------------------------------------------------------------------
+  // Idempotent: a line with the same (job, attempt, instance, sequence) is stored once.
+  virtual absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) = 0;
+  virtual absl::StatusOr<LogPage> ReadLogs(const LogQuery& query) = 0;
+};
+
+// Opens (creating if needed) the embedded workspace in directory `path`.
+absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path);
+
+// The default workspace location: $KUBETRAIN_WORKSPACE, else $HOME/.kubetrain.
+std::string DefaultWorkspacePath();
+
+}  // namespace kubetrain::storage
+
+#endif  // KUBETRAIN_STORAGE_WORKSPACE_H_
