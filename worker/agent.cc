@@ -1,0 +1,268 @@
+#include "worker/agent.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kubetrain/common/command_template.h"
+#include "kubetrain/common/status_macros.h"
+#include "worker/mpi.h"
+
+namespace kubetrain::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using Outcome = SupervisorResult::Outcome;
+
+absl::Status MakeDirs(const fs::path& dir, absl::string_view what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", what, " '", dir.string(), "': ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+const v1::InstancePlacement* ThisPlacement(const v1::InstanceLaunch& launch) {
+  for (const v1::InstancePlacement& p : launch.placement().instances()) {
+    if (p.instance_index() == launch.instance_index()) return &p;
+  }
+  return nullptr;
+}
+
+std::vector<int> CpuIds(const v1::InstanceLaunch& launch) {
+  const v1::InstancePlacement* p = ThisPlacement(launch);
+  if (p == nullptr) return {};
+  return {p->cpu_ids().begin(), p->cpu_ids().end()};
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> PrepareInstance(const v1::InstanceLaunch& launch) {
+  fs::path job_dir = launch.job_dir().empty() ? fs::current_path() : fs::path(launch.job_dir());
+  KT_RETURN_IF_ERROR(MakeDirs(job_dir, "the job directory"));
+  if (!launch.checkpoint_dir().empty()) {
+    KT_RETURN_IF_ERROR(MakeDirs(launch.checkpoint_dir(), "the checkpoint directory"));
+  }
+  for (const auto& [name, path] : launch.output_paths()) {
+    auto spec = launch.job().outputs().find(name);
+    const bool is_file =
+        spec != launch.job().outputs().end() && spec->second.type() == v1::DATA_TYPE_URI_FILE;
+    fs::path dir = is_file ? fs::path(path).parent_path() : fs::path(path);
+    if (dir.empty()) continue;
+    KT_RETURN_IF_ERROR(MakeDirs(dir, absl::StrCat("output '", name, "'")));
+  }
+  const std::string& code = launch.job().code().local_path();
+  if (code.empty()) return job_dir.string();
+
+  fs::path target = job_dir / "code";
+  std::error_code ec;
+  if (!fs::is_directory(code, ec)) {
+    // A single file as `code:` is copied into the code directory.
+    if (!fs::exists(code, ec)) {
+      return absl::NotFoundError(
+          absl::StrCat("code snapshot: '", code, "' (spec.code.local_path) does not exist"));
+    }
+  }
+  fs::remove_all(target, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot clear the old code snapshot '", target.string(), "': ", ec.message()));
+  }
+  KT_RETURN_IF_ERROR(MakeDirs(target, "the code directory"));
+  const fs::copy_options opts = fs::copy_options::recursive | fs::copy_options::copy_symlinks;
+  if (fs::is_directory(code)) {
+    for (const fs::directory_entry& entry : fs::directory_iterator(code, ec)) {
+      if (entry.path().filename() == ".git") continue;  // history is not part of the snapshot
+      fs::copy(entry.path(), target / entry.path().filename(), opts, ec);
+      if (ec) break;
+    }
+  } else {
+    fs::copy(code, target / fs::path(code).filename(), opts, ec);
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot copy the code snapshot '", code, "' to '",
+                                            target.string(), "': ", ec.message()));
+  }
+  return target.string();
+}
+
+absl::StatusOr<std::string> ResolveCommand(const v1::InstanceLaunch& launch) {
+  std::map<std::string, std::string> inputs(launch.input_paths().begin(),
+                                            launch.input_paths().end());
+  for (const auto& [name, input] : launch.job().inputs()) {
+    if (input.type() == v1::DATA_TYPE_LITERAL && !inputs.count(name)) {
+      inputs[name] = input.literal();
+    }
+  }
+  std::map<std::string, std::string> outputs(launch.output_paths().begin(),
+                                             launch.output_paths().end());
+  absl::StatusOr<std::string> command =
+      common::Substitute(launch.job().command(), inputs, outputs);
+  if (!command.ok()) {
+    return absl::Status(command.status().code(),
+                        absl::StrCat("job ", launch.job().name(), ": command: ",
+                                     command.status().message(),
+                                     " (no path for it in the launch plan)"));
+  }
+  return command;
+}
+
+absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch& launch,
+                                                        const std::string& command,
+                                                        const std::string& cwd,
+                                                        const AgentOptions& options) {
+  std::vector<RankProcess> procs;
+  if (launch.job().distribution().type() == v1::DistributionSpec::TYPE_MPI) {
+    if (launch.instance_index() != 0) return procs;
+    fs::path hostfile = fs::path(launch.job_dir().empty() ? cwd : launch.job_dir()) / "hostfile";
+    {
+      std::ofstream out(hostfile, std::ios::trunc);
+      out << MpiHostfile(launch);
+      if (!out) {
+        return absl::InternalError(
+            absl::StrCat("cannot write the mpirun hostfile '", hostfile.string(), "'"));
+      }
+    }
+    RankProcess p;
+    p.rank = -1;
+    p.local_rank = 0;
+    p.mpirun_tagged_output = true;
+    p.spawn.env = RankEnvironment(launch, 0, options.env);
+    p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+    p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+    p.spawn.argv = MpirunArgv(launch, command, hostfile.string(), p.spawn.env);
+    p.spawn.argv.insert(p.spawn.argv.begin() + 1, options.extra_mpirun_args.begin(),
+                        options.extra_mpirun_args.end());
+    p.spawn.cwd = cwd;
+    p.spawn.cpu_ids = CpuIds(launch);
+    procs.push_back(std::move(p));
+    return procs;
+  }
+  for (const LocalRank& r : LocalRanks(launch)) {
+    RankProcess p;
+    p.rank = r.global_rank;
+    p.local_rank = r.local_rank;
+    p.spawn.argv = {"/bin/bash", "-c", command};
+    p.spawn.env = RankEnvironment(launch, r.local_rank, options.env);
+    p.spawn.cwd = cwd;
+    p.spawn.cpu_ids = CpuIds(launch);
+    procs.push_back(std::move(p));
+  }
+  return procs;
+}
+
+AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelToken* cancel,
+                     const AgentOptions& options) {
+  ReporterOptions ropts;
+  ropts.job = launch.job().name();
+  ropts.attempt = launch.attempt();
+  ropts.instance = launch.instance_index();
+  ropts.flush_interval = options.flush_interval;
+  ropts.flush_lines = options.flush_lines;
+  ropts.echo_to_stderr = options.echo_to_stderr;
+  Reporter reporter(ropts, sink);
+
+  const v1::InstancePlacement* placement = ThisPlacement(launch);
+  const std::string node = placement != nullptr ? placement->node() : "";
+  AgentResult result;
+  auto fail_before_start = [&](int code, const std::string& message) {
+    result.exit_code = code;
+    result.message = message;
+    reporter.Agent(message, "error");
+    v1::InstanceStatus status;
+    status.set_index(launch.instance_index());
+    status.set_node(node);
+    status.set_state(v1::JOB_STATE_FAILED);
+    status.set_message(message);
+    reporter.UpdateStatus(status);
+    result.supervisor.status = status;
+    (void)reporter.Flush();
+    return result;
+  };
+
+  if (absl::Status valid = ValidateLaunch(launch); !valid.ok()) {
+    return fail_before_start(kExitInvalidPlan, std::string(valid.message()));
+  }
+  reporter.Agent(absl::StrCat("kubetrain-worker: job ", launch.job().name(), " attempt ",
+                              launch.attempt(), " instance ", launch.instance_index(), " of ",
+                              InstanceCount(launch), node.empty() ? "" : " on node ", node));
+  absl::StatusOr<std::string> cwd = PrepareInstance(launch);
+  if (!cwd.ok()) return fail_before_start(kExitSetupFailed, std::string(cwd.status().message()));
+  absl::StatusOr<std::string> command = ResolveCommand(launch);
+  if (!command.ok()) {
+    return fail_before_start(kExitSetupFailed, std::string(command.status().message()));
+  }
+  absl::StatusOr<std::vector<RankProcess>> procs =
+      BuildProcesses(launch, *command, *cwd, options);
+  if (!procs.ok()) return fail_before_start(kExitSetupFailed, std::string(procs.status().message()));
+
+  if (procs->empty()) {
+    const int per = std::max(1, launch.job().distribution().process_count_per_instance());
+    const int first = launch.instance_index() * per;
+    result.message = absl::StrCat("ranks ", first, "..", first + per - 1,
+                                  " of this instance run under instance 0's mpirun; their output "
+                                  "and status are reported by instance 0");
+    reporter.Agent(result.message);
+    v1::InstanceStatus status;
+    status.set_index(launch.instance_index());
+    status.set_node(node);
+    status.set_state(v1::JOB_STATE_COMPLETED);
+    status.set_message(result.message);
+    reporter.UpdateStatus(status);
+    result.supervisor.status = status;
+    (void)reporter.Flush();
+    return result;
+  }
+  reporter.Agent(absl::StrCat("running in ", *cwd, ": ", *command));
+
+  SupervisorOptions sopts;
+  sopts.instance = launch.instance_index();
+  sopts.node = node;
+  sopts.grace_period =
+      absl::Milliseconds(launch.grace_period_ms() > 0 ? launch.grace_period_ms() : 3000);
+  if (launch.job().limits().timeout_seconds() > 0) {
+    sopts.timeout = absl::Seconds(launch.job().limits().timeout_seconds());
+  }
+  Supervisor supervisor(sopts, &reporter, cancel);
+  result.supervisor = supervisor.Run(std::move(*procs));
+  const SupervisorResult& s = result.supervisor;
+  result.message = s.message;
+  switch (s.outcome) {
+    case Outcome::kSucceeded:
+      result.exit_code = kExitOk;
+      result.message = "all processes exited 0";
+      reporter.Agent(result.message);
+      break;
+    case Outcome::kRankFailed: {
+      result.exit_code = kExitRankFailed;
+      std::string text = absl::StrCat("instance failed: ", s.message);
+      if (!s.last_lines.empty()) {
+        absl::StrAppend(&text, "; its last ", s.last_lines.size(), " lines:\n  ",
+                        absl::StrJoin(s.last_lines, "\n  "));
+      }
+      reporter.Agent(text, "error");
+      break;
+    }
+    case Outcome::kCanceled:
+      result.exit_code = kExitCanceledBase + s.signal;
+      reporter.Agent(absl::StrCat("instance ", s.message), "warn");
+      break;
+    case Outcome::kTimedOut:
+      result.exit_code = kExitTimedOut;
+      reporter.Agent(absl::StrCat("instance ", s.message), "error");
+      break;
+    case Outcome::kStartFailed:
+      result.exit_code = kExitSetupFailed;
+      break;
+  }
+  (void)reporter.Flush();
+  return result;
+}
+
+}  // namespace kubetrain::worker

@@ -1,0 +1,131 @@
+// kubetrain-worker: the per-instance agent. See worker/agent.h for what it does and its exit codes.
+//
+//   kubetrain-worker --plan FILE        binary kubetrain.v1.InstanceLaunch
+//   kubetrain-worker --plan-text FILE   the same in protobuf text format
+//   options: --workspace PATH (overrides the plan's workspace), --no-workspace (stderr only),
+//            --log-level LEVEL (spdlog level; default info), --quiet (no "[rank N]" echo)
+#include <signal.h>
+#include <string.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/text_format.h"
+#include "kubetrain/common/logging.h"
+#include "kubetrain/v1/launch.pb.h"
+#include "spdlog/spdlog.h"
+#include "worker/agent.h"
+#include "worker/cancel.h"
+#include "worker/sink.h"
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+#include "worker/workspace_sink.h"
+#endif
+
+namespace {
+
+using namespace kubetrain::worker;  // NOLINT: a main file
+
+CancelToken* g_cancel = nullptr;
+
+void OnSignal(int sig) {
+  if (g_cancel != nullptr) g_cancel->Request(sig);
+}
+
+int Usage(const std::string& error) {
+  std::fprintf(stderr,
+               "kubetrain-worker: %s\n"
+               "usage: kubetrain-worker (--plan FILE | --plan-text FILE) [--workspace PATH | "
+               "--no-workspace] [--log-level LEVEL] [--quiet]\n",
+               error.c_str());
+  return kExitInvalidPlan;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string plan_file, workspace, level = "info";
+  bool text = false, no_workspace = false, workspace_given = false, quiet = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (arg == "--plan" || arg == "--plan-text") {
+      text = arg == "--plan-text";
+      if (!value(&plan_file)) return Usage(arg + " needs a file");
+    } else if (arg == "--workspace") {
+      if (!value(&workspace)) return Usage("--workspace needs a path");
+      workspace_given = true;
+    } else if (arg == "--no-workspace") {
+      no_workspace = true;
+    } else if (arg == "--log-level") {
+      if (!value(&level)) return Usage("--log-level needs a level");
+    } else if (arg == "--quiet") {
+      quiet = true;
+    } else if (arg == "--help" || arg == "-h") {
+      Usage("runs one instance of a kubetrain job");
+      return 0;
+    } else {
+      return Usage("unknown argument '" + arg + "'");
+    }
+  }
+  if (plan_file.empty()) return Usage("--plan or --plan-text is required");
+
+  kubetrain::common::InitLogging({}, level);
+  kubetrain::v1::InstanceLaunch launch;
+  {
+    std::ifstream in(plan_file, std::ios::binary);
+    if (!in) return Usage(absl::StrCat("cannot read the plan '", plan_file, "': ", strerror(errno)));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const bool parsed = text ? google::protobuf::TextFormat::ParseFromString(buffer.str(), &launch)
+                             : launch.ParseFromString(buffer.str());
+    if (!parsed) {
+      return Usage(absl::StrCat("'", plan_file, "' is not a ", text ? "text-format " : "binary ",
+                                "kubetrain.v1.InstanceLaunch"));
+    }
+  }
+  if (workspace_given) launch.set_workspace(workspace);
+  kubetrain::common::SetLogContext({launch.job().name(), launch.instance_index(), -1});
+
+  // Cancel on SIGTERM / SIGINT / SIGHUP: stop every rank (SIGTERM, then SIGKILL after the grace).
+  static CancelToken cancel;
+  g_cancel = &cancel;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<AgentSink> sink;
+  if (no_workspace) {
+    sink = std::make_unique<NullSink>();
+  } else {
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+    auto ws = OpenWorkspaceSink(launch.workspace(), launch.job().name());
+    if (!ws.ok()) {
+      spdlog::error("{}", std::string(ws.status().message()));
+      return kExitSetupFailed;
+    }
+    sink = std::move(*ws);
+#else
+    spdlog::warn("this kubetrain-worker was built without the workspace store; logs and status "
+                 "go to stderr only");
+    sink = std::make_unique<NullSink>();
+#endif
+  }
+
+  AgentOptions options;
+  options.echo_to_stderr = !quiet;
+  AgentResult result = RunAgent(launch, sink.get(), &cancel, options);
+  spdlog::info("exit {}: {}", result.exit_code, result.message);
+  return result.exit_code;
+}

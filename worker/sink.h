@@ -1,0 +1,95 @@
+// Where the agent's log lines and instance status go.
+//
+// The agent writes through this small interface so that the supervision code runs (and is tested)
+// without the workspace store: production uses WorkspaceSink (worker/workspace_sink.h), tests use
+// MemorySink, and a build or run without a workspace uses NullSink.
+//
+// Thread-safety: implementations must allow calls from several threads; MemorySink locks.
+#ifndef KUBETRAIN_WORKER_SINK_H_
+#define KUBETRAIN_WORKER_SINK_H_
+
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "kubetrain/v1/log.pb.h"
+#include "kubetrain/v1/status.pb.h"
+
+namespace kubetrain::worker {
+
+class AgentSink {
+ public:
+  virtual ~AgentSink() = default;
+  // Stores lines; must be idempotent on (job, attempt, instance, sequence) so a failed batch can
+  // be sent again.
+  virtual absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) = 0;
+  // Replaces this instance's status in the job's status.
+  virtual absl::Status UpdateInstanceStatus(const v1::InstanceStatus& status) = 0;
+};
+
+// Discards everything (no workspace).
+class NullSink : public AgentSink {
+ public:
+  absl::Status AppendLogs(absl::Span<const v1::LogLine>) override { return absl::OkStatus(); }
+  absl::Status UpdateInstanceStatus(const v1::InstanceStatus&) override {
+    return absl::OkStatus();
+  }
+};
+
+// Keeps everything in memory (tests). `fail_appends` makes AppendLogs fail that many times first.
+class MemorySink : public AgentSink {
+ public:
+  absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++append_calls_;
+    if (fail_appends_ > 0) {
+      --fail_appends_;
+      return absl::UnavailableError("MemorySink: injected failure");
+    }
+    for (const v1::LogLine& l : lines) {
+      if (seen_.insert({l.job(), l.attempt(), l.instance(), l.sequence()}).second) {
+        lines_.push_back(l);
+      }
+    }
+    return absl::OkStatus();
+  }
+  absl::Status UpdateInstanceStatus(const v1::InstanceStatus& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_.push_back(status);
+    return absl::OkStatus();
+  }
+
+  void set_fail_appends(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_appends_ = n;
+  }
+  std::vector<v1::LogLine> lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+  std::vector<v1::InstanceStatus> statuses() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return statuses_;
+  }
+  int append_calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return append_calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<v1::LogLine> lines_;
+  std::set<std::tuple<std::string, int, int, int64_t>> seen_;
+  std::vector<v1::InstanceStatus> statuses_;
+  int fail_appends_ = 0;
+  int append_calls_ = 0;
+};
+
+}  // namespace kubetrain::worker
+
+#endif  // KUBETRAIN_WORKER_SINK_H_
