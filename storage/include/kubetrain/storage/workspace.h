@@ -77,9 +77,28 @@ class Workspace {
 };
 
 // Opens (creating if needed) the embedded workspace in directory `path`.
+//
+// The directory is created with mode 0700 (parents as needed) and holds `workspace.db`, an SQLite
+// database in WAL mode. Several processes may open the same directory at once; writers wait for
+// each other up to a busy timeout (30 s) and then fail with Unavailable. Every method is one
+// transaction; UpdateJob takes the write lock before reading (BEGIN IMMEDIATE), so its
+// read-modify-write is atomic across processes. Errors name the database path and the operation.
+//
+// The returned object holds one SQLite connection guarded by a mutex. Do not use it across fork():
+// a child process opens its own.
+//
+// The `local` compute target: GetCompute("local") and ListComputes() always include it. Until a
+// `local` target is stored with PutCompute, it is DefaultLocalCompute().
 absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path);
 
-// The default workspace location: $KUBETRAIN_WORKSPACE, else $HOME/.kubetrain.
+// The `local` target used when the workspace stores none: ComputeTarget{name: "local", local: {}}
+// with one node named after this host (gethostname), cpu_millicores = online cpus x 1000
+// (sysconf(_SC_NPROCESSORS_ONLN)), memory_bytes = physical memory (_SC_PHYS_PAGES x page size),
+// no GPU ids, no cpu_ids (all host cpus), labels {"kubernetes.io/hostname": <host>}.
+v1::ComputeTarget DefaultLocalCompute();
+
+// The default workspace location: $KUBETRAIN_WORKSPACE when set and non-empty, else
+// $HOME/.kubetrain (else ./.kubetrain when HOME is unset).
 std::string DefaultWorkspacePath();
 
 }  // namespace kubetrain::storage

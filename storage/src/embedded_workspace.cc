@@ -1,0 +1,479 @@
+// The embedded workspace: a directory with workspace.db (SQLite, WAL). See workspace.h.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "kubetrain/common/status_macros.h"
+#include "kubetrain/storage/workspace.h"
+#include "sqlite.h"
+
+namespace kubetrain::storage {
+namespace {
+
+using storage_internal::Db;
+using storage_internal::Statement;
+using storage_internal::Transaction;
+
+constexpr int kBusyTimeoutMs = 30000;
+constexpr int kSchemaVersion = 1;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS computes (
+  name            TEXT PRIMARY KEY NOT NULL,
+  target          BLOB NOT NULL,          -- kubetrain.v1.ComputeTarget
+  updated_unix_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+  submit_sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  name            TEXT NOT NULL UNIQUE,
+  state           INTEGER NOT NULL,        -- kubetrain.v1.JobState
+  compute         TEXT NOT NULL,
+  experiment      TEXT NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  updated_unix_ms INTEGER NOT NULL,
+  record          BLOB NOT NULL            -- kubetrain.v1.JobRecord
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, submit_sequence);
+CREATE INDEX IF NOT EXISTS jobs_by_compute ON jobs(compute, submit_sequence);
+CREATE TABLE IF NOT EXISTS log_lines (
+  id           INTEGER PRIMARY KEY,        -- the ReadLogs cursor
+  job          TEXT NOT NULL,
+  attempt      INTEGER NOT NULL,
+  instance     INTEGER NOT NULL,
+  rank         INTEGER NOT NULL,
+  stream       INTEGER NOT NULL,
+  timestamp_ns INTEGER NOT NULL,
+  sequence     INTEGER NOT NULL,
+  text         TEXT NOT NULL,
+  UNIQUE (job, attempt, instance, sequence)
+);
+CREATE INDEX IF NOT EXISTS log_lines_by_job ON log_lines(job, id);
+)sql";
+
+int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
+
+// mkdir -p with 0700 for the directories it creates.
+absl::Status MakeDirs(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("workspace path is empty");
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("workspace ", path, " exists and is not a directory"));
+    }
+    return absl::OkStatus();
+  }
+  size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    KT_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
+  }
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::PermissionDeniedError(absl::StrCat("workspace: cannot create directory ", path,
+                                                    ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+class EmbeddedWorkspace : public Workspace {
+ public:
+  explicit EmbeddedWorkspace(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  absl::Status Init() {
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, "create schema"));
+    KT_RETURN_IF_ERROR(db_->Exec(kSchema, "create schema"));
+    KT_ASSIGN_OR_RETURN(Statement version, db_->Prepare("PRAGMA user_version", "read schema version"));
+    KT_ASSIGN_OR_RETURN(bool row, version.Step("read schema version"));
+    int64_t have = row ? version.ColumnInt(0) : 0;
+    if (have > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "workspace ", db_->path(), " has schema version ", have, ", newer than this kubetrain (",
+          kSchemaVersion, "); upgrade kubetrain"));
+    }
+    if (have < kSchemaVersion) {
+      KT_RETURN_IF_ERROR(db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion),
+                                   "write schema version"));
+    }
+    return tx.Commit("create schema");
+  }
+
+  // --- compute targets --------------------------------------------------------------------------
+  absl::Status PutCompute(const v1::ComputeTarget& target) override {
+    if (target.name().empty()) {
+      return absl::InvalidArgumentError("PutCompute: the compute target has no name");
+    }
+    std::string op = absl::StrCat("put compute \"", target.name(), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("INSERT OR REPLACE INTO computes(name, target, updated_unix_ms)"
+                                     " VALUES(?, ?, ?)",
+                                     op));
+    st.Bind(1, target.name()).BindBlob(2, target.SerializeAsString()).Bind(3, NowUnixMs());
+    KT_RETURN_IF_ERROR(st.Run(op));
+    return tx.Commit(op);
+  }
+
+  absl::StatusOr<v1::ComputeTarget> GetCompute(absl::string_view name) override {
+    std::string op = absl::StrCat("get compute \"", name, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(Statement st, db_->Prepare("SELECT target FROM computes WHERE name = ?", op));
+    st.Bind(1, name);
+    KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+    if (!row) {
+      if (name == "local") return DefaultLocalCompute();
+      return absl::NotFoundError(absl::StrCat("compute target \"", name,
+                                              "\" not found in workspace ", db_->path(),
+                                              "; see `kubetrain compute list`"));
+    }
+    v1::ComputeTarget target;
+    KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(0), target, op));
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return target;
+  }
+
+  absl::StatusOr<std::vector<v1::ComputeTarget>> ListComputes() override {
+    const std::string op = "list computes";
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("SELECT name, target FROM computes ORDER BY name", op));
+    std::vector<v1::ComputeTarget> out;
+    bool have_local = false;
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      v1::ComputeTarget target;
+      KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(1), target, op));
+      if (st.ColumnText(0) == "local") have_local = true;
+      out.push_back(std::move(target));
+    }
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    if (!have_local) {
+      out.push_back(DefaultLocalCompute());
+      std::sort(out.begin(), out.end(),
+                [](const auto& a, const auto& b) { return a.name() < b.name(); });
+    }
+    return out;
+  }
+
+  // --- jobs -------------------------------------------------------------------------------------
+  absl::StatusOr<v1::JobRecord> CreateJob(const v1::JobRecord& record) override {
+    const std::string& name = record.spec().name();
+    if (name.empty()) return absl::InvalidArgumentError("CreateJob: the job spec has no name");
+    std::string op = absl::StrCat("create job \"", name, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    {
+      KT_ASSIGN_OR_RETURN(Statement exists, db_->Prepare("SELECT 1 FROM jobs WHERE name = ?", op));
+      exists.Bind(1, name);
+      KT_ASSIGN_OR_RETURN(bool row, exists.Step(op));
+      if (row) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "a job named \"", name, "\" already exists in workspace ", db_->path(),
+            "; choose another name (--name) or let kubetrain generate one"));
+      }
+    }
+    int64_t now = NowUnixMs();
+    KT_ASSIGN_OR_RETURN(
+        Statement insert,
+        db_->Prepare("INSERT INTO jobs(name, state, compute, experiment, created_unix_ms,"
+                     " updated_unix_ms, record) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                     op));
+    int64_t created = record.status().created_unix_ms() != 0 ? record.status().created_unix_ms()
+                                                              : now;
+    insert.Bind(1, name)
+        .Bind(2, static_cast<int64_t>(record.status().state()))
+        .Bind(3, record.spec().compute())
+        .Bind(4, record.spec().experiment_name())
+        .Bind(5, created)
+        .Bind(6, now)
+        .BindBlob(7, "");
+    KT_RETURN_IF_ERROR(insert.Run(op));
+    v1::JobRecord stored = record;
+    stored.set_submit_sequence(db_->LastInsertRowId());
+    KT_RETURN_IF_ERROR(WriteJob(stored, op));
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return stored;
+  }
+
+  absl::StatusOr<v1::JobRecord> GetJob(absl::string_view name) override {
+    std::string op = absl::StrCat("get job \"", name, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(v1::JobRecord job, ReadJob(name, op));
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return job;
+  }
+
+  absl::StatusOr<std::vector<v1::JobRecord>> ListJobs() override {
+    const std::string op = "list jobs";
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(std::vector<v1::JobRecord> jobs, ReadAllJobs(op));
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return jobs;
+  }
+
+  absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
+                                          const JobMutation& mutate) override {
+    std::string op = absl::StrCat("update job \"", name, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    KT_ASSIGN_OR_RETURN(std::vector<v1::JobRecord> all, ReadAllJobs(op));
+    auto it = std::find_if(all.begin(), all.end(),
+                           [&](const v1::JobRecord& j) { return j.spec().name() == name; });
+    if (it == all.end()) return NotFoundJob(name);
+    v1::JobRecord job = *it;
+    KT_RETURN_IF_ERROR(mutate(all, job));
+    // The key fields are the workspace's, not the mutation's.
+    job.mutable_spec()->set_name(std::string(name));
+    job.set_submit_sequence(it->submit_sequence());
+    KT_RETURN_IF_ERROR(WriteJob(job, op));
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return job;
+  }
+
+  absl::Status UpdateInstanceStatus(absl::string_view name,
+                                    const v1::InstanceStatus& instance) override {
+    std::string op = absl::StrCat("update instance ", instance.index(), " of job \"", name, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    KT_ASSIGN_OR_RETURN(v1::JobRecord job, ReadJob(name, op));
+    auto* instances = job.mutable_status()->mutable_instances();
+    auto it = std::find_if(instances->begin(), instances->end(),
+                           [&](const v1::InstanceStatus& s) { return s.index() == instance.index(); });
+    if (it != instances->end()) {
+      *it = instance;
+    } else {
+      *instances->Add() = instance;
+      std::sort(instances->begin(), instances->end(),
+                [](const auto& a, const auto& b) { return a.index() < b.index(); });
+    }
+    KT_RETURN_IF_ERROR(WriteJob(job, op));
+    return tx.Commit(op);
+  }
+
+  // --- logs -------------------------------------------------------------------------------------
+  absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) override {
+    if (lines.empty()) return absl::OkStatus();
+    std::string op = absl::StrCat("append ", lines.size(), " log lines of job \"", lines[0].job(),
+                                  "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("INSERT OR IGNORE INTO log_lines(job, attempt, instance, rank, stream,"
+                     " timestamp_ns, sequence, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                     op));
+    for (const v1::LogLine& line : lines) {
+      st.Reset();
+      st.Bind(1, line.job())
+          .Bind(2, static_cast<int64_t>(line.attempt()))
+          .Bind(3, static_cast<int64_t>(line.instance()))
+          .Bind(4, static_cast<int64_t>(line.rank()))
+          .Bind(5, static_cast<int64_t>(line.stream()))
+          .Bind(6, line.timestamp_ns())
+          .Bind(7, line.sequence())
+          .Bind(8, line.text());
+      KT_RETURN_IF_ERROR(st.Run(op));
+    }
+    return tx.Commit(op);
+  }
+
+  absl::StatusOr<LogPage> ReadLogs(const LogQuery& query) override {
+    std::string op = absl::StrCat("read logs of job \"", query.job, "\"");
+    std::string sql =
+        "SELECT id, attempt, instance, rank, stream, timestamp_ns, sequence, text FROM log_lines"
+        " WHERE job = ?1 AND id > ?2";
+    if (query.rank >= 0) sql += " AND rank = ?3";
+    if (query.attempt >= 0) sql += " AND attempt = ?4";
+    sql += " ORDER BY id LIMIT ?5";
+    LogPage page;
+    page.next_id = query.after_id;
+    std::vector<std::pair<int64_t, v1::LogLine>> rows;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+      KT_ASSIGN_OR_RETURN(Statement st, db_->Prepare(sql, op));
+      st.Bind(1, query.job).Bind(2, query.after_id);
+      if (query.rank >= 0) st.Bind(3, static_cast<int64_t>(query.rank));
+      if (query.attempt >= 0) st.Bind(4, static_cast<int64_t>(query.attempt));
+      st.Bind(5, static_cast<int64_t>(std::max(query.limit, 0)));
+      while (true) {
+        KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+        if (!row) break;
+        v1::LogLine line;
+        line.set_job(query.job);
+        line.set_attempt(static_cast<int32_t>(st.ColumnInt(1)));
+        line.set_instance(static_cast<int32_t>(st.ColumnInt(2)));
+        line.set_rank(static_cast<int32_t>(st.ColumnInt(3)));
+        line.set_stream(static_cast<v1::LogLine::Stream>(st.ColumnInt(4)));
+        line.set_timestamp_ns(st.ColumnInt(5));
+        line.set_sequence(st.ColumnInt(6));
+        line.set_text(st.ColumnText(7));
+        rows.emplace_back(st.ColumnInt(0), std::move(line));
+      }
+      KT_RETURN_IF_ERROR(tx.Commit(op));
+    }
+    if (!rows.empty()) page.next_id = rows.back().first;
+    page.lines = MergeByTimestamp(std::move(rows));
+    return page;
+  }
+
+ private:
+  // Orders one page: (attempt, instance, sequence) order within each instance, and the instances
+  // merged by timestamp (earliest head first; ties by attempt, instance).
+  static std::vector<v1::LogLine> MergeByTimestamp(
+      std::vector<std::pair<int64_t, v1::LogLine>> rows) {
+    std::map<std::pair<int32_t, int32_t>, std::vector<v1::LogLine>> groups;
+    for (auto& [id, line] : rows) {
+      groups[{line.attempt(), line.instance()}].push_back(std::move(line));
+    }
+    std::vector<std::pair<std::vector<v1::LogLine>*, size_t>> heads;
+    for (auto& [key, lines] : groups) {
+      std::stable_sort(lines.begin(), lines.end(), [](const v1::LogLine& a, const v1::LogLine& b) {
+        return a.sequence() < b.sequence();
+      });
+      heads.emplace_back(&lines, 0);
+    }
+    std::vector<v1::LogLine> out;
+    out.reserve(rows.size());
+    while (true) {
+      int best = -1;
+      for (size_t i = 0; i < heads.size(); ++i) {
+        if (heads[i].second >= heads[i].first->size()) continue;
+        if (best < 0 || (*heads[i].first)[heads[i].second].timestamp_ns() <
+                            (*heads[best].first)[heads[best].second].timestamp_ns()) {
+          best = static_cast<int>(i);
+        }
+      }
+      if (best < 0) break;
+      out.push_back(std::move((*heads[best].first)[heads[best].second++]));
+    }
+    return out;
+  }
+
+  absl::Status NotFoundJob(absl::string_view name) const {
+    return absl::NotFoundError(absl::StrCat("job \"", name, "\" not found in workspace ",
+                                            db_->path(), "; see `kubetrain job list`"));
+  }
+
+  template <typename Message>
+  absl::Status ParseBlob(const std::string& blob, Message& message, absl::string_view op) const {
+    if (!message.ParseFromString(blob)) {
+      return absl::DataLossError(absl::StrCat("workspace ", db_->path(), ": ", op,
+                                              ": stored record does not parse as ",
+                                              message.GetTypeName()));
+    }
+    return absl::OkStatus();
+  }
+
+  // Within a transaction (mu_ held).
+  absl::StatusOr<v1::JobRecord> ReadJob(absl::string_view name, absl::string_view op) {
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("SELECT submit_sequence, record FROM jobs WHERE name = ?", op));
+    st.Bind(1, name);
+    KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+    if (!row) return NotFoundJob(name);
+    v1::JobRecord job;
+    KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(1), job, op));
+    job.set_submit_sequence(st.ColumnInt(0));
+    return job;
+  }
+
+  absl::StatusOr<std::vector<v1::JobRecord>> ReadAllJobs(absl::string_view op) {
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("SELECT submit_sequence, record FROM jobs ORDER BY submit_sequence", op));
+    std::vector<v1::JobRecord> jobs;
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      v1::JobRecord job;
+      KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(1), job, op));
+      job.set_submit_sequence(st.ColumnInt(0));
+      jobs.push_back(std::move(job));
+    }
+    return jobs;
+  }
+
+  absl::Status WriteJob(const v1::JobRecord& job, absl::string_view op) {
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("UPDATE jobs SET state = ?, compute = ?, experiment = ?,"
+                                     " updated_unix_ms = ?, record = ? WHERE name = ?",
+                                     op));
+    st.Bind(1, static_cast<int64_t>(job.status().state()))
+        .Bind(2, job.spec().compute())
+        .Bind(3, job.spec().experiment_name())
+        .Bind(4, NowUnixMs())
+        .BindBlob(5, job.SerializeAsString())
+        .Bind(6, job.spec().name());
+    KT_RETURN_IF_ERROR(st.Run(op));
+    if (db_->Changes() != 1) return NotFoundJob(job.spec().name());
+    return absl::OkStatus();
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace
+
+v1::ComputeTarget DefaultLocalCompute() {
+  v1::ComputeTarget target;
+  target.set_name("local");
+  target.mutable_local();
+  v1::Node* node = target.add_nodes();
+  std::string host = HostName();
+  node->set_name(host);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  node->set_cpu_millicores(static_cast<int64_t>(cpus > 0 ? cpus : 1) * 1000);
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGE_SIZE);
+  node->set_memory_bytes(pages > 0 && page_size > 0
+                             ? static_cast<int64_t>(pages) * static_cast<int64_t>(page_size)
+                             : 0);
+  (*node->mutable_labels())["kubernetes.io/hostname"] = host;
+  return target;
+}
+
+std::string DefaultWorkspacePath() {
+  const char* env = std::getenv("KUBETRAIN_WORKSPACE");
+  if (env != nullptr && env[0] != '\0') return env;
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') return absl::StrCat(home, "/.kubetrain");
+  return ".kubetrain";
+}
+
+absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path) {
+  KT_RETURN_IF_ERROR(MakeDirs(path));
+  std::string db_path = absl::StrCat(path, "/workspace.db");
+  KT_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(db_path, kBusyTimeoutMs));
+  auto workspace = std::make_unique<EmbeddedWorkspace>(std::move(db));
+  KT_RETURN_IF_ERROR(workspace->Init());
+  return workspace;
+}
+
+}  // namespace kubetrain::storage
