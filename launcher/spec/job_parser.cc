@@ -330,8 +330,9 @@ std::string ResolveDataPath(ParseContext& c, const YAML::Node& node, absl::strin
     c.reader.Error(node, field,
                    absl::StrCat("\"", path, "\" is an Azure ML data asset; kubetrain has no asset "
                                 "registry"),
-                   absl::StrCat("point it at the data instead, e.g. --set ", field,
-                                "=<local folder, azureml://datastores/... or https://...>"));
+                   absl::StrCat("point it at the data instead, e.g. --set '", field,
+                                "={type: uri_folder, path: <local folder, azureml://datastores/... "
+                                "or https://...>}'"));
     return path;
   }
   if (IsRemoteUri(path)) return path;
