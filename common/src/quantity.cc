@@ -169,18 +169,12 @@ std::string FormatMillicores(int64_t millicores) {
 
 std::string FormatBytes(int64_t bytes) {
   static constexpr const char* kSuffixes[] = {"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
-  if (bytes == 0) return "0";
-  int exact = -1;
-  for (int k = 0; k < 6; ++k) {
-    int64_t unit = int64_t{1} << (10 * (k + 1));
-    if (bytes % unit == 0) exact = k;
-  }
-  if (exact >= 0) return absl::StrCat(bytes >> (10 * (exact + 1)), kSuffixes[exact]);
   for (int k = 5; k >= 0; --k) {
-    double unit = static_cast<double>(int64_t{1} << (10 * (k + 1)));
-    if (static_cast<double>(bytes) >= unit) {
-      return absl::StrFormat("%.1f%s", static_cast<double>(bytes) / unit, kSuffixes[k]);
-    }
+    int64_t unit = int64_t{1} << (10 * (k + 1));
+    if (bytes < unit) continue;
+    if (bytes % unit == 0) return absl::StrCat(bytes / unit, kSuffixes[k]);
+    return absl::StrFormat("%.1f%s", static_cast<double>(bytes) / static_cast<double>(unit),
+                           kSuffixes[k]);
   }
   return absl::StrCat(bytes);
 }

@@ -9,9 +9,14 @@
 #ifndef KUBETRAIN_LAUNCHER_CLI_CLI_H_
 #define KUBETRAIN_LAUNCHER_CLI_CLI_H_
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "kubetrain/storage/workspace.h"
+#include "kubetrain/v1/compute.pb.h"
 
 namespace kubetrain::cli {
 
@@ -33,6 +38,17 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+
+// Opens the workspace the flags name (a directory; default ~/.kubetrain).
+absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags);
+
+// The workspace's compute targets, with `local` (this machine as one node) when none was attached
+// under that name.
+absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets(storage::Workspace& workspace);
+
+// One compute target by name (from LoadComputeTargets). NotFound lists the attached ones.
+absl::StatusOr<v1::ComputeTarget> FindComputeTarget(storage::Workspace& workspace,
+                                                    const std::string& name);
 
 // For commands whose issue has not landed: prints "kubetrain <what>: not implemented yet" to
 // stderr and returns kExitUsage.

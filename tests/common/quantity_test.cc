@@ -96,7 +96,8 @@ TEST(QuantityFormatTest, PrintsLikeKubernetes) {
   EXPECT_EQ(FormatMillicores(2000), "2");
   EXPECT_EQ(FormatMillicores(1500), "1500m");
   EXPECT_EQ(FormatBytes(2 * kGi), "2Gi");
-  EXPECT_EQ(FormatBytes(1536 * kMi), "1536Mi");
+  EXPECT_EQ(FormatBytes(1536 * kMi), "1.5Gi");
+  EXPECT_EQ(FormatBytes(512 * kMi), "512Mi");
   EXPECT_EQ(FormatBytes(kGi + kGi / 2 + 1), "1.5Gi");
   EXPECT_EQ(FormatBytes(1000), "1000");
 }

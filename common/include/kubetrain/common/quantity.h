@@ -36,8 +36,8 @@ absl::StatusOr<ParsedQuantity> ParseQuantity(absl::string_view text);
 // Formats millicores the way Kubernetes prints them: "500m", "2", "1500m".
 std::string FormatMillicores(int64_t millicores);
 
-// Formats bytes with the largest binary suffix that divides them exactly or, failing that, with
-// one decimal: "2Gi", "1536Mi", "1.5Gi" (approximate, for messages only).
+// Formats bytes with the largest binary suffix not above them, exactly when it divides them and
+// otherwise with one decimal: "2Gi", "512Mi", "1.5Gi" (approximate, for messages and tables).
 std::string FormatBytes(int64_t bytes);
 
 }  // namespace kubetrain::common
