@@ -265,6 +265,42 @@ TEST_F(WorkspaceTest, UpdateJobIsAtomicAcrossProcesses) {
   EXPECT_EQ(ws->GetJob("counter")->supervisor_pid(), kProcesses * kIncrements);
 }
 
+TEST_F(WorkspaceTest, SeveralProcessesOpenAFreshWorkspaceAtOnce) {
+  constexpr int kProcesses = 4;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto ws = OpenEmbeddedWorkspace(dir_);
+      if (!ws.ok()) _exit(2);
+      for (int i = 0; i < 20; ++i) {
+        if (!(*ws)->CreateJob(Job("p" + std::to_string(p) + "-" + std::to_string(i))).ok()) {
+          _exit(3);
+        }
+        if (!(*ws)->AppendLogs({Line("shared", 0, p, p, i, i, "x")}).ok()) _exit(4);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  auto ws = Open();
+  ASSERT_NE(ws, nullptr);
+  auto jobs = ws->ListJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->size(), 80u);
+  for (size_t i = 1; i < jobs->size(); ++i) {
+    EXPECT_GT((*jobs)[i].submit_sequence(), (*jobs)[i - 1].submit_sequence());
+  }
+  EXPECT_EQ(ws->ReadLogs({.job = "shared"})->lines.size(), 80u);
+}
+
 TEST_F(WorkspaceTest, UpdateInstanceStatusReplacesOneInstance) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
