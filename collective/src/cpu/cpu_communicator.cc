@@ -1,0 +1,288 @@
+#include "cpu_communicator.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "kubetrain/common/status_macros.h"
+#include "spdlog/spdlog.h"
+#include "../net.h"
+#include "../rendezvous.h"
+#include "shm_transport.h"
+#include "tcp_transport.h"
+
+namespace kubetrain::collective_internal {
+namespace {
+
+using collective::Backend;
+using collective::CommunicatorOptions;
+using collective::CompletionWork;
+using collective::CpuTransport;
+using collective::MakeCompletedWork;
+using collective::MemoryKind;
+using collective::Work;
+
+// World size 1: every collective is a local copy.
+class LocalTransport : public CpuTransportImpl {
+ public:
+  const char* name() const override { return "local"; }
+  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                         absl::Time) override {
+    if (send != recv) std::memcpy(recv, send, count * collective::DataTypeSize(type));
+    return absl::OkStatus();
+  }
+  absl::Status Broadcast(const void* send, void* recv, size_t count, DataType type, int,
+                         absl::Time) override {
+    if (send != recv) std::memcpy(recv, send, count * collective::DataTypeSize(type));
+    return absl::OkStatus();
+  }
+  absl::Status AllGather(const void* send, void* recv, size_t count, DataType type,
+                         absl::Time) override {
+    if (send != recv) std::memcpy(recv, send, count * collective::DataTypeSize(type));
+    return absl::OkStatus();
+  }
+  absl::Status ReduceScatter(const void* send, void* recv, size_t count, DataType type, ReduceOp,
+                             absl::Time) override {
+    if (send != recv) std::memcpy(recv, send, count * collective::DataTypeSize(type));
+    return absl::OkStatus();
+  }
+  absl::Status Barrier(absl::Time) override { return absl::OkStatus(); }
+  void Abort(const absl::Status&) override {}
+};
+
+std::string Sanitize(absl::string_view s) {
+  std::string out;
+  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+  return out.substr(0, 64);
+}
+
+class CpuCommunicator : public collective::Communicator {
+ public:
+  CpuCommunicator(const CommunicatorOptions& options, Rendezvous rendezvous,
+                  std::unique_ptr<CpuTransportImpl> transport)
+      : options_(options), rendezvous_(std::move(rendezvous)), transport_(std::move(transport)) {
+    worker_ = std::thread([this] { Loop(); });
+  }
+
+  ~CpuCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+
+  int rank() const override { return options_.rank; }
+  int world_size() const override { return options_.world_size; }
+  Backend backend() const override { return Backend::kCpu; }
+  MemoryKind memory_kind() const override { return MemoryKind::kHost; }
+  absl::Status health() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return broken_;
+  }
+  const char* transport_name() const { return transport_->name(); }
+
+  std::shared_ptr<Work> AllReduce(const void* send, void* recv, size_t count, DataType type,
+                                  ReduceOp op) override {
+    if (count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("AllReduce");
+    return Enqueue([=, this](absl::Time deadline) {
+      return transport_->AllReduce(send, recv, count, type, op, deadline);
+    });
+  }
+
+  std::shared_ptr<Work> Broadcast(const void* send, void* recv, size_t count, DataType type,
+                                  int root) override {
+    if (root < 0 || root >= world_size()) {
+      return MakeCompletedWork(absl::InvalidArgumentError(
+          absl::StrCat("Broadcast root ", root, " is outside [0, ", world_size(), ")")));
+    }
+    if (count > 0 && (recv == nullptr || (rank() == root && send == nullptr))) {
+      return NullBuffer("Broadcast");
+    }
+    return Enqueue([=, this](absl::Time deadline) {
+      return transport_->Broadcast(send, recv, count, type, root, deadline);
+    });
+  }
+
+  std::shared_ptr<Work> AllGather(const void* send, void* recv, size_t send_count,
+                                  DataType type) override {
+    if (send_count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("AllGather");
+    return Enqueue([=, this](absl::Time deadline) {
+      return transport_->AllGather(send, recv, send_count, type, deadline);
+    });
+  }
+
+  std::shared_ptr<Work> ReduceScatter(const void* send, void* recv, size_t recv_count,
+                                      DataType type, ReduceOp op) override {
+    if (recv_count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("ReduceScatter");
+    return Enqueue([=, this](absl::Time deadline) {
+      return transport_->ReduceScatter(send, recv, recv_count, type, op, deadline);
+    });
+  }
+
+  std::shared_ptr<Work> Barrier() override {
+    return Enqueue([this](absl::Time deadline) { return transport_->Barrier(deadline); });
+  }
+
+ private:
+  struct Task {
+    std::function<absl::Status(absl::Time)> fn;
+    std::shared_ptr<CompletionWork> work;
+  };
+
+  std::shared_ptr<Work> NullBuffer(absl::string_view op) {
+    return MakeCompletedWork(
+        absl::InvalidArgumentError(absl::StrCat(op, ": null buffer with a non-zero count")));
+  }
+
+  std::shared_ptr<Work> Enqueue(std::function<absl::Status(absl::Time)> fn) {
+    auto work = std::make_shared<CompletionWork>();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(Task{std::move(fn), work});
+    }
+    cv_.notify_one();
+    return work;
+  }
+
+  void Loop() {
+    while (true) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      absl::Status broken = health();
+      if (!broken.ok()) {
+        task.work->Complete(broken);
+        continue;
+      }
+      absl::Status status = task.fn(absl::Now() + options_.timeout);
+      if (!status.ok()) {
+        spdlog::error("[job={} rank={}] cpu collective failed: {}", options_.job, rank(),
+                      status.ToString());
+        transport_->Abort(status);
+        std::lock_guard<std::mutex> lock(mu_);
+        broken_ = absl::Status(status.code(), absl::StrCat("communicator is broken: ",
+                                                           status.message()));
+      }
+      task.work->Complete(std::move(status));
+    }
+  }
+
+  const CommunicatorOptions options_;
+  Rendezvous rendezvous_;
+  std::unique_ptr<CpuTransportImpl> transport_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool stopping_ = false;
+  absl::Status broken_;
+  std::thread worker_;
+};
+
+struct PeerInfo {
+  std::string host;
+  std::string address;
+  int port = 0;
+  int pid = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
+    const CommunicatorOptions& options) {
+  KT_RETURN_IF_ERROR(ValidateOptions(options));
+  const int rank = options.rank, world = options.world_size;
+  if (world == 1) {
+    return std::make_unique<CpuCommunicator>(options, Rendezvous{},
+                                             std::make_unique<LocalTransport>());
+  }
+  const absl::Time deadline = absl::Now() + options.timeout;
+  KT_ASSIGN_OR_RETURN(Rendezvous rv, StartRendezvous(options));
+  collective::TcpStoreClient* store = rv.client.get();
+  const std::string prefix = absl::StrCat(options.store_prefix, "/cpu");
+
+  int listen_port = 0;
+  KT_ASSIGN_OR_RETURN(int listen_fd, Listen(0, &listen_port));
+  char hostname[256] = {0};
+  gethostname(hostname, sizeof(hostname) - 1);
+  const std::string my_address = rank == 0 ? options.master_addr : store->local_address();
+  absl::Status set = store->Set(absl::StrCat(prefix, "/rank/", rank),
+                                absl::StrCat(hostname, "\t", my_address, "\t", listen_port, "\t",
+                                             getpid()));
+  if (!set.ok()) {
+    CloseFd(listen_fd);
+    return set;
+  }
+  std::vector<PeerInfo> peers(world);
+  for (int r = 0; r < world; ++r) {
+    absl::StatusOr<std::string> v =
+        store->Get(absl::StrCat(prefix, "/rank/", r), /*wait=*/true, deadline - absl::Now());
+    if (!v.ok()) {
+      CloseFd(listen_fd);
+      return absl::Status(v.status().code(), absl::StrCat("rank ", rank, " waiting for rank ", r,
+                                                          " to join: ", v.status().message()));
+    }
+    std::vector<std::string> parts = absl::StrSplit(*v, '\t');
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &peers[r].port) ||
+        !absl::SimpleAtoi(parts[3], &peers[r].pid)) {
+      CloseFd(listen_fd);
+      return absl::InternalError(absl::StrCat("malformed rendezvous entry for rank ", r));
+    }
+    peers[r].host = parts[0];
+    peers[r].address = parts[1];
+  }
+  const bool one_node = std::all_of(peers.begin(), peers.end(),
+                                    [&](const PeerInfo& p) { return p.host == peers[0].host; });
+  bool use_shm = one_node && options.cpu_transport != CpuTransport::kTcp;
+  if (options.cpu_transport == CpuTransport::kShm && !one_node) {
+    CloseFd(listen_fd);
+    return absl::FailedPreconditionError(
+        "cpu_transport=shm but the ranks are on different hosts; use auto or tcp");
+  }
+
+  std::unique_ptr<CpuTransportImpl> transport;
+  if (use_shm) {
+    CloseFd(listen_fd);
+    ShmTransportOptions so;
+    so.rank = rank;
+    so.world_size = world;
+    so.slot_bytes = options.cpu_shm_slot_bytes / 64 * 64;
+    so.key_prefix = prefix;
+    so.segment_name = absl::StrCat("/kubetrain-", Sanitize(options.job), "-", options.master_port,
+                                   "-", peers[0].pid, "-", Sanitize(options.store_prefix));
+    KT_ASSIGN_OR_RETURN(transport, CreateShmTransport(so, store, deadline));
+  } else {
+    TcpTransportOptions to;
+    to.rank = rank;
+    to.world_size = world;
+    to.chunk_bytes = options.cpu_tcp_chunk_bytes;
+    to.key_prefix = prefix;
+    to.listen_fd = listen_fd;
+    for (const PeerInfo& p : peers) to.peers.push_back(TcpPeer{p.address, p.port});
+    KT_ASSIGN_OR_RETURN(transport, CreateTcpTransport(to, store, deadline));
+  }
+  KT_RETURN_IF_ERROR(store->Barrier(absl::StrCat(prefix, "/ready"), world, deadline - absl::Now()));
+  if (rank == 0) {
+    spdlog::info("[job={} rank=0] cpu communicator up: {} ranks, transport {}", options.job, world,
+                 transport->name());
+  }
+  return std::make_unique<CpuCommunicator>(options, std::move(rv), std::move(transport));
+}
+
+}  // namespace kubetrain::collective_internal
