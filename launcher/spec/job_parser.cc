@@ -354,7 +354,7 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     std::string name = it->first.Scalar();
     std::string field = Field("inputs", name);
-    const YAML::Node& value = it->second;
+    YAML::Node value = it->second;  // a copy: `it->` returns a temporary proxy
     v1::JobInput input;
     c.Remember(it->first, field);
     if (value.IsScalar()) {
@@ -407,7 +407,7 @@ void ParseOutputs(ParseContext& c, const YAML::Node& node) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     std::string name = it->first.Scalar();
     std::string field = Field("outputs", name);
-    const YAML::Node& value = it->second;
+    YAML::Node value = it->second;  // a copy: `it->` returns a temporary proxy
     v1::JobOutput output;
     output.set_type(v1::DATA_TYPE_URI_FOLDER);
     c.Remember(it->first, field);

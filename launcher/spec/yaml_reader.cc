@@ -96,7 +96,7 @@ void YamlReader::CheckKeys(const YAML::Node& node, absl::string_view prefix,
                            const std::vector<std::string>& known,
                            const std::vector<std::string>& ignored) {
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    YAML::Node key = it->first;  // a copy: `it->` returns a temporary proxy
     if (!key.IsScalar()) {
       Error(key, prefix, absl::StrCat("keys must be plain names, found ", Describe(key)));
       continue;

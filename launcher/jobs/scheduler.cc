@@ -1,0 +1,38 @@
+#include "launcher/jobs/scheduler.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "launcher/placement/placement.h"
+
+namespace kubetrain::jobs {
+
+bool IsActive(v1::JobState s) {
+  return s == v1::JOB_STATE_QUEUED || s == v1::JOB_STATE_STARTING || s == v1::JOB_STATE_RUNNING;
+}
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELED;
+}
+
+absl::StatusOr<v1::Placement> TryStart(const std::vector<v1::JobRecord>& all_jobs,
+                                       const v1::JobRecord& job, const v1::ComputeTarget& target,
+                                       const v1::InstanceType& type,
+                                       const std::function<bool(const v1::JobRecord&)>& alive) {
+  std::vector<v1::Placement> held;
+  for (const v1::JobRecord& other : all_jobs) {
+    if (other.spec().name() == job.spec().name() || other.spec().compute() != target.name()) {
+      continue;
+    }
+    v1::JobState state = other.status().state();
+    if (state == v1::JOB_STATE_QUEUED && other.submit_sequence() < job.submit_sequence()) {
+      return absl::UnavailableError(absl::StrCat("waiting for earlier job \"", other.spec().name(),
+                                                 "\" to start first (queue order)"));
+    }
+    if ((state == v1::JOB_STATE_STARTING || state == v1::JOB_STATE_RUNNING) && alive(other)) {
+      held.push_back(other.placement());
+    }
+  }
+  return placement::PlaceGang(target, type, job.spec().resources().instance_count(), held);
+}
+
+}  // namespace kubetrain::jobs

@@ -1,0 +1,44 @@
+// Fuzzes the user-file parsers: the job YAML (with and without --set overrides), InstanceType /
+// InstanceTypeList YAML, and the local virtual-node list. The first byte picks the parser; the rest
+// is the file. Any crash, sanitizer report, leak or hang is a bug: every input must end in a
+// JobSpec or in diagnostics.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "launcher/compute/instance_types.h"
+#include "launcher/compute/nodes.h"
+#include "launcher/spec/job_parser.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const uint8_t selector = data[0];
+  std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
+  switch (selector % 4) {
+    case 0: {
+      auto r = kubetrain::spec::ParseJobYaml(text, "/fuzz/job.yml");
+      (void)r.diagnostics.Format();
+      break;
+    }
+    case 1: {
+      // The first line is a --set override, the rest the file.
+      size_t nl = text.find('\n');
+      std::string override = text.substr(0, nl == std::string::npos ? text.size() : nl);
+      std::string body = nl == std::string::npos ? "" : text.substr(nl + 1);
+      auto r = kubetrain::spec::ParseJobYaml(body, "/fuzz/job.yml", {{override}});
+      (void)r.diagnostics.Format();
+      break;
+    }
+    case 2: {
+      auto r = kubetrain::compute::ParseInstanceTypesYaml(text, "/fuzz/it.yml");
+      (void)r.diagnostics.Format();
+      break;
+    }
+    default: {
+      auto r = kubetrain::compute::ParseNodesYaml(text, "/fuzz/nodes.yml");
+      (void)r.diagnostics.Format();
+      break;
+    }
+  }
+  return 0;
+}
