@@ -26,7 +26,7 @@ TEST(ReporterTest, SendsInBatchesOfFlushLines) {
   EXPECT_EQ(reporter.buffered(), 5u);
   ASSERT_TRUE(reporter.Flush().ok());
   ASSERT_EQ(sink.lines().size(), 25u);
-  const v1::LogLine& l = sink.lines()[7];
+  const v1::LogLine l = sink.lines()[7];
   EXPECT_EQ(l.job(), "j");
   EXPECT_EQ(l.attempt(), 1);
   EXPECT_EQ(l.instance(), 2);
