@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -76,7 +77,32 @@ class RunState {
   absl::Time kill_deadline_;
   bool status_dirty_ = false;
   std::unique_ptr<OrphanGuard> guard_;  // kills the rank groups if this agent dies abruptly
+  std::set<pid_t> guarded_;             // process groups registered with the guard
+  absl::Time next_scan_;
+  void GuardNewGroups();
 };
+
+// Registers with the guard every process group our descendants are in: ranks that start their own
+// groups (mpirun puts each rank it forks into its own) are then covered as well.
+void RunState::GuardNewGroups() {
+  if (guard_ == nullptr) return;
+  for (auto it = guarded_.begin(); it != guarded_.end();) {
+    if (!GroupAlive(*it)) {
+      guard_->Remove(*it);
+      it = guarded_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const pid_t own = getpgrp();
+  for (pid_t pid : LiveDescendants()) {
+    if (pid == guard_->pid()) continue;
+    pid_t pgid = getpgid(pid);
+    if (pgid <= 0 || pgid == own || pgid == guard_->pid() || guarded_.count(pgid)) continue;
+    guard_->Add(pgid);
+    guarded_.insert(pgid);
+  }
+}
 
 void RunState::Start(std::vector<RankProcess> specs) {
   for (RankProcess& spec : specs) {
@@ -96,7 +122,10 @@ void RunState::Start(std::vector<RankProcess> specs) {
       return;
     }
     p.child = std::move(*child);
-    if (guard_ != nullptr) guard_->Add(p.child.pid());
+    if (guard_ != nullptr) {
+      guard_->Add(p.child.pid());
+      guarded_.insert(p.child.pid());
+    }
     p.running = true;
     p.state = v1::JOB_STATE_RUNNING;
     p.started_ms = NowMs();
@@ -229,7 +258,10 @@ void RunState::CheckExits() {
       continue;
     }
     SignalGroup(p.child.pid(), SIGKILL);  // leftovers of this rank's group
-    if (guard_ != nullptr) guard_->Remove(p.child.pid());
+    if (guard_ != nullptr) {
+      guard_->Remove(p.child.pid());
+      guarded_.erase(p.child.pid());
+    }
     int wstatus = 0;
     while (waitpid(p.child.pid(), &wstatus, 0) < 0 && errno == EINTR) {
     }
@@ -343,6 +375,7 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
                      "warn");
   }
   Start(std::move(specs));
+  next_scan_ = absl::Now() + absl::Milliseconds(100);
   ReportStatus();
 
   std::vector<pollfd> fds;
@@ -366,6 +399,9 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
       }
     }
     const bool running = AnyRunning();
+    if (tearing_down_ && !running && result_.teardown == absl::ZeroDuration()) {
+      result_.teardown = absl::Now() - teardown_start_;
+    }
     const bool pipes_open = fds.size() > (cancel_ != nullptr && cancel_->fd() >= 0 ? 1u : 0u);
     if (!running) {
       if (!pipes_open) break;
@@ -414,11 +450,15 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
       }
       killed_ = true;
     }
+    if (absl::Now() >= next_scan_) {
+      GuardNewGroups();
+      next_scan_ = absl::Now() + absl::Milliseconds(500);
+    }
     if (status_dirty_) ReportStatus();
     reporter_->MaybeFlush();
   }
   if (tearing_down_) {
-    result_.teardown = absl::Now() - teardown_start_;
+    if (result_.teardown == absl::ZeroDuration()) result_.teardown = absl::Now() - teardown_start_;
     reporter_->Agent(absl::StrCat("all processes stopped ",
                                   absl::FormatDuration(result_.teardown), " after the teardown began"));
   }

@@ -351,6 +351,73 @@ TEST(RunAgentMpiTest, FailingMpiRankIsNamed) {
   std::printf("mpi failure reported as: %s\n", result.message.c_str());
 }
 
+// Waits until every rank in `ranks` logged "pid N" and returns rank → N.
+std::map<int, pid_t> LoggedPids(const MemorySink& sink, int ranks) {
+  std::map<int, pid_t> pids;
+  for (int i = 0; i < 500 && static_cast<int>(pids.size()) < ranks; ++i) {
+    for (const v1::LogLine& l : sink.lines()) {
+      int pid = 0;
+      if (l.rank() >= 0 && l.text().rfind("pid ", 0) == 0 &&
+          absl::SimpleAtoi(l.text().substr(4), &pid)) {
+        pids[l.rank()] = pid;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pids;
+}
+
+TEST(RunAgentMpiTest, SigkilledMpiRankFailsTheInstanceInUnderTwoSeconds) {
+  if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
+  TempDir dir;
+  v1::InstanceLaunch launch =
+      Plan(dir, "echo pid $$; sleep 30", "type: TYPE_MPI process_count_per_instance: 2", 2, 0);
+  MemorySink sink;
+  CancelToken cancel;
+  std::map<int, pid_t> pids;
+  absl::Time killed_at;
+  std::thread killer([&] {
+    pids = LoggedPids(sink, 4);
+    if (pids.size() != 4) return;
+    killed_at = absl::Now();
+    kill(pids[1], SIGKILL);
+  });
+  AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
+  const absl::Duration all_gone = absl::Now() - killed_at;
+  killer.join();
+  ASSERT_EQ(pids.size(), 4u);
+  std::printf("mpi rank SIGKILL -> all ranks gone: %.1f ms\n", absl::ToDoubleMilliseconds(all_gone));
+  EXPECT_LT(all_gone, absl::Seconds(2));
+  EXPECT_EQ(result.exit_code, kExitRankFailed);
+  EXPECT_EQ(result.supervisor.failed_rank, 1);
+  EXPECT_EQ(result.supervisor.signal, SIGKILL);
+  EXPECT_THAT(result.message, HasSubstr("rank 1 was killed by SIGKILL"));
+  for (const auto& [rank, pid] : pids) EXPECT_FALSE(PidAlive(pid)) << "rank " << rank;
+  EXPECT_THAT(LiveDescendants(), ::testing::IsEmpty());
+}
+
+TEST(RunAgentMpiTest, CancelStopsMpirunAndEveryRank) {
+  if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
+  TempDir dir;
+  v1::InstanceLaunch launch =
+      Plan(dir, "echo pid $$; sleep 30", "type: TYPE_MPI process_count_per_instance: 2", 2, 0);
+  MemorySink sink;
+  CancelToken cancel;
+  std::map<int, pid_t> pids;
+  std::thread canceller([&] {
+    pids = LoggedPids(sink, 4);
+    cancel.Request(SIGTERM);
+  });
+  auto start = absl::Now();
+  AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
+  canceller.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(result.exit_code, kExitCanceledBase + SIGTERM);
+  ASSERT_EQ(pids.size(), 4u);
+  for (const auto& [rank, pid] : pids) EXPECT_FALSE(PidAlive(pid)) << "rank " << rank;
+  EXPECT_THAT(LiveDescendants(), ::testing::IsEmpty());
+}
+
 // --- the kubetrain-worker binary ----------------------------------------------------------------
 
 struct Agent {
@@ -443,6 +510,38 @@ TEST(WorkerBinaryTest, RanksAndTheirChildrenDieWithAKilledAgent) {
   // The ranks were reparented (to us, a subreaper after earlier tests, or to init) and got
   // SIGKILL from PR_SET_PDEATHSIG.
   for (int i = 0; i < 100; ++i) {
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    bool any = false;
+    for (const auto& [rank, pid] : pids) any = any || PidAlive(pid);
+    if (!any) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const auto& [rank, pid] : pids) EXPECT_FALSE(PidAlive(pid)) << "rank " << rank;
+}
+
+TEST(WorkerBinaryTest, MpiRanksDieWithAKilledAgent) {
+  if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
+  TempDir dir;
+  // mpirun dies by PDEATHSIG; the ranks it forked sit in process groups of their own, which the
+  // agent registered with its orphan guard.
+  v1::InstanceLaunch launch =
+      Plan(dir, "echo pid $$; sleep 30", "type: TYPE_MPI process_count_per_instance: 2", 2, 0);
+  Agent agent = StartBinary(dir, launch, {"--no-workspace"});
+  std::map<int, pid_t> pids;
+  std::regex line(R"(\[rank (\d+)\] pid (\d+))");
+  for (int i = 0; i < 500 && pids.size() < 4; ++i) {
+    std::string text = ReadFile(agent.stderr_path);
+    for (std::sregex_iterator it(text.begin(), text.end(), line), end; it != end; ++it) {
+      pids[std::stoi((*it)[1])] = std::stoi((*it)[2]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(pids.size(), 4u) << ReadFile(agent.stderr_path);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the agent's group scan
+  kill(agent.pid, SIGKILL);
+  EXPECT_EQ(WaitExit(agent.pid), 128 + SIGKILL);
+  for (int i = 0; i < 200; ++i) {
     while (waitpid(-1, nullptr, WNOHANG) > 0) {
     }
     bool any = false;
