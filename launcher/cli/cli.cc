@@ -3,11 +3,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 #include "kubetrain/common/logging.h"
-#include "launcher/compute/nodes.h"
 
 namespace kubetrain::cli {
 
@@ -19,28 +16,6 @@ int NotImplemented(const std::string& what) {
 absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags) {
   std::string path = flags.workspace.empty() ? storage::DefaultWorkspacePath() : flags.workspace;
   return storage::OpenEmbeddedWorkspace(path);
-}
-
-absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets(storage::Workspace& workspace) {
-  absl::StatusOr<std::vector<v1::ComputeTarget>> targets = workspace.ListComputes();
-  if (!targets.ok()) return targets.status();
-  bool has_local = false;
-  for (const v1::ComputeTarget& t : *targets) has_local |= t.name() == "local";
-  if (!has_local) targets->insert(targets->begin(), compute::DefaultLocalCompute());
-  return targets;
-}
-
-absl::StatusOr<v1::ComputeTarget> FindComputeTarget(storage::Workspace& workspace,
-                                                    const std::string& name) {
-  absl::StatusOr<std::vector<v1::ComputeTarget>> targets = LoadComputeTargets(workspace);
-  if (!targets.ok()) return targets.status();
-  std::vector<std::string> names;
-  for (v1::ComputeTarget& t : *targets) {
-    if (t.name() == name) return std::move(t);
-    names.push_back(t.name());
-  }
-  return absl::NotFoundError(absl::StrCat("no compute target named \"", name, "\" (attached: ",
-                                          absl::StrJoin(names, ", "), ")"));
 }
 
 int RunCli(int argc, char** argv) {

@@ -9,6 +9,7 @@
 #include "launcher/cli/cli.h"
 #include "launcher/cli/job_view.h"
 #include "launcher/cli/output.h"
+#include "launcher/compute/targets.h"
 #include "launcher/compute/resolve.h"
 #include "launcher/spec/job_parser.h"
 
@@ -30,7 +31,7 @@ int Validate(const GlobalFlags& global, const JobFlags& f) {
   if (!parsed.diagnostics.has_errors()) {
     auto ws = OpenWorkspace(global);
     if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-    auto targets = LoadComputeTargets(**ws);
+    auto targets = compute::LoadComputeTargets(**ws);
     if (!targets.ok()) return PrintError(targets.status()), kExitFailure;
     resolved = compute::ResolveJob(parsed.spec, *targets, parsed.diagnostics);
   }
