@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +198,64 @@ void SignalGroup(pid_t pgid, int signal) {
 bool GroupAlive(pid_t pgid) {
   if (pgid <= 0) return false;
   return kill(-pgid, 0) == 0 || errno == EPERM;
+}
+
+absl::StatusOr<std::unique_ptr<OrphanGuard>> OrphanGuard::Start() {
+  // A socket rather than a pipe: send(MSG_NOSIGNAL) cannot raise SIGPIPE if the guard is gone.
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return absl::ErrnoToStatus(errno, "orphan guard: socketpair");
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(fds[0]), close(fds[1]);
+    return absl::ErrnoToStatus(e, "orphan guard: fork");
+  }
+  if (pid == 0) {
+    // The guard: only async-signal-safe calls from here on.
+    setpgid(0, 0);
+    close(fds[1]);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE}) signal(s, SIG_IGN);
+    constexpr int kMax = 4096;
+    pid_t groups[kMax];
+    int count = 0;
+    int32_t value;
+    while (true) {
+      ssize_t n = read(fds[0], &value, sizeof(value));
+      if (n < 0 && errno == EINTR) continue;
+      if (n != static_cast<ssize_t>(sizeof(value))) break;  // EOF: the agent is gone
+      if (value == 0) _exit(0);                              // the agent is done: nothing to do
+      if (value > 0 && count < kMax) {
+        groups[count++] = value;
+      } else if (value < 0) {
+        for (int i = 0; i < count; ++i) {
+          if (groups[i] == -value) groups[i] = groups[--count];
+        }
+      }
+    }
+    for (int i = 0; i < count; ++i) kill(-groups[i], SIGKILL);
+    _exit(0);
+  }
+  close(fds[0]);
+  return std::unique_ptr<OrphanGuard>(new OrphanGuard(pid, fds[1]));
+}
+
+void OrphanGuard::Send(int32_t value) {
+  if (fd_ < 0) return;
+  ssize_t ignored = send(fd_, &value, sizeof(value), MSG_NOSIGNAL);
+  (void)ignored;
+}
+
+void OrphanGuard::Add(pid_t pgid) { Send(pgid); }
+void OrphanGuard::Remove(pid_t pgid) { Send(-pgid); }
+
+OrphanGuard::~OrphanGuard() {
+  Send(0);
+  close(fd_);
+  fd_ = -1;
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 std::vector<pid_t> LiveDescendants() {

@@ -14,7 +14,9 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,34 @@ void SignalGroup(pid_t pgid, int signal);
 
 // Whether any process is still in group `pgid` (kill(-pgid, 0)).
 bool GroupAlive(pid_t pgid);
+
+// OrphanGuard: a small helper process that outlives the agent only to SIGKILL the ranks' process
+// groups if the agent dies without tearing them down (SIGKILL, OOM kill, crash). PDEATHSIG covers a
+// rank's first process; the guard covers the rest of its group (the processes a rank's shell
+// forked). The agent registers each rank's pgid (Add) and unregisters it once the group is gone
+// (Remove); destroying the guard tells it to exit without killing anything. The guard runs in its
+// own process group (so a kill of the agent's group does not take it along) and exits as soon as
+// the agent is gone or done.
+//
+// Ownership: owns the helper process and its pipe. Thread-safety: one thread.
+class OrphanGuard {
+ public:
+  // Forks the guard. Call before spawning ranks.
+  static absl::StatusOr<std::unique_ptr<OrphanGuard>> Start();
+  ~OrphanGuard();
+  OrphanGuard(const OrphanGuard&) = delete;
+  OrphanGuard& operator=(const OrphanGuard&) = delete;
+
+  void Add(pid_t pgid);
+  void Remove(pid_t pgid);
+  pid_t pid() const { return pid_; }
+
+ private:
+  OrphanGuard(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  void Send(int32_t value);
+  pid_t pid_;
+  int fd_;
+};
 
 // The pids of all living descendants of this process (children, grandchildren, ...), from /proc.
 std::vector<pid_t> LiveDescendants();

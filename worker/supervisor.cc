@@ -75,6 +75,7 @@ class RunState {
   absl::Time teardown_start_;
   absl::Time kill_deadline_;
   bool status_dirty_ = false;
+  std::unique_ptr<OrphanGuard> guard_;  // kills the rank groups if this agent dies abruptly
 };
 
 void RunState::Start(std::vector<RankProcess> specs) {
@@ -95,6 +96,7 @@ void RunState::Start(std::vector<RankProcess> specs) {
       return;
     }
     p.child = std::move(*child);
+    if (guard_ != nullptr) guard_->Add(p.child.pid());
     p.running = true;
     p.state = v1::JOB_STATE_RUNNING;
     p.started_ms = NowMs();
@@ -227,6 +229,7 @@ void RunState::CheckExits() {
       continue;
     }
     SignalGroup(p.child.pid(), SIGKILL);  // leftovers of this rank's group
+    if (guard_ != nullptr) guard_->Remove(p.child.pid());
     int wstatus = 0;
     while (waitpid(p.child.pid(), &wstatus, 0) < 0 && errno == EINTR) {
     }
@@ -331,6 +334,14 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
     ReportStatus();
     return std::move(result_);
   }
+  if (absl::StatusOr<std::unique_ptr<OrphanGuard>> guard = OrphanGuard::Start(); guard.ok()) {
+    guard_ = std::move(*guard);
+  } else {
+    reporter_->Agent(absl::StrCat("no orphan guard (", guard.status().message(),
+                                  "); if this agent is killed, processes its ranks forked may "
+                                  "survive"),
+                     "warn");
+  }
   Start(std::move(specs));
   ReportStatus();
 
@@ -411,6 +422,7 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
     reporter_->Agent(absl::StrCat("all processes stopped ",
                                   absl::FormatDuration(result_.teardown), " after the teardown began"));
   }
+  guard_.reset();  // every group is gone: the guard exits without killing
   SweepOrphans();
   for (Proc& p : procs_) {
     p.child.CloseStdout();

@@ -27,10 +27,6 @@ int PollTimeoutMs(absl::Time deadline) {
   return static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
 }
 
-absl::Status Timeout(absl::string_view what, absl::string_view peer) {
-  return absl::DeadlineExceededError(absl::StrCat("timed out ", what, " ", peer));
-}
-
 absl::Status Closed(absl::string_view peer, int err) {
   return absl::UnavailableError(absl::StrCat(
       "connection to ", peer, " closed", err ? absl::StrCat(": ", std::strerror(err)) : "",
@@ -189,8 +185,17 @@ absl::Status SendRecv(int send_fd, const void* send_data, size_t send_len,
       return absl::InternalError(absl::StrCat("poll(): ", std::strerror(errno)));
     }
     if (r == 0 && absl::Now() >= deadline) {
-      if (received < recv_len) return Timeout("receiving from", recv_peer);
-      return Timeout("sending to", send_peer);
+      std::string what;
+      if (received < recv_len) {
+        what = absl::StrCat("receiving from ", recv_peer, " (", received, " of ", recv_len,
+                            " bytes)");
+      }
+      if (sent < send_len) {
+        absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", send_peer, " (",
+                        sent, " of ", send_len, " bytes)");
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat("timed out ", what, "; the peer is stuck or unreachable"));
     }
   }
   return absl::OkStatus();

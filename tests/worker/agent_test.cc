@@ -418,13 +418,26 @@ TEST(WorkerBinaryTest, SigtermCancelsEveryRank) {
   EXPECT_THAT(log, HasSubstr("canceled (SIGTERM)"));
 }
 
-TEST(WorkerBinaryTest, RanksDieWithAKilledAgent) {
+TEST(WorkerBinaryTest, RanksAndTheirChildrenDieWithAKilledAgent) {
   TempDir dir;
-  v1::InstanceLaunch launch =
-      Plan(dir, "sleep 30", "type: TYPE_PYTORCH process_count_per_instance: 2");
+  // Rank 0 is `sleep` itself (bash execs a lone command): PDEATHSIG. Rank 1's shell forks two
+  // sleeps that have no PDEATHSIG: the orphan guard kills its process group.
+  v1::InstanceLaunch launch = Plan(
+      dir, "if [ $LOCAL_RANK = 1 ]; then sleep 30 & echo child $!; sleep 30; else sleep 30; fi",
+      "type: TYPE_PYTORCH process_count_per_instance: 2");
   Agent agent = StartBinary(dir, launch, {"--no-workspace"});
   std::map<int, pid_t> pids = AnnouncedPids(agent, 2);
   ASSERT_EQ(pids.size(), 2u) << ReadFile(agent.stderr_path);
+  std::smatch child;
+  std::string log;
+  for (int i = 0; i < 200; ++i) {
+    log = ReadFile(agent.stderr_path);
+    if (std::regex_search(log, child, std::regex(R"(\[rank 1\] child (\d+))"))) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(child.size() == 2) << log;
+  pids[100] = std::stoi(child[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(agent.pid, SIGKILL);
   EXPECT_EQ(WaitExit(agent.pid), 128 + SIGKILL);
   // The ranks were reparented (to us, a subreaper after earlier tests, or to init) and got

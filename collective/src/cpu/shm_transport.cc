@@ -131,7 +131,9 @@ class ShmTransport : public CpuTransportImpl {
         absl::Time now = absl::Now();
         if (now >= next_liveness) {
           next_liveness = now + absl::Milliseconds(20);
-          if (!ProcessAlive(controls_[p].pid)) {
+          // Re-check the counter: the peer may have arrived and exited since the last load.
+          if (!ProcessAlive(controls_[p].pid) &&
+              arrive.load(std::memory_order_acquire) < target) {
             return absl::UnavailableError(absl::StrCat(
                 "peer rank ", p, " (pid ", controls_[p].pid,
                 ") died during a shared-memory collective on rank ", rank_));

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/status_macros.h"
 #include "../net.h"
@@ -46,13 +48,46 @@ class TcpTransport : public CpuTransportImpl {
   // Adds what other ranks reported to a link failure (see the file comment).
   absl::Status Explain(absl::Status s) {
     if (s.ok()) return s;
+    if (s.code() == absl::StatusCode::kDeadlineExceeded) return ExplainTimeout(std::move(s));
+    // A neighbour that failed first records why before closing its links; give it a moment
+    // (longer after a timeout, since every stuck rank times out at about the same time).
+    const absl::Duration grace = s.code() == absl::StatusCode::kDeadlineExceeded
+                                     ? absl::Seconds(1)
+                                     : absl::Milliseconds(200);
     absl::StatusOr<std::string> abort =
-        store_->Get(absl::StrCat(prefix_, "/abort"), /*wait=*/false);
+        store_->Get(absl::StrCat(prefix_, "/abort"), /*wait=*/true, grace);
     if (!abort.ok()) {
       return absl::Status(s.code(), absl::StrCat("rank ", rank_, ": ", s.message()));
     }
     return absl::Status(s.code(), absl::StrCat("rank ", rank_, ": ", s.message(),
                                                "; first failure: ", *abort));
+  }
+
+  // Every rank that times out publishes whom it was waiting for; following that chain from
+  // our own wait leads to the rank that is not progressing (it never times out itself because
+  // it is not inside this collective).
+  absl::Status ExplainTimeout(absl::Status s) {
+    const int prev = (rank_ + world_ - 1) % world_, next = (rank_ + 1) % world_;
+    const int waiting_for =
+        absl::StrContains(s.message(), "timed out receiving") ? prev : next;
+    (void)store_->Set(absl::StrCat(prefix_, "/waiting/", rank_), absl::StrCat(waiting_for));
+    absl::SleepFor(absl::Seconds(1));  // let the other stuck ranks publish theirs
+    std::vector<bool> seen(world_, false);
+    seen[rank_] = true;
+    int cur = waiting_for;
+    std::string chain = absl::StrCat("rank ", rank_, " -> rank ", cur);
+    while (!seen[cur]) {
+      seen[cur] = true;
+      absl::StatusOr<std::string> v =
+          store_->Get(absl::StrCat(prefix_, "/waiting/", cur), /*wait=*/false);
+      int nxt = -1;
+      if (!v.ok() || !absl::SimpleAtoi(*v, &nxt) || nxt < 0 || nxt >= world_) break;
+      absl::StrAppend(&chain, " -> rank ", nxt);
+      cur = nxt;
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "rank ", rank_, ": ", s.message(), "; waiting chain ", chain, ": rank ", cur,
+        " is not progressing (stuck outside the collective, or calling a different one)"));
   }
 
   // In place on `buf`: afterwards segment `rank_` holds the reduction over all ranks.
