@@ -1,6 +1,8 @@
 #include "launcher/cli/cli.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 
@@ -13,9 +15,28 @@ int NotImplemented(const std::string& what) {
   return kExitUsage;
 }
 
-absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags) {
+std::string WorkspacePath(const GlobalFlags& flags) {
   std::string path = flags.workspace.empty() ? storage::DefaultWorkspacePath() : flags.workspace;
-  return storage::OpenEmbeddedWorkspace(path);
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags) {
+  return storage::OpenEmbeddedWorkspace(WorkspacePath(flags));
+}
+
+std::string SelfPath() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "kubetrain" : self.string();
+}
+
+std::string WorkerPath() {
+  if (const char* env = std::getenv("KUBETRAIN_WORKER"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return (std::filesystem::path(SelfPath()).parent_path() / "kubetrain-worker").string();
 }
 
 int RunCli(int argc, char** argv) {

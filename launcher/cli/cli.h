@@ -42,6 +42,13 @@ void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_cod
 // Opens the workspace the flags name (a directory; default ~/.kubetrain).
 absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags);
 
+// The workspace directory the flags name (default ~/.kubetrain), as an absolute path.
+std::string WorkspacePath(const GlobalFlags& flags);
+
+// This binary, and the kubetrain-worker beside it ($KUBETRAIN_WORKER overrides).
+std::string SelfPath();
+std::string WorkerPath();
+
 // For commands whose issue has not landed: prints "kubetrain <what>: not implemented yet" to
 // stderr and returns kExitUsage.
 int NotImplemented(const std::string& what);
