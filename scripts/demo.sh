@@ -8,7 +8,7 @@ set -euo pipefail
 build="${1:-build}"
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-echo "demo: kubetrain $("$build/launcher/cli/kubetrain" --version | awk '{print $2}') built in $build/"
+echo "demo: kubetrain $("$build/bin/kubetrain" --version | awk '{print $2}') built in $build/"
 echo "demo: running examples/mpi/allreduce.py as 4 MPI ranks on this machine"
 mpirun -np 4 --oversubscribe --bind-to none /usr/bin/python3 examples/mpi/allreduce.py
 echo "demo: all 4 ranks agreed"

@@ -10,6 +10,7 @@
 #ifndef KUBETRAIN_LAUNCHER_BACKENDS_BACKEND_H_
 #define KUBETRAIN_LAUNCHER_BACKENDS_BACKEND_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@ struct LaunchRequest {
   std::string attempt_dir;  // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
   std::string checkpoint_dir;  // persistent across attempts
   absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down
+  int64_t memory_limit_bytes = 0;  // the instance type's memory limit; 0 = none
 };
 
 struct GangResult {

@@ -1,13 +1,12 @@
 #include "launcher/cli/cli.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 #include "kubetrain/common/logging.h"
-#include "launcher/compute/nodes.h"
 
 namespace kubetrain::cli {
 
@@ -16,31 +15,28 @@ int NotImplemented(const std::string& what) {
   return kExitUsage;
 }
 
-absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags) {
+std::string WorkspacePath(const GlobalFlags& flags) {
   std::string path = flags.workspace.empty() ? storage::DefaultWorkspacePath() : flags.workspace;
-  return storage::OpenEmbeddedWorkspace(path);
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
 }
 
-absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets(storage::Workspace& workspace) {
-  absl::StatusOr<std::vector<v1::ComputeTarget>> targets = workspace.ListComputes();
-  if (!targets.ok()) return targets.status();
-  bool has_local = false;
-  for (const v1::ComputeTarget& t : *targets) has_local |= t.name() == "local";
-  if (!has_local) targets->insert(targets->begin(), compute::DefaultLocalCompute());
-  return targets;
+absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags) {
+  return storage::OpenEmbeddedWorkspace(WorkspacePath(flags));
 }
 
-absl::StatusOr<v1::ComputeTarget> FindComputeTarget(storage::Workspace& workspace,
-                                                    const std::string& name) {
-  absl::StatusOr<std::vector<v1::ComputeTarget>> targets = LoadComputeTargets(workspace);
-  if (!targets.ok()) return targets.status();
-  std::vector<std::string> names;
-  for (v1::ComputeTarget& t : *targets) {
-    if (t.name() == name) return std::move(t);
-    names.push_back(t.name());
+std::string SelfPath() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "kubetrain" : self.string();
+}
+
+std::string WorkerPath() {
+  if (const char* env = std::getenv("KUBETRAIN_WORKER"); env != nullptr && *env != '\0') {
+    return env;
   }
-  return absl::NotFoundError(absl::StrCat("no compute target named \"", name, "\" (attached: ",
-                                          absl::StrJoin(names, ", "), ")"));
+  return (std::filesystem::path(SelfPath()).parent_path() / "kubetrain-worker").string();
 }
 
 int RunCli(int argc, char** argv) {

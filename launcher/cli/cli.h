@@ -42,13 +42,12 @@ void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_cod
 // Opens the workspace the flags name (a directory; default ~/.kubetrain).
 absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags);
 
-// The workspace's compute targets, with `local` (this machine as one node) when none was attached
-// under that name.
-absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets(storage::Workspace& workspace);
+// The workspace directory the flags name (default ~/.kubetrain), as an absolute path.
+std::string WorkspacePath(const GlobalFlags& flags);
 
-// One compute target by name (from LoadComputeTargets). NotFound lists the attached ones.
-absl::StatusOr<v1::ComputeTarget> FindComputeTarget(storage::Workspace& workspace,
-                                                    const std::string& name);
+// This binary, and the kubetrain-worker beside it ($KUBETRAIN_WORKER overrides).
+std::string SelfPath();
+std::string WorkerPath();
 
 // For commands whose issue has not landed: prints "kubetrain <what>: not implemented yet" to
 // stderr and returns kExitUsage.

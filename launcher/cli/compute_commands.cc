@@ -11,6 +11,7 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
+#include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/compute/nodes.h"
 #include "yaml-cpp/yaml.h"
@@ -124,7 +125,7 @@ int List(const GlobalFlags& global, const ComputeFlags& f) {
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  auto targets = LoadComputeTargets(**ws);
+  auto targets = compute::LoadComputeTargets(**ws);
   if (!targets.ok()) return PrintError(targets.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
     nlohmann::json all = nlohmann::json::array();
@@ -154,7 +155,7 @@ int Show(const GlobalFlags& global, const ComputeFlags& f) {
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = FindComputeTarget(**ws, f.name);
+  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.name);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
     PrintStructured(ToJson(*target), *format, std::cout);

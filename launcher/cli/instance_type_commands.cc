@@ -9,6 +9,7 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
+#include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
 
 namespace kubetrain::cli {
@@ -34,7 +35,7 @@ int Apply(const GlobalFlags& global, const InstanceTypeFlags& f) {
   }
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = FindComputeTarget(**ws, f.compute);
+  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.compute);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   std::vector<std::string> existing;
   for (const auto& t : target->instance_types()) existing.push_back(t.name());
@@ -53,7 +54,7 @@ int List(const GlobalFlags& global, const InstanceTypeFlags& f) {
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = FindComputeTarget(**ws, f.compute);
+  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.compute);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   std::vector<v1::InstanceType> types = compute::EffectiveInstanceTypes(*target);
   if (*format != OutputFormat::kTable) {
@@ -77,7 +78,7 @@ int Show(const GlobalFlags& global, const InstanceTypeFlags& f) {
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = FindComputeTarget(**ws, f.compute);
+  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.compute);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   absl::StatusOr<v1::InstanceType> t = compute::FindInstanceType(*target, f.name);
   if (!t.ok()) return PrintError(t.status()), kExitFailure;

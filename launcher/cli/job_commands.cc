@@ -1,5 +1,9 @@
 // `kubetrain job ...`: create, validate, show, list, stream, logs, metrics, cancel.
+#include <signal.h>
+
+#include <atomic>
 #include <iostream>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,8 +13,16 @@
 #include "launcher/cli/cli.h"
 #include "launcher/cli/job_view.h"
 #include "launcher/cli/output.h"
+#include "launcher/compute/targets.h"
 #include "launcher/compute/resolve.h"
 #include "launcher/spec/job_parser.h"
+#include "kubetrain/common/logging.h"
+#include "launcher/backends/local/local_backend.h"
+#include "launcher/cli/follow.h"
+#include "launcher/compute/targets.h"
+#include "launcher/jobs/submit.h"
+#include "launcher/jobs/supervisor.h"
+#include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
 namespace {
@@ -22,28 +34,170 @@ struct JobFlags {
   int rank = -1;
 };
 
-int Validate(const GlobalFlags& global, const JobFlags& f) {
-  auto format = ParseOutputFormat(f.output);
-  if (!format.ok()) return PrintError(format.status()), kExitUsage;
+// Parses, resolves and prints diagnostics; nullopt (after printing) when the job is invalid.
+std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
+    storage::Workspace& ws, const JobFlags& f) {
   spec::JobParseResult parsed = spec::ParseJobFile(f.file, {f.sets});
   std::optional<compute::ResolvedJob> resolved;
   if (!parsed.diagnostics.has_errors()) {
-    auto ws = OpenWorkspace(global);
-    if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-    auto targets = LoadComputeTargets(**ws);
-    if (!targets.ok()) return PrintError(targets.status()), kExitFailure;
+    auto targets = compute::LoadComputeTargets(ws);
+    if (!targets.ok()) {
+      PrintError(targets.status());
+      return std::nullopt;
+    }
     resolved = compute::ResolveJob(parsed.spec, *targets, parsed.diagnostics);
   }
   std::cerr << parsed.diagnostics.Format();
   if (parsed.diagnostics.has_errors()) {
     int n = parsed.diagnostics.error_count();
     std::cerr << f.file << ": " << n << " error" << (n == 1 ? "" : "s") << "\n";
+    return std::nullopt;
+  }
+  return std::make_pair(std::move(parsed.spec), std::move(*resolved));
+}
+
+int Create(const GlobalFlags& global, const JobFlags& f) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  auto job = ParseAndResolve(**ws, f);
+  if (!job) return kExitFailure;
+  auto& [spec, resolved] = *job;
+  if (!f.name.empty()) spec.set_name(f.name);
+  if (absl::Status fits = jobs::CheckCanEverFit(spec, resolved.target, resolved.instance_type);
+      !fits.ok()) {
+    std::cerr << f.file << ": error: resources: " << fits.message() << "\n";
     return kExitFailure;
   }
+  if (resolved.target.has_kubernetes()) {
+    return NotImplemented("job create on a kubernetes compute target");
+  }
+  jobs::SubmitOptions options;
+  options.workspace_path = WorkspacePath(global);
+  options.supervisor_argv = {SelfPath(), "--workspace", options.workspace_path, "--log-level",
+                             "info", "job", "supervise"};
+  absl::StatusOr<v1::JobRecord> record = jobs::SubmitJob(**ws, spec, options);
+  if (!record.ok()) return PrintError(record.status()), kExitFailure;
+  std::cout << "job " << record->spec().name() << " submitted to compute "
+            << record->spec().compute() << " (" << Ranks(record->spec()) << ")\n";
+  if (!f.stream) {
+    std::cout << "follow it with `kubetrain job stream " << record->spec().name() << "`\n";
+    return kExitOk;
+  }
+  return FollowJob(**ws, record->spec().name(), std::cout);
+}
+
+std::atomic<bool> g_stop{false};
+void OnStop(int) { g_stop.store(true); }
+
+int Supervise(const GlobalFlags& global, const JobFlags& f) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  common::SetLogContext({f.name, -1, -1});
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  backends::local::LocalBackendOptions local;
+  local.worker_binary = WorkerPath();
+  local.warn = [](const std::string& w) { spdlog::warn("{}", w); };
+  backends::local::LocalBackend backend(local);
+  jobs::SupervisorOptions options;
+  options.workspace_uri = WorkspacePath(global);
+  options.stop = &g_stop;
+  absl::StatusOr<v1::JobRecord> end = jobs::SuperviseJob(**ws, f.name, backend, options);
+  if (!end.ok()) {
+    spdlog::error("supervising the job failed: {}", end.status().ToString());
+    return kExitFailure;
+  }
+  spdlog::info("job ended: {}", StatusLine(*end));
+  return end->status().state() == v1::JOB_STATE_COMPLETED ? kExitOk : kExitFailure;
+}
+
+int List(const GlobalFlags& global, const JobFlags& f) {
+  auto format = ParseOutputFormat(f.output);
+  if (!format.ok()) return PrintError(format.status()), kExitUsage;
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  auto all = (*ws)->ListJobs();
+  if (!all.ok()) return PrintError(all.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
-    PrintStructured(ResolvedJobJson(parsed.spec, resolved->instance_type), *format, std::cout);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& j : *all) out.push_back(ToJson(j));
+    PrintStructured(out, *format, std::cout);
   } else {
-    PrintResolvedJob(parsed.spec, resolved->instance_type, std::cout);
+    PrintJobTable(*all, std::cout);
+  }
+  return kExitOk;
+}
+
+int Show(const GlobalFlags& global, const JobFlags& f) {
+  auto format = ParseOutputFormat(f.output);
+  if (!format.ok()) return PrintError(format.status()), kExitUsage;
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  auto job = (*ws)->GetJob(f.name);
+  if (!job.ok()) return PrintError(job.status()), kExitFailure;
+  if (*format != OutputFormat::kTable) {
+    PrintStructured(ToJson(*job), *format, std::cout);
+  } else {
+    PrintJobDetails(*job, std::cout);
+  }
+  return kExitOk;
+}
+
+int Stream(const GlobalFlags& global, const JobFlags& f) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  return FollowJob(**ws, f.name, std::cout);
+}
+
+int Logs(const GlobalFlags& global, const JobFlags& f) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  if (auto job = (*ws)->GetJob(f.name); !job.ok()) return PrintError(job.status()), kExitFailure;
+  storage::LogQuery q;
+  q.job = f.name;
+  q.rank = f.rank;
+  while (true) {
+    absl::StatusOr<storage::LogPage> page = (*ws)->ReadLogs(q);
+    if (!page.ok()) return PrintError(page.status()), kExitFailure;
+    if (page->lines.empty()) break;
+    for (const v1::LogLine& l : page->lines) std::cout << FormatLogLine(l) << "\n";
+    q.after_id = page->next_id;
+  }
+  return kExitOk;
+}
+
+int Cancel(const GlobalFlags& global, const JobFlags& f) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  absl::StatusOr<v1::JobRecord> job = jobs::CancelJob(**ws, f.name);
+  if (!job.ok()) return PrintError(job.status()), kExitFailure;
+  std::cout << "job " << f.name
+            << (job->status().state() == v1::JOB_STATE_CANCELED
+                    ? " canceled"
+                    : " is being canceled; its ranks are being stopped")
+            << "\n";
+  return kExitOk;
+}
+
+int Validate(const GlobalFlags& global, const JobFlags& f) {
+  auto format = ParseOutputFormat(f.output);
+  if (!format.ok()) return PrintError(format.status()), kExitUsage;
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  auto job = ParseAndResolve(**ws, f);
+  if (!job) return kExitFailure;
+  const auto& [spec, resolved] = *job;
+  if (*format != OutputFormat::kTable) {
+    PrintStructured(ResolvedJobJson(spec, resolved.instance_type), *format, std::cout);
+  } else {
+    PrintResolvedJob(spec, resolved.instance_type, std::cout);
+  }
+  if (absl::Status fits = jobs::CheckCanEverFit(spec, resolved.target, resolved.instance_type);
+      !fits.ok()) {
+    std::cerr << f.file << ": error: resources: " << fits.message() << "\n";
+    return kExitFailure;
   }
   return kExitOk;
 }
@@ -64,7 +218,12 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   create->add_option("--name", f->name, "Job name (default: the file's `name:` or a generated one)");
   create->add_option("--set", f->sets, "Override a field, e.g. --set compute=local");
   create->add_flag("--stream", f->stream, "Follow the job's logs until it ends; exit 0 iff completed");
-  not_yet(create, "job create");
+  create->callback([&flags, f, exit_code] { *exit_code = Create(flags, *f); });
+
+  CLI::App* supervise = job->add_subcommand("supervise", "Run a submitted job (internal)");
+  supervise->group("");  // started by `job create`, not by people
+  supervise->add_option("name", f->name, "Job name")->required();
+  supervise->callback([&flags, f, exit_code] { *exit_code = Supervise(flags, *f); });
 
   CLI::App* validate = job->add_subcommand(
       "validate", "Check a job YAML and print the resolved job, or every error in it");
@@ -76,20 +235,20 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   CLI::App* show = job->add_subcommand("show", "Show a job: spec, placement, status per rank");
   show->add_option("name", f->name, "Job name")->required();
   show->add_option("-o,--output", f->output, "table (default), json or yaml");
-  not_yet(show, "job show");
+  show->callback([&flags, f, exit_code] { *exit_code = Show(flags, *f); });
 
   CLI::App* list = job->add_subcommand("list", "List jobs with status, compute and duration");
   list->add_option("-o,--output", f->output, "table (default), json or yaml");
-  not_yet(list, "job list");
+  list->callback([&flags, f, exit_code] { *exit_code = List(flags, *f); });
 
   CLI::App* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
   stream->add_option("name", f->name, "Job name")->required();
-  not_yet(stream, "job stream");
+  stream->callback([&flags, f, exit_code] { *exit_code = Stream(flags, *f); });
 
   CLI::App* logs = job->add_subcommand("logs", "Print a job's captured logs");
   logs->add_option("name", f->name, "Job name")->required();
   logs->add_option("--rank", f->rank, "Only this rank");
-  not_yet(logs, "job logs");
+  logs->callback([&flags, f, exit_code] { *exit_code = Logs(flags, *f); });
 
   CLI::App* metrics = job->add_subcommand("metrics", "Show a job's metrics");
   metrics->add_option("name", f->name, "Job name")->required();
@@ -99,7 +258,7 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
 
   CLI::App* cancel = job->add_subcommand("cancel", "Stop a queued or running job");
   cancel->add_option("name", f->name, "Job name")->required();
-  not_yet(cancel, "job cancel");
+  cancel->callback([&flags, f, exit_code] { *exit_code = Cancel(flags, *f); });
 }
 
 }  // namespace kubetrain::cli

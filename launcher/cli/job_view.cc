@@ -6,14 +6,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "kubetrain/common/quantity.h"
+#include "launcher/jobs/scheduler.h"
 #include "launcher/cli/output.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/spec/job_parser.h"
 
 namespace kubetrain::cli {
-namespace {
-
 std::string Ranks(const v1::JobSpec& job) {
   const v1::DistributionSpec& d = job.distribution();
   int instances = job.resources().instance_count();
@@ -29,6 +32,8 @@ std::string Ranks(const v1::JobSpec& job) {
                           instances * d.process_count_per_instance(), " ranks");
   }
 }
+
+namespace {
 
 std::string Environment(const v1::EnvironmentSpec& e) {
   if (!e.image().empty()) return absl::StrCat("image ", e.image());
@@ -81,6 +86,140 @@ nlohmann::json ResolvedJobJson(const v1::JobSpec& job, const v1::InstanceType& t
   v1::JobSpec copy = job;
   copy.clear_locations();
   return nlohmann::json{{"job", ToJson(copy)}, {"instance_type", ToJson(type)}};
+}
+
+std::string StateName(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_QUEUED: return "Queued";
+    case v1::JOB_STATE_STARTING: return "Starting";
+    case v1::JOB_STATE_RUNNING: return "Running";
+    case v1::JOB_STATE_COMPLETED: return "Completed";
+    case v1::JOB_STATE_FAILED: return "Failed";
+    case v1::JOB_STATE_CANCELED: return "Canceled";
+    default: return "Unknown";
+  }
+}
+
+namespace {
+
+std::string Duration(const v1::JobStatus& s) {
+  int64_t start = s.started_unix_ms() ? s.started_unix_ms() : s.created_unix_ms();
+  int64_t end = s.finished_unix_ms() ? s.finished_unix_ms() : absl::ToUnixMillis(absl::Now());
+  if (start == 0) return "-";
+  double seconds = static_cast<double>(end - start) / 1000.0;
+  if (seconds < 120) return absl::StrFormat("%.1fs", seconds);
+  return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+}
+
+std::string Created(int64_t unix_ms) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms), absl::LocalTimeZone());
+}
+
+int Processes(const v1::JobSpec& spec) {
+  const v1::DistributionSpec& d = spec.distribution();
+  return d.type() == v1::DistributionSpec::TYPE_TENSORFLOW ? 1 : d.process_count_per_instance();
+}
+
+}  // namespace
+
+std::string StatusLine(const v1::JobRecord& job) {
+  const v1::JobStatus& s = job.status();
+  std::string line = StateName(s.state());
+  if (s.state() == v1::JOB_STATE_QUEUED && !job.waiting_for().empty()) {
+    absl::StrAppend(&line, ": ", job.waiting_for());
+  } else if (s.state() == v1::JOB_STATE_RUNNING) {
+    absl::StrAppend(&line, " on ", job.placement().instances_size(), " instance(s)");
+  } else if (!s.message().empty()) {
+    absl::StrAppend(&line, ": ", s.message());
+  }
+  if (s.attempt() > 0) absl::StrAppend(&line, " (attempt ", s.attempt() + 1, ")");
+  return line;
+}
+
+void PrintOutcome(const v1::JobRecord& job, std::ostream& out) {
+  const v1::JobStatus& s = job.status();
+  out << "── job " << job.spec().name() << " " << StateName(s.state()) << " after "
+      << Duration(s);
+  if (!s.message().empty() && s.state() != v1::JOB_STATE_COMPLETED) out << ": " << s.message();
+  out << "\n";
+  if (s.last_log_lines_size() > 0) {
+    out << "── last lines of rank " << s.failed_rank() << ":\n";
+    for (const std::string& l : s.last_log_lines()) out << "   " << l << "\n";
+  }
+  out.flush();
+}
+
+void PrintJobTable(const std::vector<v1::JobRecord>& jobs, std::ostream& out) {
+  Table t({"NAME", "STATUS", "COMPUTE", "INSTANCE TYPE", "INSTANCES×PROCS", "CREATED", "DURATION"});
+  for (const v1::JobRecord& j : jobs) {
+    const std::string& type = j.spec().resources().instance_type();
+    t.AddRow({j.spec().name(), StateName(j.status().state()), j.spec().compute(),
+              type.empty() ? compute::kDefaultInstanceTypeName : type,
+              absl::StrCat(j.spec().resources().instance_count(), "×", Processes(j.spec())),
+              Created(j.status().created_unix_ms()), Duration(j.status())});
+  }
+  t.Print(out);
+}
+
+void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
+  const v1::JobSpec& spec = job.spec();
+  const v1::JobStatus& s = job.status();
+  Table head({"FIELD", "VALUE"});
+  head.AddRow({"name", spec.name()});
+  head.AddRow({"status", StatusLine(job)});
+  head.AddRow({"experiment", spec.experiment_name()});
+  head.AddRow({"display name", spec.display_name()});
+  head.AddRow({"command", absl::StrReplaceAll(spec.command(), {{"\n", " ⏎ "}})});
+  head.AddRow({"compute", spec.compute()});
+  head.AddRow({"instance type", spec.resources().instance_type().empty()
+                                    ? compute::kDefaultInstanceTypeName
+                                    : spec.resources().instance_type()});
+  head.AddRow({"ranks", Ranks(spec)});
+  head.AddRow({"created", Created(s.created_unix_ms())});
+  head.AddRow({"duration", Duration(s)});
+  head.AddRow({"job folder", job.job_dir()});
+  head.Print(out);
+  if (job.placement().instances_size() > 0) {
+    out << "\nplacement\n";
+    Table p({"  INSTANCE", "NODE", "CPU", "MEMORY", "GPUS", "CPU IDS"});
+    for (const v1::InstancePlacement& i : job.placement().instances()) {
+      p.AddRow({absl::StrCat("  ", i.instance_index()), i.node(),
+                common::FormatMillicores(i.cpu_millicores()), common::FormatBytes(i.memory_bytes()),
+                absl::StrJoin(i.gpu_ids(), ","), absl::StrJoin(i.cpu_ids(), ",")});
+    }
+    p.Print(out);
+  }
+  if (s.instances_size() > 0) {
+    out << "\nranks\n";
+    Table r({"  RANK", "INSTANCE", "LOCAL", "STATUS", "EXIT", "PID"});
+    for (const v1::InstanceStatus& inst : s.instances()) {
+      for (const v1::RankStatus& rank : inst.ranks()) {
+        std::string exit = rank.signal() != 0 ? absl::StrCat("signal ", rank.signal())
+                           : jobs::IsTerminal(rank.state()) ? absl::StrCat(rank.exit_code())
+                                                            : "-";
+        r.AddRow({absl::StrCat("  ", rank.rank()), absl::StrCat(inst.index()),
+                  absl::StrCat(rank.local_rank()), StateName(rank.state()), exit,
+                  absl::StrCat(rank.pid())});
+      }
+      if (inst.ranks_size() == 0 && !inst.message().empty()) {
+        r.AddRow({"  -", absl::StrCat(inst.index()), "-", StateName(inst.state()), "-",
+                  inst.message()});
+      }
+    }
+    r.Print(out);
+  }
+  if (job.attempts_size() > 1 || (job.attempts_size() == 1 && s.attempt() > 0)) {
+    out << "\nattempts\n";
+    Table a({"  ATTEMPT", "STATUS", "CAUSE"});
+    for (const v1::Attempt& at : job.attempts()) {
+      a.AddRow({absl::StrCat("  ", at.attempt() + 1), StateName(at.final_state()), at.message()});
+    }
+    a.Print(out);
+  }
+  if (s.last_log_lines_size() > 0) {
+    out << "\nlast lines of rank " << s.failed_rank() << "\n";
+    for (const std::string& l : s.last_log_lines()) out << "  " << l << "\n";
+  }
 }
 
 }  // namespace kubetrain::cli

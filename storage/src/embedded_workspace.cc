@@ -88,12 +88,6 @@ absl::Status MakeDirs(const std::string& path) {
   return absl::OkStatus();
 }
 
-std::string HostName() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "localhost";
-  return buf;
-}
-
 class EmbeddedWorkspace : public Workspace {
  public:
   explicit EmbeddedWorkspace(std::unique_ptr<Db> db) : db_(std::move(db)) {}
@@ -142,7 +136,6 @@ class EmbeddedWorkspace : public Workspace {
     st.Bind(1, name);
     KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
     if (!row) {
-      if (name == "local") return DefaultLocalCompute();
       return absl::NotFoundError(absl::StrCat("compute target \"", name,
                                               "\" not found in workspace ", db_->path(),
                                               "; see `kubetrain compute list`"));
@@ -160,21 +153,14 @@ class EmbeddedWorkspace : public Workspace {
     KT_ASSIGN_OR_RETURN(Statement st,
                         db_->Prepare("SELECT name, target FROM computes ORDER BY name", op));
     std::vector<v1::ComputeTarget> out;
-    bool have_local = false;
     while (true) {
       KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
       if (!row) break;
       v1::ComputeTarget target;
       KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(1), target, op));
-      if (st.ColumnText(0) == "local") have_local = true;
       out.push_back(std::move(target));
     }
     KT_RETURN_IF_ERROR(tx.Commit(op));
-    if (!have_local) {
-      out.push_back(DefaultLocalCompute());
-      std::sort(out.begin(), out.end(),
-                [](const auto& a, const auto& b) { return a.name() < b.name(); });
-    }
     return out;
   }
 
@@ -441,23 +427,6 @@ class EmbeddedWorkspace : public Workspace {
 
 }  // namespace
 
-v1::ComputeTarget DefaultLocalCompute() {
-  v1::ComputeTarget target;
-  target.set_name("local");
-  target.mutable_local();
-  v1::Node* node = target.add_nodes();
-  std::string host = HostName();
-  node->set_name(host);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  node->set_cpu_millicores(static_cast<int64_t>(cpus > 0 ? cpus : 1) * 1000);
-  long pages = sysconf(_SC_PHYS_PAGES);
-  long page_size = sysconf(_SC_PAGE_SIZE);
-  node->set_memory_bytes(pages > 0 && page_size > 0
-                             ? static_cast<int64_t>(pages) * static_cast<int64_t>(page_size)
-                             : 0);
-  (*node->mutable_labels())["kubernetes.io/hostname"] = host;
-  return target;
-}
 
 std::string DefaultWorkspacePath() {
   const char* env = std::getenv("KUBETRAIN_WORKSPACE");

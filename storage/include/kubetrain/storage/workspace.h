@@ -87,15 +87,11 @@ class Workspace {
 // The returned object holds one SQLite connection guarded by a mutex. Do not use it across fork():
 // a child process opens its own.
 //
-// The `local` compute target: GetCompute("local") and ListComputes() always include it. Until a
-// `local` target is stored with PutCompute, it is DefaultLocalCompute().
+// The store keeps only what was put in it: the `local` target that exists on every workspace
+// without being attached is supplied by the launcher (launcher/compute/targets.h), which also
+// detects this machine's GPUs.
 absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path);
 
-// The `local` target used when the workspace stores none: ComputeTarget{name: "local", local: {}}
-// with one node named after this host (gethostname), cpu_millicores = online cpus x 1000
-// (sysconf(_SC_NPROCESSORS_ONLN)), memory_bytes = physical memory (_SC_PHYS_PAGES x page size),
-// no GPU ids, no cpu_ids (all host cpus), labels {"kubernetes.io/hostname": <host>}.
-v1::ComputeTarget DefaultLocalCompute();
 
 // The default workspace location: $KUBETRAIN_WORKSPACE when set and non-empty, else
 // $HOME/.kubetrain (else ./.kubetrain when HOME is unset).

@@ -1,0 +1,275 @@
+#include "launcher/jobs/supervisor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kubetrain/common/status_macros.h"
+#include "launcher/compute/instance_types.h"
+#include "launcher/compute/targets.h"
+#include "launcher/jobs/scheduler.h"
+#include "spdlog/spdlog.h"
+
+namespace kubetrain::jobs {
+namespace {
+
+constexpr int kAgentTimedOut = 124;  // kubetrain-worker's exit code when limits.timeout expired
+constexpr int kLastLines = 20;
+
+bool Stopping(const SupervisorOptions& o) { return o.stop != nullptr && o.stop->load(); }
+
+void SetState(v1::JobRecord& job, v1::JobState state, const std::string& reason,
+              const std::string& message) {
+  v1::JobStatus* s = job.mutable_status();
+  s->set_state(state);
+  s->set_reason(reason);
+  s->set_message(message);
+  if (IsTerminal(state)) s->set_finished_unix_ms(NowMs());
+}
+
+// Jobs whose supervisor died without recording an end hold nothing: mark them failed.
+void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
+  absl::StatusOr<std::vector<v1::JobRecord>> all = ws.ListJobs();
+  if (!all.ok()) return;
+  for (const v1::JobRecord& j : *all) {
+    v1::JobState st = j.status().state();
+    if (j.spec().compute() != compute ||
+        (st != v1::JOB_STATE_STARTING && st != v1::JOB_STATE_RUNNING) || SupervisorAlive(j)) {
+      continue;
+    }
+    (void)ws.UpdateJob(j.spec().name(), [](const auto&, v1::JobRecord& r) {
+      if (IsTerminal(r.status().state()) || SupervisorAlive(r)) return absl::OkStatus();
+      SetState(r, v1::JOB_STATE_FAILED, "SupervisorLost",
+               absl::StrCat("the process supervising the job (pid ", r.supervisor_pid(),
+                            ") ended without recording an outcome; its instances were stopped "
+                            "with it"));
+      return absl::OkStatus();
+    });
+  }
+}
+
+// Waits in the queue until the job may start. Returns the record with its placement, or a record
+// in a terminal state (canceled while queued, or can never fit).
+absl::StatusOr<v1::JobRecord> WaitForPlacement(storage::Workspace& ws, const std::string& name,
+                                               const SupervisorOptions& options) {
+  std::string last_wait;
+  while (true) {
+    KT_ASSIGN_OR_RETURN(v1::JobRecord current, ws.GetJob(name));
+    ReapLostJobs(ws, current.spec().compute());
+    KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
+                        compute::FindComputeTarget(ws, current.spec().compute()));
+    KT_ASSIGN_OR_RETURN(v1::InstanceType type, compute::FindInstanceType(
+                                                   target, current.spec().resources().instance_type()));
+    bool stopping = Stopping(options);
+    KT_ASSIGN_OR_RETURN(
+        v1::JobRecord job,
+        ws.UpdateJob(name, [&](const std::vector<v1::JobRecord>& all, v1::JobRecord& r) {
+          if (IsTerminal(r.status().state())) return absl::OkStatus();
+          if (r.cancel_requested() || stopping) {
+            SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
+            return absl::OkStatus();
+          }
+          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive);
+          if (placed.ok()) {
+            *r.mutable_placement() = *placed;
+            r.mutable_placement()->set_compute(target.name());
+            r.clear_waiting_for();
+            SetState(r, v1::JOB_STATE_STARTING, "", "placed; starting instances");
+            r.mutable_status()->set_started_unix_ms(NowMs());
+          } else if (placed.status().code() == absl::StatusCode::kUnavailable) {
+            r.set_waiting_for(std::string(placed.status().message()));
+          } else {
+            SetState(r, v1::JOB_STATE_FAILED, "CannotFit", std::string(placed.status().message()));
+          }
+          return absl::OkStatus();
+        }));
+    if (job.status().state() != v1::JOB_STATE_QUEUED) return job;
+    if (job.waiting_for() != last_wait) {
+      spdlog::info("queued: {}", job.waiting_for());
+      last_wait = job.waiting_for();
+    }
+    absl::SleepFor(options.queue_poll);
+  }
+}
+
+// The failing rank, its exit code or signal and its last lines, from what its agent reported.
+void DescribeFailure(storage::Workspace& ws, const backends::GangResult& result,
+                     v1::JobRecord& job) {
+  v1::JobStatus* s = job.mutable_status();
+  s->set_failed_rank(-1);
+  std::string what;
+  for (const v1::InstanceStatus& inst : s->instances()) {
+    if (inst.index() != result.failed_instance) continue;
+    for (const v1::RankStatus& rank : inst.ranks()) {
+      if (rank.state() != v1::JOB_STATE_FAILED) continue;
+      s->set_failed_rank(rank.rank());
+      what = rank.signal() != 0 ? absl::StrCat("rank ", rank.rank(), " was killed by signal ",
+                                               rank.signal(), " (", strsignal(rank.signal()), ")")
+                                : absl::StrCat("rank ", rank.rank(), " exited with code ",
+                                               rank.exit_code());
+      break;
+    }
+    if (what.empty() && !inst.message().empty()) what = inst.message();
+  }
+  if (what.empty()) {
+    what = result.signal != 0
+               ? absl::StrCat("instance ", result.failed_instance, "'s agent was killed by signal ",
+                              result.signal)
+               : absl::StrCat("instance ", result.failed_instance, "'s agent exited with code ",
+                              result.exit_code);
+  }
+  if (s->failed_rank() >= 0) {
+    storage::LogQuery q;
+    q.job = job.spec().name();
+    q.rank = s->failed_rank();
+    q.attempt = s->attempt();
+    std::vector<std::string> lines;
+    while (true) {
+      absl::StatusOr<storage::LogPage> page = ws.ReadLogs(q);
+      if (!page.ok() || page->lines.empty()) break;
+      for (const v1::LogLine& l : page->lines) lines.push_back(l.text());
+      q.after_id = page->next_id;
+    }
+    if (lines.size() > kLastLines) lines.erase(lines.begin(), lines.end() - kLastLines);
+    s->clear_last_log_lines();
+    for (std::string& l : lines) s->add_last_log_lines(std::move(l));
+  }
+  if (result.exit_code == kAgentTimedOut) {
+    SetState(job, v1::JOB_STATE_FAILED, "Timeout",
+             absl::StrCat("limits.timeout of ", job.spec().limits().timeout_seconds(),
+                          " s expired; every rank was stopped"));
+  } else {
+    SetState(job, v1::JOB_STATE_FAILED, "RankFailed",
+             absl::StrCat(what, " on instance ", result.failed_instance,
+                          "; every other rank was stopped"));
+  }
+}
+
+}  // namespace
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+bool SupervisorAlive(const v1::JobRecord& job) {
+  pid_t pid = static_cast<pid_t>(job.supervisor_pid());
+  if (pid <= 0) return false;
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::string& name) {
+  KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+    v1::JobState st = r.status().state();
+    if (IsTerminal(st)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job \"", r.spec().name(), "\" has already ended (", v1::JobState_Name(st), ")"));
+    }
+    r.set_cancel_requested(true);
+    if (st == v1::JOB_STATE_QUEUED) {
+      SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
+    }
+    return absl::OkStatus();
+  }));
+  if (!IsTerminal(job.status().state()) && SupervisorAlive(job)) {
+    kill(static_cast<pid_t>(job.supervisor_pid()), SIGTERM);
+  }
+  return job;
+}
+
+absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::string& name,
+                                           backends::Backend& backend,
+                                           const SupervisorOptions& options) {
+  KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+                           r.set_supervisor_pid(getpid());
+                           return absl::OkStatus();
+                         }).status());
+  while (true) {
+    KT_ASSIGN_OR_RETURN(v1::JobRecord job, WaitForPlacement(ws, name, options));
+    if (IsTerminal(job.status().state())) return job;
+
+    KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
+                        compute::FindComputeTarget(ws, job.spec().compute()));
+    KT_ASSIGN_OR_RETURN(v1::InstanceType type,
+                        compute::FindInstanceType(target, job.spec().resources().instance_type()));
+    backends::LaunchRequest request;
+    request.job = job;
+    request.attempt = job.status().attempt();
+    request.workspace = options.workspace_uri;
+    request.attempt_dir = absl::StrCat(job.job_dir(), "/attempt-", request.attempt);
+    request.checkpoint_dir = absl::StrCat(job.job_dir(), "/checkpoints");
+    request.grace = options.grace;
+    request.memory_limit_bytes = type.limits().memory().value();
+
+    absl::StatusOr<std::unique_ptr<backends::Gang>> gang = backend.Launch(request);
+    if (!gang.ok()) {
+      return ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+        SetState(r, v1::JOB_STATE_FAILED, "LaunchFailed", std::string(gang.status().message()));
+        return absl::OkStatus();
+      });
+    }
+    KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+                             if (r.status().state() == v1::JOB_STATE_STARTING) {
+                               SetState(r, v1::JOB_STATE_RUNNING, "", "");
+                             }
+                             return absl::OkStatus();
+                           }).status());
+
+    std::optional<backends::GangResult> result;
+    absl::Time next_check = absl::Now();
+    bool canceled = false;
+    while (!result) {
+      result = (*gang)->Poll(options.poll);
+      if (result) break;
+      if (absl::Now() >= next_check) {  // a cancel request made through the workspace
+        absl::StatusOr<v1::JobRecord> now = ws.GetJob(name);
+        canceled = now.ok() && now->cancel_requested();
+        next_check = absl::Now() + absl::Milliseconds(250);
+      }
+      if (canceled || Stopping(options)) {
+        (*gang)->Terminate();
+        canceled = true;
+        break;
+      }
+    }
+
+    bool retry = false;
+    KT_ASSIGN_OR_RETURN(
+        v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+          if (canceled) {
+            SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");
+          } else if (result->succeeded) {
+            SetState(r, v1::JOB_STATE_COMPLETED, "", "every rank exited 0");
+          } else {
+            DescribeFailure(ws, *result, r);
+          }
+          v1::Attempt* a = r.add_attempts();
+          a->set_attempt(r.status().attempt());
+          *a->mutable_placement() = r.placement();
+          a->set_final_state(r.status().state());
+          a->set_reason(r.status().reason());
+          a->set_message(r.status().message());
+          a->set_started_unix_ms(r.status().started_unix_ms());
+          a->set_finished_unix_ms(r.status().finished_unix_ms());
+          if (r.status().state() == v1::JOB_STATE_FAILED &&
+              r.status().attempt() < r.spec().kubetrain().max_retries()) {
+            retry = true;  // requeue: the next attempt takes a placement like any queued job
+            r.mutable_status()->set_attempt(r.status().attempt() + 1);
+            r.mutable_status()->set_finished_unix_ms(0);
+            r.mutable_status()->clear_instances();
+            r.clear_placement();
+            SetState(r, v1::JOB_STATE_QUEUED, "Retrying",
+                     absl::StrCat("attempt ", r.status().attempt(), " of ",
+                                  r.spec().kubetrain().max_retries() + 1, " after: ",
+                                  a->message()));
+          }
+          return absl::OkStatus();
+        }));
+    if (!retry) return after;
+    spdlog::warn("attempt {} failed ({}); retrying", after.status().attempt() - 1,
+                 after.attempts().rbegin()->message());
+  }
+}
+
+}  // namespace kubetrain::jobs
