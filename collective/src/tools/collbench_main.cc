@@ -187,17 +187,25 @@ int Run(const Flags& f, kc::Communicator& comm) {
   const kc::DataType t = *dtype;
   const size_t es = kc::DataTypeSize(t);
   std::vector<size_t> sizes;
+  std::vector<int> iters;  // per size; f.iters unless given as SIZE:ITERS
   if (!f.sizes.empty()) {
     size_t start = 0;
     while (start <= f.sizes.size()) {
       size_t comma = f.sizes.find(',', start);
       if (comma == std::string::npos) comma = f.sizes.size();
+      std::string item = f.sizes.substr(start, comma - start);
+      int it = f.iters;
+      if (size_t colon = item.find(':'); colon != std::string::npos) {
+        it = std::atoi(item.c_str() + colon + 1);
+        item.resize(colon);
+      }
       size_t b = 0;
-      if (!ParseBytes(f.sizes.substr(start, comma - start), &b)) {
-        std::fprintf(stderr, "bad size in --sizes\n");
+      if (!ParseBytes(item, &b) || it <= 0) {
+        std::fprintf(stderr, "bad size in --sizes: '%s'\n", item.c_str());
         return 2;
       }
       sizes.push_back(b);
+      iters.push_back(it);
       start = comma + 1;
     }
   } else {
@@ -206,7 +214,10 @@ int Run(const Flags& f, kc::Communicator& comm) {
       std::fprintf(stderr, "bad -b/-e/-f\n");
       return 2;
     }
-    for (double b = std::max<size_t>(lo, es); b <= hi; b *= f.factor) sizes.push_back(size_t(b));
+    for (double b = std::max<size_t>(lo, es); b <= hi; b *= f.factor) {
+      sizes.push_back(size_t(b));
+      iters.push_back(f.iters);
+    }
   }
   const std::string coll = f.collective;
   const double bus_factor = coll == "allreduce" ? 2.0 * (n - 1) / n
@@ -226,7 +237,9 @@ int Run(const Flags& f, kc::Communicator& comm) {
     std::fflush(stdout);
   }
   int failures = 0;
-  for (size_t size : sizes) {
+  for (size_t row = 0; row < sizes.size(); ++row) {
+    const size_t size = sizes[row];
+    const int row_iters = iters[row];
     // nccl-tests: size is the largest buffer; per-rank counts follow from it.
     size_t count = size / es;
     if (coll == "allgather" || coll == "reducescatter") count = count / n * n;
@@ -264,8 +277,8 @@ int Run(const Flags& f, kc::Communicator& comm) {
     for (int i = 0; i < f.warmup && s.ok(); ++i) s = launch()->Wait();
     if (s.ok()) s = comm.Barrier()->Wait();
     const absl::Time start = absl::Now();
-    for (int i = 0; i < f.iters && s.ok(); ++i) s = launch()->Wait();
-    const double us = absl::ToDoubleMicroseconds(absl::Now() - start) / std::max(1, f.iters);
+    for (int i = 0; i < row_iters && s.ok(); ++i) s = launch()->Wait();
+    const double us = absl::ToDoubleMicroseconds(absl::Now() - start) / row_iters;
     if (!s.ok()) {
       std::fprintf(stderr, "rank %d: %s at %zu bytes: %s\n", rank, coll.c_str(), size,
                    s.ToString().c_str());
@@ -320,7 +333,8 @@ int main(int argc, char** argv) {
   app.add_option("-e,--maxbytes", f.max_bytes, "largest size (up to 1G or more)")
       ->capture_default_str();
   app.add_option("-f,--stepfactor", f.factor, "size multiplier per row")->capture_default_str();
-  app.add_option("--sizes", f.sizes, "explicit comma-separated sizes (overrides -b/-e)");
+  app.add_option("--sizes", f.sizes,
+                 "explicit comma-separated SIZE[:ITERS] list, e.g. 64K:500,1M:100 (overrides -b/-e)");
   app.add_option("-c,--collective", f.collective, "allreduce, allgather, reducescatter, broadcast")
       ->capture_default_str();
   app.add_option("-d,--dtype", f.dtype, "float32, bfloat16, float16, float64, int32, int64")
