@@ -78,6 +78,26 @@ INSTANTIATE_TEST_SUITE_P(
                           info.param.transport == CpuTransport::kShm ? "Shm" : "Tcp");
     });
 
+// Several simulated nodes on this host (cpu_node_id): shared memory inside each node, the TCP
+// ring between node leaders. Node layouts include non-contiguous ranks and a single-rank node.
+class CollectiveCpuHierarchicalTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CollectiveCpuHierarchicalTest, EveryOpDtypeAndSizeMatchesTheReference) {
+  const std::string layout = GetParam();  // node of each rank, e.g. "aabb"
+  const int n = static_cast<int>(layout.size());
+  const int port = FreePort();
+  ExpectAllOk(RunRanks(n, [&](int rank) -> std::string {
+    CommunicatorOptions o = Options(rank, n, port, CpuTransport::kAuto);
+    o.cpu_node_id = std::string("node-") + layout[rank];
+    auto comm = CreateCommunicator(Backend::kCpu, o);
+    if (!comm.ok()) return "FAIL: " + comm.status().ToString();
+    return CheckAllOps(**comm);
+  }));
+}
+
+INSTANTIATE_TEST_SUITE_P(NodeLayouts, CollectiveCpuHierarchicalTest,
+                         ::testing::Values("aabb", "aba", "abbab"));
+
 TEST(CollectiveCpuTest, LargeBuffersWithDefaultChunkSizes) {
   for (CpuTransport transport : {CpuTransport::kShm, CpuTransport::kTcp}) {
     const int port = FreePort();
@@ -164,8 +184,9 @@ TEST(CollectiveCpuTest, BadArgumentsFailWithoutBreakingTheCommunicator) {
 
 // Survivors loop on 8 MiB allreduces until one fails and report "<unix micros>|<status>".
 std::string LoopUntilFailure(int rank, int n, int port, CpuTransport transport,
-                             absl::Duration timeout, bool hang_instead) {
+                             absl::Duration timeout, bool hang_instead, const std::string& layout) {
   CommunicatorOptions o = Options(rank, n, port, transport);
+  if (!layout.empty()) o.cpu_node_id = std::string("node-") + layout[rank];
   o.cpu_shm_slot_bytes = CommunicatorOptions().cpu_shm_slot_bytes;
   o.timeout = timeout;
   auto comm = CreateCommunicator(Backend::kCpu, o);
@@ -189,10 +210,12 @@ std::string LoopUntilFailure(int rank, int n, int port, CpuTransport transport,
 
 struct FailureParam {
   CpuTransport transport;
-  bool hang;  // peer alive but stuck (timeout) instead of killed
+  bool hang;           // peer alive but stuck (timeout) instead of killed
+  std::string layout;  // simulated nodes ("" = one node); the victim is always rank 1
 };
 void PrintTo(const FailureParam& p, std::ostream* os) {
-  *os << (p.transport == CpuTransport::kShm ? "shm" : "tcp") << (p.hang ? ", stuck" : ", killed");
+  *os << (p.transport == CpuTransport::kShm ? "shm" : p.layout.empty() ? "tcp" : "shm+tcp")
+      << (p.hang ? ", stuck" : ", killed") << " " << p.layout;
 }
 
 class CollectiveCpuPeerFailureTest : public ::testing::TestWithParam<FailureParam> {};
@@ -210,14 +233,19 @@ TEST_P(CollectiveCpuPeerFailureTest, SurvivorsFailNamingThePeerWithinTheTimeout)
     run.killed_at = &killed_at;
   } else {
     run.kill_rank = 1;  // clean up the sleeper once the others are done
-    run.kill_after = absl::Seconds(12);
+    run.kill_after = absl::Seconds(9);
   }
   const absl::Time start = absl::Now();
+  const int n = p.layout.empty() ? 3 : static_cast<int>(p.layout.size());
   std::vector<RankOutcome> outcomes = RunRanks(
-      3, [&](int rank) { return LoopUntilFailure(rank, 3, port, p.transport, timeout, p.hang); },
+      n,
+      [&](int rank) {
+        return LoopUntilFailure(rank, n, port, p.transport, timeout, p.hang, p.layout);
+      },
       run);
   EXPECT_EQ(outcomes[1].signal, SIGKILL);
-  for (int r : {0, 2}) {
+  for (int r = 0; r < n; ++r) {
+    if (r == 1) continue;
     const RankOutcome& o = outcomes[r];
     ASSERT_EQ(o.exit_code, 0) << "rank " << r << ": " << o.output;
     std::vector<std::string> parts = absl::StrSplit(o.output, '|');
@@ -239,13 +267,16 @@ TEST_P(CollectiveCpuPeerFailureTest, SurvivorsFailNamingThePeerWithinTheTimeout)
 
 INSTANTIATE_TEST_SUITE_P(
     Transports, CollectiveCpuPeerFailureTest,
-    ::testing::Values(FailureParam{CpuTransport::kShm, false},
-                      FailureParam{CpuTransport::kTcp, false},
-                      FailureParam{CpuTransport::kShm, true},
-                      FailureParam{CpuTransport::kTcp, true}),
+    ::testing::Values(FailureParam{CpuTransport::kShm, false, ""},
+                      FailureParam{CpuTransport::kTcp, false, ""},
+                      FailureParam{CpuTransport::kAuto, false, "abab"},
+                      FailureParam{CpuTransport::kShm, true, ""},
+                      FailureParam{CpuTransport::kTcp, true, ""}),
     [](const ::testing::TestParamInfo<FailureParam>& info) {
-      return absl::StrCat(info.param.transport == CpuTransport::kShm ? "Shm" : "Tcp",
-                          info.param.hang ? "StuckPeer" : "KilledPeer");
+      const char* t = info.param.transport == CpuTransport::kShm   ? "Shm"
+                      : info.param.transport == CpuTransport::kTcp ? "Tcp"
+                                                                   : "Hierarchical";
+      return absl::StrCat(t, info.param.hang ? "StuckPeer" : "KilledPeer");
     });
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "spdlog/spdlog.h"
 #include "../net.h"
 #include "../rendezvous.h"
+#include "hierarchical_transport.h"
 #include "shm_transport.h"
 #include "tcp_transport.h"
 
@@ -270,9 +272,10 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
   KT_ASSIGN_OR_RETURN(int listen_fd, Listen(0, &listen_port));
   char hostname[256] = {0};
   gethostname(hostname, sizeof(hostname) - 1);
+  const std::string node_id = options.cpu_node_id.empty() ? hostname : options.cpu_node_id;
   const std::string my_address = rank == 0 ? options.master_addr : store->local_address();
   absl::Status set = store->Set(absl::StrCat(prefix, "/rank/", rank),
-                                absl::StrCat(hostname, "\t", my_address, "\t", listen_port, "\t",
+                                absl::StrCat(node_id, "\t", my_address, "\t", listen_port, "\t",
                                              getpid()));
   if (!set.ok()) {
     CloseFd(listen_fd);
@@ -296,40 +299,85 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
     peers[r].host = parts[0];
     peers[r].address = parts[1];
   }
-  const bool one_node = std::all_of(peers.begin(), peers.end(),
-                                    [&](const PeerInfo& p) { return p.host == peers[0].host; });
-  bool use_shm = one_node && options.cpu_transport != CpuTransport::kTcp;
-  if (options.cpu_transport == CpuTransport::kShm && !one_node) {
+
+  // Group ranks by node, nodes numbered by their lowest rank.
+  Topology topo;
+  topo.rank = rank;
+  topo.world_size = world;
+  topo.node_of.resize(world);
+  topo.local_index.resize(world);
+  std::map<std::string, int> node_index;
+  for (int r = 0; r < world; ++r) {
+    auto [it, inserted] = node_index.emplace(peers[r].host, static_cast<int>(node_index.size()));
+    if (inserted) topo.node_ranks.emplace_back();
+    topo.node_of[r] = it->second;
+    topo.local_index[r] = static_cast<int>(topo.node_ranks[it->second].size());
+    topo.node_ranks[it->second].push_back(r);
+  }
+  const int nodes = static_cast<int>(topo.node_ranks.size());
+  const bool one_rank_per_node = nodes == world;
+  if (options.cpu_transport == CpuTransport::kShm && nodes > 1) {
     CloseFd(listen_fd);
     return absl::FailedPreconditionError(
-        "cpu_transport=shm but the ranks are on different hosts; use auto or tcp");
+        "cpu_transport=shm but the ranks are on different nodes; use auto or tcp");
   }
+  auto make_shm = [&](int node) -> absl::StatusOr<std::unique_ptr<CpuTransportImpl>> {
+    const std::vector<int>& members = topo.node_ranks[node];
+    if (members.size() == 1) return std::unique_ptr<CpuTransportImpl>(new LocalTransport());
+    ShmTransportOptions so;
+    so.rank = topo.local_index[rank];
+    so.world_size = static_cast<int>(members.size());
+    so.slot_bytes = options.cpu_shm_slot_bytes / 64 * 64;
+    so.key_prefix = absl::StrCat(prefix, "/node", node);
+    so.global_ranks = members;
+    so.segment_name = absl::StrCat("/kubetrain-", Sanitize(options.job), "-", options.master_port,
+                                   "-", peers[members[0]].pid, "-",
+                                   Sanitize(options.store_prefix), "-n", node);
+    return CreateShmTransport(so, store, deadline);
+  };
+  auto make_tcp = [&](const std::vector<int>& members, int index, int fd,
+                      const std::string& key) -> absl::StatusOr<std::unique_ptr<CpuTransportImpl>> {
+    TcpTransportOptions to;
+    to.rank = index;
+    to.world_size = static_cast<int>(members.size());
+    to.chunk_bytes = options.cpu_tcp_chunk_bytes;
+    to.key_prefix = absl::StrCat(prefix, key);
+    to.listen_fd = fd;
+    to.global_ranks = members;
+    for (int r : members) to.peers.push_back(TcpPeer{peers[r].address, peers[r].port});
+    return CreateTcpTransport(to, store, deadline);
+  };
 
   std::unique_ptr<CpuTransportImpl> transport;
-  if (use_shm) {
+  std::vector<int> everyone(world);
+  for (int r = 0; r < world; ++r) everyone[r] = r;
+  if (options.cpu_transport == CpuTransport::kTcp || one_rank_per_node) {
+    KT_ASSIGN_OR_RETURN(transport, make_tcp(everyone, rank, listen_fd, ""));
+  } else if (nodes == 1) {
     CloseFd(listen_fd);
-    ShmTransportOptions so;
-    so.rank = rank;
-    so.world_size = world;
-    so.slot_bytes = options.cpu_shm_slot_bytes / 64 * 64;
-    so.key_prefix = prefix;
-    so.segment_name = absl::StrCat("/kubetrain-", Sanitize(options.job), "-", options.master_port,
-                                   "-", peers[0].pid, "-", Sanitize(options.store_prefix));
-    KT_ASSIGN_OR_RETURN(transport, CreateShmTransport(so, store, deadline));
+    KT_ASSIGN_OR_RETURN(transport, make_shm(0));
   } else {
-    TcpTransportOptions to;
-    to.rank = rank;
-    to.world_size = world;
-    to.chunk_bytes = options.cpu_tcp_chunk_bytes;
-    to.key_prefix = prefix;
-    to.listen_fd = listen_fd;
-    for (const PeerInfo& p : peers) to.peers.push_back(TcpPeer{p.address, p.port});
-    KT_ASSIGN_OR_RETURN(transport, CreateTcpTransport(to, store, deadline));
+    const int node = topo.node_of[rank];
+    const bool leader = topo.local_index[rank] == 0;
+    absl::StatusOr<std::unique_ptr<CpuTransportImpl>> intra = make_shm(node);
+    if (!intra.ok()) {
+      CloseFd(listen_fd);
+      return intra.status();
+    }
+    std::unique_ptr<CpuTransportImpl> inter;
+    if (leader) {
+      std::vector<int> leaders;
+      for (const auto& members : topo.node_ranks) leaders.push_back(members[0]);
+      KT_ASSIGN_OR_RETURN(inter, make_tcp(leaders, node, listen_fd, "/leaders"));
+    } else {
+      CloseFd(listen_fd);
+    }
+    transport = CreateHierarchicalTransport(std::move(topo), *std::move(intra), std::move(inter));
   }
   KT_RETURN_IF_ERROR(store->Barrier(absl::StrCat(prefix, "/ready"), world, deadline - absl::Now()));
   if (rank == 0) {
-    spdlog::info("[job={} rank=0] cpu communicator up: {} ranks, transport {}", options.job, world,
-                 transport->name());
+    spdlog::info("[job={} rank=0] cpu communicator up: {} ranks on {} node(s), transport {}",
+                 options.job, world, nodes, transport->name());
   }
   return std::make_unique<CpuCommunicator>(options, std::move(rv), std::move(transport));
 }

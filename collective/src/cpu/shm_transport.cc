@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/status_macros.h"
@@ -66,7 +67,10 @@ class ShmTransport : public CpuTransportImpl {
  public:
   ShmTransport(const ShmTransportOptions& options, void* base, size_t bytes)
       : rank_(options.rank), world_(options.world_size), slot_bytes_(options.slot_bytes),
-        base_(static_cast<char*>(base)), bytes_(bytes) {
+        base_(static_cast<char*>(base)), bytes_(bytes), global_(options.global_ranks) {
+    if (global_.empty()) {
+      for (int i = 0; i < world_; ++i) global_.push_back(i);
+    }
     header_ = reinterpret_cast<Header*>(base_);
     controls_ = reinterpret_cast<Control*>(base_ + sizeof(Header));
     data_ = base_ + sizeof(Header) + AlignUp(sizeof(Control) * world_, 4096);
@@ -125,7 +129,8 @@ class ShmTransport : public CpuTransportImpl {
         sched_yield();
         if ((iter & 63) != 0) continue;
         if (int32_t by = header_->aborted_by.load(std::memory_order_acquire); by != 0) {
-          return absl::AbortedError(absl::StrCat("rank ", by - 1, " aborted the communicator: ",
+          return absl::AbortedError(absl::StrCat("rank ", global_[by - 1],
+                                                 " aborted the communicator: ",
                                                  std::string(header_->reason)));
         }
         absl::Time now = absl::Now();
@@ -135,13 +140,13 @@ class ShmTransport : public CpuTransportImpl {
           if (!ProcessAlive(controls_[p].pid) &&
               arrive.load(std::memory_order_acquire) < target) {
             return absl::UnavailableError(absl::StrCat(
-                "peer rank ", p, " (pid ", controls_[p].pid,
-                ") died during a shared-memory collective on rank ", rank_));
+                "peer rank ", global_[p], " (pid ", controls_[p].pid,
+                ") died during a shared-memory collective on rank ", global_[rank_]));
           }
         }
         if (now >= deadline) {
           return absl::DeadlineExceededError(absl::StrCat(
-              "timed out on rank ", rank_, " waiting for peer rank ", p, " (pid ",
+              "timed out on rank ", global_[rank_], " waiting for peer rank ", global_[p], " (pid ",
               controls_[p].pid, ", alive but not progressing: does every rank call the same "
               "collectives in the same order?)"));
         }
@@ -265,6 +270,7 @@ class ShmTransport : public CpuTransportImpl {
   char* data_;
   uint64_t seq_ = 0;
   uint64_t chunk_seq_ = 0;
+  std::vector<int> global_;
 };
 
 }  // namespace

@@ -33,6 +33,7 @@ struct ShmTransportOptions {
   size_t slot_bytes = 512 * 1024;
   std::string segment_name;  // "/kubetrain-..." chosen by the caller, same on all ranks
   std::string key_prefix;    // store key prefix for this communicator
+  std::vector<int> global_ranks;  // member index -> communicator rank, for messages (empty: same)
 };
 
 absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateShmTransport(

@@ -20,11 +20,14 @@ class TcpTransport : public CpuTransportImpl {
                int prev_fd)
       : rank_(options.rank), world_(options.world_size),
         chunk_bytes_(std::max<size_t>(options.chunk_bytes, 4096)), prefix_(options.key_prefix),
-        store_(store), next_fd_(next_fd), prev_fd_(prev_fd) {
+        store_(store), next_fd_(next_fd), prev_fd_(prev_fd), global_(options.global_ranks) {
+    if (global_.empty()) {
+      for (int i = 0; i < world_; ++i) global_.push_back(i);
+    }
     const int next = (rank_ + 1) % world_, prev = (rank_ + world_ - 1) % world_;
-    next_name_ = absl::StrCat("rank ", next, " (", options.peers[next].address, ":",
+    next_name_ = absl::StrCat("rank ", global_[next], " (", options.peers[next].address, ":",
                               options.peers[next].port, ")");
-    prev_name_ = absl::StrCat("rank ", prev, " (", options.peers[prev].address, ":",
+    prev_name_ = absl::StrCat("rank ", global_[prev], " (", options.peers[prev].address, ":",
                               options.peers[prev].port, ")");
   }
   ~TcpTransport() override {
@@ -57,9 +60,9 @@ class TcpTransport : public CpuTransportImpl {
     absl::StatusOr<std::string> abort =
         store_->Get(absl::StrCat(prefix_, "/abort"), /*wait=*/true, grace);
     if (!abort.ok()) {
-      return absl::Status(s.code(), absl::StrCat("rank ", rank_, ": ", s.message()));
+      return absl::Status(s.code(), absl::StrCat("rank ", global_[rank_], ": ", s.message()));
     }
-    return absl::Status(s.code(), absl::StrCat("rank ", rank_, ": ", s.message(),
+    return absl::Status(s.code(), absl::StrCat("rank ", global_[rank_], ": ", s.message(),
                                                "; first failure: ", *abort));
   }
 
@@ -75,18 +78,19 @@ class TcpTransport : public CpuTransportImpl {
     std::vector<bool> seen(world_, false);
     seen[rank_] = true;
     int cur = waiting_for;
-    std::string chain = absl::StrCat("rank ", rank_, " -> rank ", cur);
+    std::string chain = absl::StrCat("rank ", global_[rank_], " -> rank ", global_[cur]);
     while (!seen[cur]) {
       seen[cur] = true;
       absl::StatusOr<std::string> v =
           store_->Get(absl::StrCat(prefix_, "/waiting/", cur), /*wait=*/false);
       int nxt = -1;
       if (!v.ok() || !absl::SimpleAtoi(*v, &nxt) || nxt < 0 || nxt >= world_) break;
-      absl::StrAppend(&chain, " -> rank ", nxt);
+      absl::StrAppend(&chain, " -> rank ", global_[nxt]);
       cur = nxt;
     }
     return absl::DeadlineExceededError(absl::StrCat(
-        "rank ", rank_, ": ", s.message(), "; waiting chain ", chain, ": rank ", cur,
+        "rank ", global_[rank_], ": ", s.message(), "; waiting chain ", chain, ": rank ",
+        global_[cur],
         " is not progressing (stuck outside the collective, or calling a different one)"));
   }
 
@@ -119,17 +123,25 @@ class TcpTransport : public CpuTransportImpl {
 
   // In place on `buf`: segment `rank_` is final here; afterwards all segments are.
   absl::Status RingAllGather(char* buf, size_t count, size_t es, absl::Time deadline) {
-    const size_t chunk = chunk_bytes_ / es;
+    std::vector<size_t> offsets(world_ + 1);
+    for (int i = 0; i <= world_; ++i) offsets[i] = SegLo(count, i) * es;
+    return AllGatherV(buf, offsets, deadline);
+  }
+
+  absl::Status AllGatherV(char* buf, const std::vector<size_t>& offsets,
+                          absl::Time deadline) override {
+    const size_t chunk = chunk_bytes_;
     for (int s = 0; s < world_ - 1; ++s) {
       const int send_seg = (rank_ - s + world_) % world_;
       const int recv_seg = (rank_ - s - 1 + world_) % world_;
-      char* send = buf + SegLo(count, send_seg) * es;
-      char* recv = buf + SegLo(count, recv_seg) * es;
-      const size_t send_n = SegLen(count, send_seg), recv_n = SegLen(count, recv_seg);
+      char* send = buf + offsets[send_seg];
+      char* recv = buf + offsets[recv_seg];
+      const size_t send_n = offsets[send_seg + 1] - offsets[send_seg];
+      const size_t recv_n = offsets[recv_seg + 1] - offsets[recv_seg];
       for (size_t off = 0; off < std::max(send_n, recv_n); off += chunk) {
         const size_t sn = off < send_n ? std::min(chunk, send_n - off) : 0;
         const size_t rn = off < recv_n ? std::min(chunk, recv_n - off) : 0;
-        KT_RETURN_IF_ERROR(Exchange(send + off * es, sn * es, recv + off * es, rn * es, deadline));
+        KT_RETURN_IF_ERROR(Exchange(send + off, sn, recv + off, rn, deadline));
       }
     }
     return absl::OkStatus();
@@ -216,6 +228,7 @@ class TcpTransport : public CpuTransportImpl {
   std::string next_name_, prev_name_;
   std::vector<char> scratch_;
   std::vector<char> work_;
+  std::vector<int> global_;
 };
 
 }  // namespace
@@ -224,12 +237,13 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateTcpTransport(
     const TcpTransportOptions& options, collective::TcpStoreClient* store, absl::Time deadline) {
   const int rank = options.rank, world = options.world_size;
   const int next = (rank + 1) % world;
+  auto global = [&](int i) { return options.global_ranks.empty() ? i : options.global_ranks[i]; };
   const TcpPeer& peer = options.peers[next];
   absl::StatusOr<int> next_fd = Connect(peer.address, peer.port, deadline);
   if (!next_fd.ok()) {
     CloseFd(options.listen_fd);
     return absl::Status(next_fd.status().code(),
-                        absl::StrCat("rank ", rank, " connecting to rank ", next, ": ",
+                        absl::StrCat("rank ", global(rank), " connecting to rank ", global(next), ": ",
                                      next_fd.status().message()));
   }
   int32_t me = rank;
@@ -247,8 +261,9 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateTcpTransport(
   if (!got.ok() || who != prev) {
     CloseFd(*next_fd);
     CloseFd(*prev_fd);
-    return got.ok() ? absl::InternalError(absl::StrCat("rank ", rank, " expected rank ", prev,
-                                                       " to connect, got rank ", who))
+    return got.ok() ? absl::InternalError(absl::StrCat("rank ", global(rank), " expected rank ",
+                                                       global(prev), " to connect, got member ",
+                                                       who))
                     : got;
   }
   return std::make_unique<TcpTransport>(options, store, *next_fd, *prev_fd);

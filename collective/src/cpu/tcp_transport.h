@@ -29,7 +29,8 @@ struct TcpTransportOptions {
   size_t chunk_bytes = 256 * 1024;
   std::string key_prefix;
   int listen_fd = -1;          // already listening; the transport takes ownership
-  std::vector<TcpPeer> peers;  // by rank
+  std::vector<TcpPeer> peers;  // by member index
+  std::vector<int> global_ranks;  // member index -> communicator rank, for messages (empty: same)
 };
 
 absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateTcpTransport(

@@ -5,6 +5,7 @@
 #define KUBETRAIN_COLLECTIVE_SRC_CPU_TRANSPORT_H_
 
 #include <cstddef>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -28,6 +29,13 @@ class CpuTransportImpl {
   virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count,
                                      DataType type, ReduceOp op, absl::Time deadline) = 0;
   virtual absl::Status Barrier(absl::Time deadline) = 0;
+  // All-gather of variable, contiguous byte segments: on entry segment `index` (bytes
+  // [offsets[index], offsets[index + 1]) of buf) is final on this member; on return all are.
+  // `offsets` has size()+1 entries. Only the TCP ring implements it (for the hierarchical mode).
+  virtual absl::Status AllGatherV(char* buf, const std::vector<size_t>& offsets,
+                                  absl::Time deadline) {
+    return absl::UnimplementedError("AllGatherV");
+  }
   // Called once after an operation failed: tell peers (so they fail fast) and stop using the
   // links. `status` is the failure.
   virtual void Abort(const absl::Status& status) = 0;

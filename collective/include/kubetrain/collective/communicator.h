@@ -9,7 +9,8 @@
 //
 // Backends (one file set each under collective/src/):
 //   kCpu  — kubetrain's own host-memory backend: a shared-memory reduce-scatter + all-gather
-//           between ranks on one node, a TCP ring between nodes (cpu/).
+//           between ranks on one node, a TCP ring between nodes (hierarchical: shared memory
+//           inside each node, the ring between one leader per node) (cpu/).
 //   kMpi  — host buffers through OpenMPI nonblocking collectives (mpi/; built with MPI only).
 //   kNccl — device buffers through NCCL on a CUDA stream per communicator (nccl/; built with
 //           CUDA only).
@@ -55,7 +56,8 @@ enum class MemoryKind : int { kHost, kDevice };
 
 // How the CPU backend moves bytes between ranks.
 enum class CpuTransport : int {
-  kAuto,  // shared memory when every rank is on this node, else TCP ring
+  kAuto,  // shared memory within a node; across nodes, shared memory inside each node and a
+          // TCP ring between the nodes' leaders (hierarchical)
   kShm,   // shared memory only (fails if ranks are on different nodes)
   kTcp,   // TCP ring even on one node (tests, debugging)
 };
@@ -85,6 +87,9 @@ struct CommunicatorOptions {
   size_t cpu_shm_slot_bytes = 512 * 1024;
   // Bytes per pipelined piece on the TCP ring.
   size_t cpu_tcp_chunk_bytes = 256 * 1024;
+  // Identity of this rank's node: ranks with the same id share memory. Empty means the host
+  // name (a Kubernetes pod has its own). Tests set it to simulate several nodes on one host.
+  std::string cpu_node_id;
 
   // --- NCCL backend ---
   // CUDA device ordinal; -1 means local_rank % device count.
