@@ -129,11 +129,17 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
             absl::StrCat("cannot write the mpirun hostfile '", hostfile.string(), "'"));
       }
     }
+    fs::path status_dir = hostfile.parent_path() / "mpi-status";
+    std::error_code ec;
+    fs::remove_all(status_dir, ec);
+    KT_RETURN_IF_ERROR(MakeDirs(status_dir, "the mpi rank status directory"));
     RankProcess p;
     p.rank = -1;
     p.local_rank = 0;
     p.mpirun_tagged_output = true;
+    p.mpi_status_dir = status_dir.string();
     p.spawn.env = RankEnvironment(launch, 0, options.env);
+    p.spawn.env["KUBETRAIN_MPI_STATUS_DIR"] = status_dir.string();
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
     p.spawn.argv = MpirunArgv(launch, command, hostfile.string(), p.spawn.env);

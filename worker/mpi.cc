@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -88,6 +90,10 @@ std::vector<std::string> MpirunArgv(const v1::InstanceLaunch& launch, const std:
       "--oversubscribe",
       "--bind-to", "none",
       "--tag-output",
+      // When a rank fails, mpirun SIGTERMs the others and then sleeps this many seconds (default
+      // 1, sometimes twice) before SIGKILL, even when they are already gone; 0 keeps rank death →
+      // all ranks gone well under 2 s.
+      "--mca", "odls_base_sigkill_timeout", "0",
   };
   for (const auto& [name, value] : env) {
     if (absl::StartsWith(name, "OMPI_")) continue;  // mpirun's own settings
@@ -96,7 +102,12 @@ std::vector<std::string> MpirunArgv(const v1::InstanceLaunch& launch, const std:
   }
   argv.push_back("/bin/bash");
   argv.push_back("-c");
-  argv.push_back(absl::StrCat(MpiRankPrologue(launch), "; exec /bin/bash -c \"$1\""));
+  // Not `exec`: the wrapper outlives the command to record its exit status for the agent
+  // (mpirun names the failing rank only some of the time).
+  argv.push_back(absl::StrCat(
+      MpiRankPrologue(launch),
+      "; /bin/bash -c \"$1\"; rc=$?; if [ -n \"$KUBETRAIN_MPI_STATUS_DIR\" ]; then "
+      "echo \"$rc $EPOCHREALTIME\" > \"$KUBETRAIN_MPI_STATUS_DIR/$r\"; fi; exit $rc"));
   argv.push_back("kubetrain-rank");
   argv.push_back(command);
   return argv;
@@ -120,6 +131,78 @@ std::optional<TaggedLine> ParseTaggedLine(absl::string_view line) {
   }
   tagged.text = s;
   return tagged;
+}
+
+void TaggedOutputDemux::Feed(absl::string_view data, const Emit& emit) {
+  pending_.append(data.data(), data.size());
+  const absl::string_view buf = pending_;
+  size_t pos = 0;
+  while (pos < buf.size()) {
+    const absl::string_view here = buf.substr(pos);
+    const Owner owner = current_.value_or(Owner{-1, untagged_stream_});
+    if (here[0] == '\n') {
+      std::string& line = partial_[owner];
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      emit(owner.rank, owner.stream, line);
+      line.clear();
+      current_.reset();  // a new line: mpirun's own unless a tag follows
+      pos += 1;
+      continue;
+    }
+    if (here[0] == '[') {
+      const size_t close = here.find(">:");
+      if (close == absl::string_view::npos) {
+        // Perhaps a tag cut in two by the read: wait for the rest.
+        if (here.size() < 40 && here.find('\n') == absl::string_view::npos) break;
+      } else if (close < 40) {
+        if (std::optional<TaggedLine> tag = ParseTaggedLine(here.substr(0, close + 2))) {
+          current_ = Owner{tag->rank, tag->stream};
+          pos += close + 2;
+          continue;
+        }
+      }
+    }
+    size_t end = here.find_first_of("[\n", 1);
+    if (end == absl::string_view::npos) end = here.size();
+    std::string& line = partial_[owner];
+    line.append(here.data(), end);
+    if (line.size() >= max_line_bytes_) {
+      emit(owner.rank, owner.stream, line);
+      line.clear();
+    }
+    pos += end;
+  }
+  pending_.erase(0, pos);
+}
+
+void TaggedOutputDemux::Finish(const Emit& emit) {
+  if (!pending_.empty()) {
+    Owner owner = current_.value_or(Owner{-1, untagged_stream_});
+    partial_[owner] += pending_;
+    pending_.clear();
+  }
+  for (auto& [owner, line] : partial_) {
+    if (!line.empty()) emit(owner.rank, owner.stream, line);
+    line.clear();
+  }
+}
+
+std::optional<MpirunFailure> FirstFailedRank(const std::string& status_dir) {
+  std::optional<MpirunFailure> first;
+  double first_time = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(status_dir, ec)) {
+    int rank = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &rank)) continue;
+    std::ifstream in(entry.path());
+    int rc = 0;
+    double when = 0;
+    if (!(in >> rc >> when) || rc == 0) continue;
+    if (first.has_value() && when >= first_time) continue;
+    first = MpirunFailure{rank, rc > 128 && rc < 128 + 65 ? 0 : rc, rc > 128 && rc < 128 + 65 ? rc - 128 : 0};
+    first_time = when;
+  }
+  return first;
 }
 
 std::optional<MpirunFailure> ParseMpirunFailure(const std::vector<std::string>& mpirun_lines) {

@@ -3,7 +3,13 @@
 // Instance 0 writes a hostfile (one line per distinct host, slots = processes it hosts, in instance
 // order; on the local backend every instance is 127.0.0.1, so one line with all slots) and runs
 //   mpirun --hostfile F -np N*P --map-by slot --oversubscribe --bind-to none --tag-output
-//          -x VAR... /bin/bash -c '<prologue>; exec /bin/bash -c "$1"' kubetrain-rank '<command>'
+//          --mca odls_base_sigkill_timeout 0
+//          -x VAR... /bin/bash -c '<prologue>; /bin/bash -c "$1"; <record status>' kubetrain-rank
+//          '<command>'
+// Fail fast is mpirun's own: when a rank fails it stops the others and exits non-zero, and the
+// agent reports the rank mpirun names. With sigkill_timeout 0 mpirun kills the other ranks at once
+// (its default waits 1-2 s between SIGTERM and SIGKILL even when they are gone); so for mpi jobs
+// plan.grace_period_ms applies to mpirun itself, not to each rank.
 // The prologue gives each rank what differs per rank or per instance and mpirun does not set:
 // AZUREML_PROCESS_NAME=rank_$OMPI_COMM_WORLD_RANK and, for the instance r / P the rank belongs to,
 // AZUREML_CR_NODE_RANK, KUBETRAIN_INSTANCE, CUDA_VISIBLE_DEVICES and OMP_NUM_THREADS (unless the
@@ -13,6 +19,7 @@
 #ifndef KUBETRAIN_WORKER_MPI_H_
 #define KUBETRAIN_WORKER_MPI_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +50,39 @@ struct TaggedLine {
 };
 std::optional<TaggedLine> ParseTaggedLine(absl::string_view line);
 
+// Splits what `mpirun --tag-output` writes on one of its streams back into per-rank lines.
+// mpirun tags each line of a chunk a rank wrote, but a chunk that does not end in a newline leaves
+// the line open and the next chunk's tag follows on the same line:
+//   "[1,0]<stdout>:c[1,1]<stdout>:a\n"  is rank 0's "c" (line still open) and rank 1's "a".
+// So tags are recognised anywhere; bytes after a tag belong to that rank until its newline; bytes
+// at the start of a line without a tag are mpirun's own (rank -1, `untagged_stream`). Each
+// (rank, stream) assembles its own lines, so a line split over chunks comes out whole.
+//
+// Thread-safety: not thread-safe; one instance per mpirun output stream.
+class TaggedOutputDemux {
+ public:
+  using Emit = std::function<void(int rank, v1::LogLine::Stream stream, absl::string_view line)>;
+  explicit TaggedOutputDemux(v1::LogLine::Stream untagged_stream, size_t max_line_bytes = 65536)
+      : untagged_stream_(untagged_stream), max_line_bytes_(max_line_bytes) {}
+
+  void Feed(absl::string_view data, const Emit& emit);
+  void Finish(const Emit& emit);  // end of stream: emits every partial line
+
+ private:
+  struct Owner {
+    int rank;
+    v1::LogLine::Stream stream;
+    bool operator<(const Owner& o) const {
+      return rank != o.rank ? rank < o.rank : stream < o.stream;
+    }
+  };
+  v1::LogLine::Stream untagged_stream_;
+  size_t max_line_bytes_;
+  std::string pending_;              // bytes that may start a tag not yet complete
+  std::optional<Owner> current_;     // owner of the bytes now; nullopt: mpirun's own
+  std::map<Owner, std::string> partial_;  // open lines
+};
+
 // What mpirun says about the process that ended the job, from its own (untagged) output:
 // "Process name: [[x,y],R]" / "Exit code: C", or "process rank R with PID ... exited on signal S".
 struct MpirunFailure {
@@ -51,6 +91,11 @@ struct MpirunFailure {
   int signal = 0;
 };
 std::optional<MpirunFailure> ParseMpirunFailure(const std::vector<std::string>& mpirun_lines);
+
+// The rank wrapper writes "<exit status> <$EPOCHREALTIME>" to $KUBETRAIN_MPI_STATUS_DIR/<rank> when
+// the command ends (on hosts that share the directory with the agent: the local backend). Returns
+// the earliest non-zero one (a status above 128 is read as 128 + signal, the shell's convention).
+std::optional<MpirunFailure> FirstFailedRank(const std::string& status_dir);
 
 }  // namespace kubetrain::worker
 

@@ -35,6 +35,7 @@ struct Proc {
   RankProcess spec;
   ChildProcess child;
   std::string pending[2];  // partial lines of stdout, stderr
+  std::unique_ptr<TaggedOutputDemux> demux[2];  // mpirun --tag-output: per-rank lines
   bool running = false;    // spawned and not reaped
   bool signalled_by_us = false;
   int exit_code = 0;
@@ -55,6 +56,7 @@ class RunState {
   void Start(std::vector<RankProcess> specs);
   void ReadFd(Proc& p, int which);
   void EmitLine(Proc& p, int which, absl::string_view text);
+  void EmitRankLine(int rank, v1::LogLine::Stream stream, absl::string_view text);
   void CheckExits();
   void Finished(Proc& p, int wstatus);
   void BeginTeardown(const std::string& why);
@@ -122,6 +124,12 @@ void RunState::Start(std::vector<RankProcess> specs) {
       return;
     }
     p.child = std::move(*child);
+    if (p.spec.mpirun_tagged_output) {
+      p.demux[0] = std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDOUT,
+                                                       options_.max_line_bytes);
+      p.demux[1] = std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDERR,
+                                                       options_.max_line_bytes);
+    }
     if (guard_ != nullptr) {
       guard_->Add(p.child.pid());
       guarded_.insert(p.child.pid());
@@ -137,17 +145,14 @@ void RunState::Start(std::vector<RankProcess> specs) {
 }
 
 void RunState::EmitLine(Proc& p, int which, absl::string_view text) {
-  int rank = p.spec.rank;
-  v1::LogLine::Stream stream = which == 0 ? v1::LogLine::STREAM_STDOUT : v1::LogLine::STREAM_STDERR;
-  if (p.spec.mpirun_tagged_output) {
-    if (std::optional<TaggedLine> tagged = ParseTaggedLine(text)) {
-      rank = tagged->rank;
-      stream = tagged->stream;
-      text = tagged->text;
-    } else {
-      mpirun_lines_.emplace_back(text);
-      if (mpirun_lines_.size() > 200) mpirun_lines_.erase(mpirun_lines_.begin());
-    }
+  EmitRankLine(p.spec.rank,
+               which == 0 ? v1::LogLine::STREAM_STDOUT : v1::LogLine::STREAM_STDERR, text);
+}
+
+void RunState::EmitRankLine(int rank, v1::LogLine::Stream stream, absl::string_view text) {
+  if (rank < 0) {  // mpirun's own words: kept to find the rank it blames
+    mpirun_lines_.emplace_back(text);
+    if (mpirun_lines_.size() > 200) mpirun_lines_.erase(mpirun_lines_.begin());
   }
   reporter_->Line(rank, stream, text);
   std::deque<std::string>& tail = Tail(rank);
@@ -164,6 +169,22 @@ void RunState::ReadFd(Proc& p, int which) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (p.demux[which] != nullptr) {
+      auto emit = [this](int rank, v1::LogLine::Stream stream, absl::string_view text) {
+        EmitRankLine(rank, stream, text);
+      };
+      if (n > 0) {
+        p.demux[which]->Feed(absl::string_view(buf, n), emit);
+        continue;
+      }
+      p.demux[which]->Finish(emit);
+      if (which == 0) {
+        p.child.CloseStdout();
+      } else {
+        p.child.CloseStderr();
+      }
+      return;
+    }
     std::string& pending = p.pending[which];
     if (n <= 0) {  // EOF (or error): flush the partial line, close.
       if (!pending.empty()) EmitLine(p, which, pending);
@@ -222,7 +243,10 @@ void RunState::Finished(Proc& p, int wstatus) {
     result_.signal = p.signal;
     int tail_rank = p.spec.rank;
     if (p.spec.mpirun_tagged_output) {
-      if (std::optional<MpirunFailure> f = ParseMpirunFailure(mpirun_lines_)) {
+      std::optional<MpirunFailure> f;
+      if (!p.spec.mpi_status_dir.empty()) f = FirstFailedRank(p.spec.mpi_status_dir);
+      if (!f.has_value()) f = ParseMpirunFailure(mpirun_lines_);
+      if (f.has_value()) {
         if (f->rank >= 0) {
           result_.failed_rank = f->rank;
           tail_rank = f->rank;

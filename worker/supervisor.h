@@ -39,6 +39,7 @@ struct RankProcess {
   int local_rank = 0;  // for the status
   SpawnOptions spawn;
   bool mpirun_tagged_output = false;  // mpirun --tag-output: attribute lines to the tagged rank
+  std::string mpi_status_dir;  // mpirun: where ranks record exit statuses (worker/mpi.h)
 };
 
 struct SupervisorOptions {

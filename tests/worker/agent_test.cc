@@ -345,8 +345,10 @@ TEST(RunAgentMpiTest, FailingMpiRankIsNamed) {
   AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_EQ(result.exit_code, kExitRankFailed);
-  EXPECT_NE(result.supervisor.exit_code, 0);
-  EXPECT_THAT(result.message, HasSubstr("exited with code"));
+  EXPECT_EQ(result.supervisor.failed_rank, 2);
+  EXPECT_EQ(result.supervisor.exit_code, 3);
+  EXPECT_THAT(result.message, HasSubstr("rank 2 exited with code 3"));
+  EXPECT_THAT(result.supervisor.last_lines, ::testing::ElementsAre("bad input"));
   EXPECT_THAT(LiveDescendants(), ::testing::IsEmpty());
   std::printf("mpi failure reported as: %s\n", result.message.c_str());
 }

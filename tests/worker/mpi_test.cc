@@ -1,5 +1,7 @@
 #include "worker/mpi.h"
 
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +100,89 @@ TEST(MpiTest, ParsesTaggedLines) {
   EXPECT_FALSE(ParseTaggedLine("--------------------").has_value());
   EXPECT_FALSE(ParseTaggedLine("[1,x]<stdout>:a").has_value());
   EXPECT_FALSE(ParseTaggedLine("[1,2]<stdin>:a").has_value());
+}
+
+struct Demuxed {
+  int rank;
+  v1::LogLine::Stream stream;
+  std::string text;
+  bool operator==(const Demuxed& o) const {
+    return rank == o.rank && stream == o.stream && text == o.text;
+  }
+};
+void PrintTo(const Demuxed& d, std::ostream* os) {
+  *os << "{" << d.rank << "," << d.stream << ",\"" << d.text << "\"}";
+}
+
+// Feeds `chunks` one by one (as reads would deliver them) and returns the lines.
+std::vector<Demuxed> Demux(const std::vector<std::string>& chunks,
+                           v1::LogLine::Stream stream = v1::LogLine::STREAM_STDOUT) {
+  std::vector<Demuxed> out;
+  auto emit = [&](int rank, v1::LogLine::Stream s, absl::string_view text) {
+    out.push_back({rank, s, std::string(text)});
+  };
+  TaggedOutputDemux demux(stream);
+  for (const std::string& c : chunks) demux.Feed(c, emit);
+  demux.Finish(emit);
+  return out;
+}
+
+constexpr auto kOut = v1::LogLine::STREAM_STDOUT;
+constexpr auto kErr = v1::LogLine::STREAM_STDERR;
+
+TEST(TaggedOutputDemuxTest, SplitsInterleavedChunksBackIntoRankLines) {
+  // Exactly what mpirun 4.1 wrote for ranks printing "a\nb\nc", then "d\n".
+  std::string out =
+      "[1,0]<stdout>:a\n[1,0]<stdout>:b\n[1,0]<stdout>:c[1,1]<stdout>:a\n[1,1]<stdout>:b\n"
+      "[1,1]<stdout>:c[1,0]<stdout>:d\n[1,1]<stdout>:d\n";
+  std::vector<Demuxed> lines = Demux({out});
+  EXPECT_THAT(lines, ::testing::UnorderedElementsAre(
+                         Demuxed{0, kOut, "a"}, Demuxed{0, kOut, "b"}, Demuxed{0, kOut, "cd"},
+                         Demuxed{1, kOut, "a"}, Demuxed{1, kOut, "b"}, Demuxed{1, kOut, "cd"}));
+  // Byte by byte gives the same.
+  std::vector<std::string> bytes;
+  for (char c : out) bytes.push_back(std::string(1, c));
+  EXPECT_THAT(Demux(bytes), ::testing::UnorderedElementsAreArray(lines));
+}
+
+TEST(TaggedOutputDemuxTest, NewlineArrivingInALaterChunk) {
+  // python's print: the text and its newline reached mpirun separately.
+  EXPECT_THAT(Demux({"[1,2]<stdout>:rank 2 OK[1,3]<stdout>:rank 3 OK\n[1,2]<stdout>:\n"}),
+              ::testing::ElementsAre(Demuxed{3, kOut, "rank 3 OK"}, Demuxed{2, kOut, "rank 2 OK"}));
+}
+
+TEST(TaggedOutputDemuxTest, UntaggedLinesAreMpirunsOwn) {
+  EXPECT_THAT(
+      Demux({"[1,0]<stderr>:boom\n-----\nmpirun noticed that process rank 0\n"}, kErr),
+      ::testing::ElementsAre(Demuxed{0, kErr, "boom"}, Demuxed{-1, kErr, "-----"},
+                             Demuxed{-1, kErr, "mpirun noticed that process rank 0"}));
+}
+
+TEST(TaggedOutputDemuxTest, BracketsInTextAreText) {
+  EXPECT_THAT(Demux({"[1,0]<stdout>:x[0] = [1, 2]\n", "[warn] plain\n"}),
+              ::testing::ElementsAre(Demuxed{0, kOut, "x[0] = [1, 2]"},
+                                     Demuxed{-1, kOut, "[warn] plain"}));
+}
+
+TEST(TaggedOutputDemuxTest, PartialLinesAreFlushedAtTheEnd) {
+  EXPECT_THAT(Demux({"[1,1]<stdout>:no newline", "[1,"}),
+              ::testing::ElementsAre(Demuxed{1, kOut, "no newline[1,"}));
+}
+
+TEST(MpiTest, FirstFailedRankFromStatusFiles) {
+  testing::TempDir dir;
+  std::ofstream(dir / "0") << "0 100.5\n";
+  std::ofstream(dir / "1") << "143 101.0\n";  // SIGTERMed after rank 3 failed
+  std::ofstream(dir / "3") << "3 100.9\n";
+  std::optional<MpirunFailure> f = FirstFailedRank(dir.path());
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->rank, 3);
+  EXPECT_EQ(f->exit_code, 3);
+  std::ofstream(dir / "2") << "137 100.7\n";
+  f = FirstFailedRank(dir.path());
+  EXPECT_EQ(f->rank, 2);
+  EXPECT_EQ(f->signal, 9);
+  EXPECT_FALSE(FirstFailedRank(dir / "missing").has_value());
 }
 
 TEST(MpiTest, ParsesMpirunFailureReports) {
