@@ -138,6 +138,8 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
     p.local_rank = 0;
     p.mpirun_tagged_output = true;
     p.mpi_status_dir = status_dir.string();
+    p.mpi_ranks_per_instance = std::max(1, launch.job().distribution().process_count_per_instance());
+    p.mpi_world_size = InstanceCount(launch) * p.mpi_ranks_per_instance;
     p.spawn.env = RankEnvironment(launch, 0, options.env);
     p.spawn.env["KUBETRAIN_MPI_STATUS_DIR"] = status_dir.string();
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";

@@ -187,20 +187,27 @@ void TaggedOutputDemux::Finish(const Emit& emit) {
   }
 }
 
-std::optional<MpirunFailure> FirstFailedRank(const std::string& status_dir) {
-  std::optional<MpirunFailure> first;
-  double first_time = 0;
+std::map<int, RankExit> ReadRankExits(const std::string& status_dir) {
+  std::map<int, RankExit> exits;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(status_dir, ec)) {
     int rank = 0;
     if (!absl::SimpleAtoi(entry.path().filename().string(), &rank)) continue;
     std::ifstream in(entry.path());
-    int rc = 0;
-    double when = 0;
-    if (!(in >> rc >> when) || rc == 0) continue;
-    if (first.has_value() && when >= first_time) continue;
-    first = MpirunFailure{rank, rc > 128 && rc < 128 + 65 ? 0 : rc, rc > 128 && rc < 128 + 65 ? rc - 128 : 0};
-    first_time = when;
+    RankExit e;
+    if (in >> e.status >> e.when) exits[rank] = e;
+  }
+  return exits;
+}
+
+std::optional<MpirunFailure> FirstFailedRank(const std::string& status_dir) {
+  std::optional<MpirunFailure> first;
+  double first_time = 0;
+  for (const auto& [rank, e] : ReadRankExits(status_dir)) {
+    if (e.status == 0 || (first.has_value() && e.when >= first_time)) continue;
+    const bool signalled = e.status > 128 && e.status < 128 + 65;
+    first = MpirunFailure{rank, signalled ? 0 : e.status, signalled ? e.status - 128 : 0};
+    first_time = e.when;
   }
   return first;
 }

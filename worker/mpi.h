@@ -97,6 +97,13 @@ std::optional<MpirunFailure> ParseMpirunFailure(const std::vector<std::string>& 
 // the earliest non-zero one (a status above 128 is read as 128 + signal, the shell's convention).
 std::optional<MpirunFailure> FirstFailedRank(const std::string& status_dir);
 
+// Every status recorded so far, by rank.
+struct RankExit {
+  int status = 0;   // the shell's $?: exit code, or 128 + signal
+  double when = 0;  // $EPOCHREALTIME
+};
+std::map<int, RankExit> ReadRankExits(const std::string& status_dir);
+
 }  // namespace kubetrain::worker
 
 #endif  // KUBETRAIN_WORKER_MPI_H_

@@ -259,6 +259,15 @@ OrphanGuard::~OrphanGuard() {
 }
 
 std::vector<pid_t> LiveDescendants() {
+  // /proc must show our PID namespace (a new PID namespace without its own /proc mount shows the
+  // host's pids, which kill() here would misread): else report nothing rather than guess.
+  char self[32] = {0};
+  ssize_t len = readlink("/proc/self", self, sizeof(self) - 1);
+  int proc_pid = 0;
+  if (len <= 0 || !absl::SimpleAtoi(absl::string_view(self, len), &proc_pid) ||
+      proc_pid != getpid()) {
+    return {};
+  }
   // ppid of every process, then a walk down from us.
   std::multimap<pid_t, pid_t> children;
   std::set<pid_t> zombies;

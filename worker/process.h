@@ -95,6 +95,7 @@ class OrphanGuard {
 };
 
 // The pids of all living descendants of this process (children, grandchildren, ...), from /proc.
+// Empty when /proc belongs to another PID namespace than ours (then it cannot be trusted).
 std::vector<pid_t> LiveDescendants();
 
 }  // namespace kubetrain::worker

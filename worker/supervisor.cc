@@ -64,6 +64,7 @@ class RunState {
   bool AnyRunning() const;
   void ReportStatus();
   void SweepOrphans();
+  void AddMpiRanks(const Proc& p, v1::InstanceStatus& s);
   std::deque<std::string>& Tail(int rank) { return tails_[rank]; }
 
   const SupervisorOptions& options_;
@@ -350,9 +351,43 @@ void RunState::ReportStatus() {
     r->set_pid(p.child.pid());
     r->set_started_unix_ms(p.started_ms);
     r->set_finished_unix_ms(p.finished_ms);
+    if (p.spec.mpi_world_size > 0) AddMpiRanks(p, s);
   }
   reporter_->UpdateStatus(s);
   status_dirty_ = false;
+}
+
+// The ranks under mpirun, from the statuses their wrappers recorded (no pid: mpirun's children).
+void RunState::AddMpiRanks(const Proc& p, v1::InstanceStatus& s) {
+  std::map<int, RankExit> exits;
+  if (!p.spec.mpi_status_dir.empty()) exits = ReadRankExits(p.spec.mpi_status_dir);
+  for (int rank = 0; rank < p.spec.mpi_world_size; ++rank) {
+    v1::RankStatus* r = s.add_ranks();
+    r->set_rank(rank);
+    r->set_local_rank(rank % std::max(1, p.spec.mpi_ranks_per_instance));
+    r->set_started_unix_ms(p.started_ms);
+    auto it = exits.find(rank);
+    if (it == exits.end()) {
+      // Still running, or killed before its wrapper could record anything.
+      r->set_state(p.running ? v1::JOB_STATE_RUNNING : v1::JOB_STATE_CANCELED);
+      if (!p.running) r->set_finished_unix_ms(p.finished_ms);
+      continue;
+    }
+    const int status = it->second.status;
+    if (status > 128 && status < 128 + 65) {
+      r->set_signal(status - 128);
+    } else {
+      r->set_exit_code(status);
+    }
+    r->set_finished_unix_ms(static_cast<int64_t>(it->second.when * 1000));
+    if (status == 0) {
+      r->set_state(v1::JOB_STATE_COMPLETED);
+    } else if (rank == result_.failed_rank || !tearing_down_) {
+      r->set_state(v1::JOB_STATE_FAILED);
+    } else {
+      r->set_state(v1::JOB_STATE_CANCELED);
+    }
+  }
 }
 
 void RunState::SweepOrphans() {

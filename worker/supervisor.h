@@ -40,6 +40,8 @@ struct RankProcess {
   SpawnOptions spawn;
   bool mpirun_tagged_output = false;  // mpirun --tag-output: attribute lines to the tagged rank
   std::string mpi_status_dir;  // mpirun: where ranks record exit statuses (worker/mpi.h)
+  int mpi_world_size = 0;      // mpirun: ranks it starts (listed in the status after mpirun)
+  int mpi_ranks_per_instance = 1;
 };
 
 struct SupervisorOptions {

@@ -308,6 +308,11 @@ TEST(RunAgentMpiTest, FourRanksUnderOneMpirun) {
                                      l.rank() / 2, " master 127.0.0.1"));
   }
   EXPECT_THAT(ranks, ::testing::ElementsAre(0, 1, 2, 3));
+  ASSERT_EQ(result.supervisor.status.ranks_size(), 5);
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(result.supervisor.status.ranks(i).rank(), i - 1);
+    EXPECT_EQ(result.supervisor.status.ranks(i).state(), v1::JOB_STATE_COMPLETED);
+  }
 }
 
 TEST(RunAgentMpiTest, Mpi4pyAllreduce) {
@@ -349,6 +354,15 @@ TEST(RunAgentMpiTest, FailingMpiRankIsNamed) {
   EXPECT_EQ(result.supervisor.exit_code, 3);
   EXPECT_THAT(result.message, HasSubstr("rank 2 exited with code 3"));
   EXPECT_THAT(result.supervisor.last_lines, ::testing::ElementsAre("bad input"));
+  // The status lists mpirun (rank -1) and then every rank, the failing one FAILED with its code.
+  const v1::InstanceStatus& status = result.supervisor.status;
+  ASSERT_EQ(status.ranks_size(), 5);
+  EXPECT_EQ(status.ranks(0).rank(), -1);
+  EXPECT_EQ(status.ranks(3).rank(), 2);
+  EXPECT_EQ(status.ranks(3).local_rank(), 0);
+  EXPECT_EQ(status.ranks(3).state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(status.ranks(3).exit_code(), 3);
+  EXPECT_EQ(status.ranks(1).state(), v1::JOB_STATE_CANCELED);
   EXPECT_THAT(LiveDescendants(), ::testing::IsEmpty());
   std::printf("mpi failure reported as: %s\n", result.message.c_str());
 }
