@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -172,28 +177,86 @@ void ReduceNative(void* dst_v, const void* const* srcs, int nsrc, size_t count) 
   }
 }
 
-template <float (*Load)(uint16_t), uint16_t (*Store)(float), typename Op>
-void ReduceHalf(void* dst_v, const void* const* srcs, int nsrc, size_t count, int divisor) {
-  uint16_t* dst = static_cast<uint16_t*>(dst_v);
-  constexpr size_t kBlock = 1024;
-  float acc[kBlock];
-  Op op;
-  for (size_t off = 0; off < count; off += kBlock) {
-    size_t n = std::min(kBlock, count - off);
-    const uint16_t* s0 = static_cast<const uint16_t*>(srcs[0]) + off;
-    for (size_t i = 0; i < n; ++i) acc[i] = Load(s0[i]);
-    for (int s = 1; s < nsrc; ++s) {
-      const uint16_t* sp = static_cast<const uint16_t*>(srcs[s]) + off;
-      for (size_t i = 0; i < n; ++i) acc[i] = op(acc[i], Load(sp[i]));
-    }
-    if (divisor > 0) {
-      for (size_t i = 0; i < n; ++i) acc[i] /= static_cast<float>(divisor);
-    }
-    for (size_t i = 0; i < n; ++i) dst[off + i] = Store(acc[i]);
+// Block conversions between 2-byte floats and float32. bfloat16 is branch-free bit work that
+// GCC vectorizes; float16 uses the F16C instructions when the CPU has them.
+void BF16ToFloatBlock(const uint16_t* src, float* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t u = static_cast<uint32_t>(src[i]) << 16;
+    std::memcpy(&dst[i], &u, 4);
   }
 }
 
-template <float (*Load)(uint16_t), uint16_t (*Store)(float)>
+void FloatToBF16Block(const float* src, uint16_t* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &src[i], 4);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t nan = (u >> 16) | 0x40u;
+    dst[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx,f16c"))) void F16ToFloatBlockF16C(const uint16_t* src, float* dst,
+                                                              size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) dst[i] = Float16ToFloat(src[i]);
+}
+
+__attribute__((target("avx,f16c"))) void FloatToF16BlockF16C(const float* src, uint16_t* dst,
+                                                              size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  for (; i < n; ++i) dst[i] = FloatToFloat16(src[i]);
+}
+
+bool HaveF16C() {
+  static const bool has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return has;
+}
+#endif
+
+void F16ToFloatBlock(const uint16_t* src, float* dst, size_t n) {
+#if defined(__x86_64__)
+  if (HaveF16C()) return F16ToFloatBlockF16C(src, dst, n);
+#endif
+  for (size_t i = 0; i < n; ++i) dst[i] = Float16ToFloat(src[i]);
+}
+
+void FloatToF16Block(const float* src, uint16_t* dst, size_t n) {
+#if defined(__x86_64__)
+  if (HaveF16C()) return FloatToF16BlockF16C(src, dst, n);
+#endif
+  for (size_t i = 0; i < n; ++i) dst[i] = FloatToFloat16(src[i]);
+}
+
+template <void (*Load)(const uint16_t*, float*, size_t),
+          void (*Store)(const float*, uint16_t*, size_t), typename Op>
+void ReduceHalf(void* dst_v, const void* const* srcs, int nsrc, size_t count, int divisor) {
+  uint16_t* dst = static_cast<uint16_t*>(dst_v);
+  constexpr size_t kBlock = 2048;
+  float acc[kBlock], tmp[kBlock];
+  for (size_t off = 0; off < count; off += kBlock) {
+    const size_t n = std::min(kBlock, count - off);
+    Load(static_cast<const uint16_t*>(srcs[0]) + off, acc, n);
+    for (int s = 1; s < nsrc; ++s) {
+      Load(static_cast<const uint16_t*>(srcs[s]) + off, tmp, n);
+      Combine<float, Op>(acc, acc, tmp, n);
+    }
+    if (divisor > 0) Divide<float>(acc, n, divisor);
+    Store(acc, dst + off, n);
+  }
+}
+
+template <void (*Load)(const uint16_t*, float*, size_t),
+          void (*Store)(const float*, uint16_t*, size_t)>
 void ReduceHalfOp(ReduceOp op, void* dst, const void* const* srcs, int nsrc, size_t count,
                   int avg_divisor) {
   switch (op) {
@@ -231,11 +294,11 @@ void ReduceHost(DataType type, ReduceOp op, void* dst, const void* const* srcs, 
     case DataType::kInt32: return ReduceNativeOp<int32_t>(op, dst, srcs, nsrc, count, avg_divisor);
     case DataType::kInt64: return ReduceNativeOp<int64_t>(op, dst, srcs, nsrc, count, avg_divisor);
     case DataType::kBFloat16:
-      return ReduceHalfOp<BFloat16ToFloat, FloatToBFloat16>(op, dst, srcs, nsrc, count,
-                                                            avg_divisor);
+      return ReduceHalfOp<BF16ToFloatBlock, FloatToBF16Block>(op, dst, srcs, nsrc, count,
+                                                              avg_divisor);
     case DataType::kFloat16:
-      return ReduceHalfOp<Float16ToFloat, FloatToFloat16>(op, dst, srcs, nsrc, count,
-                                                          avg_divisor);
+      return ReduceHalfOp<F16ToFloatBlock, FloatToF16Block>(op, dst, srcs, nsrc, count,
+                                                            avg_divisor);
   }
 }
 

@@ -145,7 +145,10 @@ class CpuWork : public CompletionWork {
   explicit CpuWork(std::weak_ptr<Stream> stream) : stream_(std::move(stream)) {}
   absl::Status Wait(absl::Duration timeout) override {
     if (!Test()) {
-      if (std::shared_ptr<Stream> s = stream_.lock()) s->HelpUntilDone(this);
+      // Running inline may take up to the communicator timeout, so only when the caller is
+      // prepared to wait that long anyway.
+      std::shared_ptr<Stream> s = stream_.lock();
+      if (s != nullptr && timeout >= s->options.timeout) s->HelpUntilDone(this);
     }
     return CompletionWork::Wait(timeout);
   }

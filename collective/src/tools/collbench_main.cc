@@ -54,6 +54,7 @@ struct Flags {
   double timeout_s = 30;
   std::string transport = "auto";
   std::string sizes;  // explicit comma list, overrides min/max
+  std::string shm_slot;  // empty: CommunicatorOptions default
 };
 
 bool ParseBytes(const std::string& s, size_t* out) {
@@ -349,6 +350,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--transport", f.transport, "cpu backend transport: auto, shm, tcp")
       ->capture_default_str();
+  app.add_option("--shm-slot", f.shm_slot,
+                 "cpu backend shared-memory slot size per rank (default 256K)");
   CLI11_PARSE(app, argc, argv);
 
   auto backend = kc::ParseBackend(f.backend);
@@ -389,6 +392,10 @@ int main(int argc, char** argv) {
     options = *env;
   }
   options.timeout = absl::Seconds(f.timeout_s);
+  if (!f.shm_slot.empty() && !ParseBytes(f.shm_slot, &options.cpu_shm_slot_bytes)) {
+    std::fprintf(stderr, "bad --shm-slot\n");
+    return 2;
+  }
   options.cpu_transport = f.transport == "shm"   ? kc::CpuTransport::kShm
                           : f.transport == "tcp" ? kc::CpuTransport::kTcp
                                                  : kc::CpuTransport::kAuto;

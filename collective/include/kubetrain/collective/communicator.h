@@ -84,7 +84,7 @@ struct CommunicatorOptions {
   // Transport between ranks.
   CpuTransport cpu_transport = CpuTransport::kAuto;
   // Bytes each rank stages per pipeline step in shared memory (two such slots per rank).
-  size_t cpu_shm_slot_bytes = 512 * 1024;
+  size_t cpu_shm_slot_bytes = 256 * 1024;
   // Bytes per pipelined piece on the TCP ring.
   size_t cpu_tcp_chunk_bytes = 256 * 1024;
   // Identity of this rank's node: ranks with the same id share memory. Empty means the host
