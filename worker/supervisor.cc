@@ -55,6 +55,7 @@ class RunState {
  private:
   void Start(std::vector<RankProcess> specs);
   void ReadFd(Proc& p, int which);
+  void FlushAndClose(Proc& p);
   void EmitLine(Proc& p, int which, absl::string_view text);
   void EmitRankLine(int rank, v1::LogLine::Stream stream, absl::string_view text);
   void CheckExits();
@@ -161,6 +162,22 @@ void RunState::EmitRankLine(int rank, v1::LogLine::Stream stream, absl::string_v
   while (tail.size() > options_.tail_lines) tail.pop_front();
 }
 
+// Emits partial lines still open (a pipe held open by an escaped process) and closes the pipes.
+void RunState::FlushAndClose(Proc& p) {
+  for (int which = 0; which < 2; ++which) {
+    if (p.demux[which] != nullptr) {
+      p.demux[which]->Finish([this](int rank, v1::LogLine::Stream stream, absl::string_view text) {
+        EmitRankLine(rank, stream, text);
+      });
+    } else if (!p.pending[which].empty()) {
+      EmitLine(p, which, p.pending[which]);
+    }
+    p.pending[which].clear();
+  }
+  p.child.CloseStdout();
+  p.child.CloseStderr();
+}
+
 void RunState::ReadFd(Proc& p, int which) {
   int fd = which == 0 ? p.child.stdout_fd() : p.child.stderr_fd();
   if (fd < 0) return;
@@ -216,6 +233,9 @@ void RunState::ReadFd(Proc& p, int which) {
 }
 
 void RunState::Finished(Proc& p, int wstatus) {
+  // What it wrote before exiting is in its pipes: read it now, so its last lines are in its tail.
+  ReadFd(p, 0);
+  ReadFd(p, 1);
   p.running = false;
   p.finished_ms = NowMs();
   if (WIFSIGNALED(wstatus)) {
@@ -523,10 +543,7 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
   }
   guard_.reset();  // every group is gone: the guard exits without killing
   SweepOrphans();
-  for (Proc& p : procs_) {
-    p.child.CloseStdout();
-    p.child.CloseStderr();
-  }
+  for (Proc& p : procs_) FlushAndClose(p);
   ReportStatus();
   return std::move(result_);
 }

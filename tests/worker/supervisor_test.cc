@@ -145,6 +145,18 @@ TEST_F(SupervisorTest, NonZeroExitStopsTheOtherRanks) {
   ExpectNoSurvivors(pids);
 }
 
+TEST_F(SupervisorTest, FailureReportKeepsTheLastTwentyLinesUpToTheEnd) {
+  SupervisorResult result = RunAll({
+      Bash(0, "sleep 30"),
+      Bash(1, "for i in $(seq 1 100); do echo line $i; done; printf 'fatal: no newline'; exit 4"),
+  });
+  EXPECT_EQ(result.failed_rank, 1);
+  EXPECT_EQ(result.exit_code, 4);
+  ASSERT_EQ(result.last_lines.size(), 20u);
+  EXPECT_EQ(result.last_lines.front(), "line 82");
+  EXPECT_EQ(result.last_lines.back(), "fatal: no newline");
+}
+
 TEST_F(SupervisorTest, SigkilledRankTearsTheInstanceDownInUnderTwoSeconds) {
   std::vector<RankProcess> procs = {
       Bash(0, "sleep 30 & sleep 30 & wait"),  // a rank with children of its own
