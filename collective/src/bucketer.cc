@@ -19,8 +19,9 @@ GradientBucketer::~GradientBucketer() {
 
 absl::StatusOr<int> GradientBucketer::Register(void* data, size_t count, DataType type) {
   if (built_) {
-    return absl::FailedPreconditionError("Register after the first MarkReady; register all "
-                                         "tensors before the first step");
+    return absl::FailedPreconditionError(
+        "Register after the first MarkReady; register all "
+        "tensors before the first step");
   }
   if (count > 0 && data == nullptr) return absl::InvalidArgumentError("Register: null tensor");
   if (comm_->memory_kind() != MemoryKind::kHost) {
@@ -38,8 +39,8 @@ void GradientBucketer::Build() {
     bool start_new = buckets_.empty() || buckets_.back().type != t.type;
     if (!start_new) {
       const Bucket& b = buckets_.back();
-      const size_t limit = buckets_.size() == 1 ? options_.first_bucket_bytes
-                                                : options_.bucket_bytes;
+      const size_t limit =
+          buckets_.size() == 1 ? options_.first_bucket_bytes : options_.bucket_bytes;
       start_new = !b.members.empty() && b.bytes + bytes > limit;
     }
     if (start_new) {

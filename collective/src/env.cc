@@ -52,8 +52,8 @@ absl::StatusOr<CommunicatorOptions> OptionsFromEnvironment() {
   if (const char* v = Env("KUBETRAIN_COLLECTIVE_TIMEOUT")) {
     double seconds = 0;
     if (!absl::SimpleAtod(v, &seconds) || seconds <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "KUBETRAIN_COLLECTIVE_TIMEOUT='", v, "' is not a positive number of seconds"));
+      return absl::InvalidArgumentError(absl::StrCat("KUBETRAIN_COLLECTIVE_TIMEOUT='", v,
+                                                     "' is not a positive number of seconds"));
     }
     o.timeout = absl::Seconds(seconds);
   }

@@ -1,10 +1,10 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "cpu/cpu_communicator.h"
 #include "kubetrain/collective/communicator.h"
 #include "kubetrain/collective/env.h"
 #include "kubetrain/common/status_macros.h"
-#include "cpu/cpu_communicator.h"
 #if KUBETRAIN_COLLECTIVE_HAVE_MPI
 #include "kubetrain/collective/mpi.h"
 #endif
@@ -16,9 +16,12 @@ namespace kubetrain::collective {
 
 absl::string_view BackendName(Backend backend) {
   switch (backend) {
-    case Backend::kCpu: return "cpu";
-    case Backend::kMpi: return "mpi";
-    case Backend::kNccl: return "nccl";
+    case Backend::kCpu:
+      return "cpu";
+    case Backend::kMpi:
+      return "mpi";
+    case Backend::kNccl:
+      return "nccl";
   }
   return "unknown";
 }
@@ -33,9 +36,12 @@ absl::StatusOr<Backend> ParseBackend(absl::string_view name) {
 
 bool BackendCompiled(Backend backend) {
   switch (backend) {
-    case Backend::kCpu: return true;
-    case Backend::kMpi: return KUBETRAIN_COLLECTIVE_HAVE_MPI != 0;
-    case Backend::kNccl: return KUBETRAIN_COLLECTIVE_HAVE_NCCL != 0;
+    case Backend::kCpu:
+      return true;
+    case Backend::kMpi:
+      return KUBETRAIN_COLLECTIVE_HAVE_MPI != 0;
+    case Backend::kNccl:
+      return KUBETRAIN_COLLECTIVE_HAVE_NCCL != 0;
   }
   return false;
 }

@@ -1,8 +1,6 @@
 #include "net.h"
 
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -28,9 +28,9 @@ int PollTimeoutMs(absl::Time deadline) {
 }
 
 absl::Status Closed(absl::string_view peer, int err) {
-  return absl::UnavailableError(absl::StrCat(
-      "connection to ", peer, " closed", err ? absl::StrCat(": ", std::strerror(err)) : "",
-      " (peer process died or exited)"));
+  return absl::UnavailableError(absl::StrCat("connection to ", peer, " closed",
+                                             err ? absl::StrCat(": ", std::strerror(err)) : "",
+                                             " (peer process died or exited)"));
 }
 
 }  // namespace
@@ -121,8 +121,8 @@ absl::StatusOr<int> Connect(absl::string_view host, int port, absl::Time deadlin
       last_error = gai_strerror(gai);
     }
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("cannot connect to ", host, ":", port,
-                                                      ": ", last_error));
+      return absl::DeadlineExceededError(
+          absl::StrCat("cannot connect to ", host, ":", port, ": ", last_error));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -187,12 +187,12 @@ absl::Status SendRecv(int send_fd, const void* send_data, size_t send_len,
     if (r == 0 && absl::Now() >= deadline) {
       std::string what;
       if (received < recv_len) {
-        what = absl::StrCat("receiving from ", recv_peer, " (", received, " of ", recv_len,
-                            " bytes)");
+        what =
+            absl::StrCat("receiving from ", recv_peer, " (", received, " of ", recv_len, " bytes)");
       }
       if (sent < send_len) {
-        absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", send_peer, " (",
-                        sent, " of ", send_len, " bytes)");
+        absl::StrAppend(&what, what.empty() ? "" : " and ", "sending to ", send_peer, " (", sent,
+                        " of ", send_len, " bytes)");
       }
       return absl::DeadlineExceededError(
           absl::StrCat("timed out ", what, "; the peer is stuck or unreachable"));

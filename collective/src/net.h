@@ -30,9 +30,9 @@ absl::Status SendAll(int fd, const void* data, size_t len, absl::Time deadline,
                      absl::string_view peer);
 absl::Status RecvAll(int fd, void* data, size_t len, absl::Time deadline, absl::string_view peer);
 // Full duplex: sends `send_len` bytes on send_fd while receiving `recv_len` on recv_fd.
-absl::Status SendRecv(int send_fd, const void* send_data, size_t send_len, absl::string_view send_peer,
-                      int recv_fd, void* recv_data, size_t recv_len, absl::string_view recv_peer,
-                      absl::Time deadline);
+absl::Status SendRecv(int send_fd, const void* send_data, size_t send_len,
+                      absl::string_view send_peer, int recv_fd, void* recv_data, size_t recv_len,
+                      absl::string_view recv_peer, absl::Time deadline);
 
 }  // namespace kubetrain::collective_internal
 

@@ -30,9 +30,9 @@ absl::StatusOr<Rendezvous> StartRendezvous(const collective::CommunicatorOptions
     absl::StatusOr<std::unique_ptr<collective::TcpStoreServer>> server =
         collective::TcpStoreServer::Start(o.master_port);
     if (!server.ok()) {
-      return absl::Status(server.status().code(),
-                          absl::StrCat("rank 0 cannot host the rendezvous store: ",
-                                       server.status().message()));
+      return absl::Status(
+          server.status().code(),
+          absl::StrCat("rank 0 cannot host the rendezvous store: ", server.status().message()));
     }
     r.server = *std::move(server);
   }

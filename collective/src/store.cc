@@ -74,8 +74,7 @@ struct TcpStoreServer::State {
           case kOpGet: {
             auto ready = [&] { return stopping.load() || data.count(key) > 0; };
             if (req.op == kOpGet && !ready()) {
-              cv.wait_until(lock,
-                            absl::ToChronoTime(absl::Now() + absl::Milliseconds(req.wait_ms)),
+              cv.wait_until(lock, absl::ToChronoTime(absl::Now() + absl::Milliseconds(req.wait_ms)),
                             ready);
             }
             auto it = data.find(key);
@@ -189,12 +188,15 @@ absl::StatusOr<std::string> TcpStoreClient::Call(char op, absl::string_view key,
   std::string out(resp.value_len, '\0');
   KT_RETURN_IF_ERROR(RecvAll(fd_, out.data(), out.size(), deadline, peer_));
   switch (resp.code) {
-    case kOk: return out;
-    case kNotFound: return absl::NotFoundError(absl::StrCat("store key '", key, "' is not set"));
+    case kOk:
+      return out;
+    case kNotFound:
+      return absl::NotFoundError(absl::StrCat("store key '", key, "' is not set"));
     case kTimeout:
-      return absl::DeadlineExceededError(absl::StrCat("timed out after ", absl::FormatDuration(wait),
-                                                      " waiting for store key '", key, "'"));
-    default: return absl::InternalError(absl::StrCat("store: ", out));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "timed out after ", absl::FormatDuration(wait), " waiting for store key '", key, "'"));
+    default:
+      return absl::InternalError(absl::StrCat("store: ", out));
   }
 }
 
@@ -226,9 +228,9 @@ absl::Status TcpStoreClient::Barrier(absl::string_view name, int world_size,
   if (done.ok()) return absl::OkStatus();
   if (done.status().code() != absl::StatusCode::kDeadlineExceeded) return done.status();
   absl::StatusOr<int64_t> now = Add(count_key, 0);
-  return absl::DeadlineExceededError(absl::StrCat(
-      "barrier '", name, "' timed out after ", absl::FormatDuration(timeout), ": ",
-      now.ok() ? *now : arrived, " of ", world_size, " ranks arrived"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("barrier '", name, "' timed out after ", absl::FormatDuration(timeout), ": ",
+                   now.ok() ? *now : arrived, " of ", world_size, " ranks arrived"));
 }
 
 }  // namespace kubetrain::collective

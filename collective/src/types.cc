@@ -15,24 +15,36 @@ namespace kubetrain::collective {
 
 size_t DataTypeSize(DataType type) {
   switch (type) {
-    case DataType::kFloat32: return 4;
-    case DataType::kBFloat16: return 2;
-    case DataType::kFloat16: return 2;
-    case DataType::kFloat64: return 8;
-    case DataType::kInt32: return 4;
-    case DataType::kInt64: return 8;
+    case DataType::kFloat32:
+      return 4;
+    case DataType::kBFloat16:
+      return 2;
+    case DataType::kFloat16:
+      return 2;
+    case DataType::kFloat64:
+      return 8;
+    case DataType::kInt32:
+      return 4;
+    case DataType::kInt64:
+      return 8;
   }
   return 1;
 }
 
 absl::string_view DataTypeName(DataType type) {
   switch (type) {
-    case DataType::kFloat32: return "float32";
-    case DataType::kBFloat16: return "bfloat16";
-    case DataType::kFloat16: return "float16";
-    case DataType::kFloat64: return "float64";
-    case DataType::kInt32: return "int32";
-    case DataType::kInt64: return "int64";
+    case DataType::kFloat32:
+      return "float32";
+    case DataType::kBFloat16:
+      return "bfloat16";
+    case DataType::kFloat16:
+      return "float16";
+    case DataType::kFloat64:
+      return "float64";
+    case DataType::kInt32:
+      return "int32";
+    case DataType::kInt64:
+      return "int64";
   }
   return "unknown";
 }
@@ -45,16 +57,21 @@ absl::StatusOr<DataType> ParseDataType(absl::string_view name) {
   if (name == "bf16") return DataType::kBFloat16;
   if (name == "half" || name == "fp16") return DataType::kFloat16;
   if (name == "double" || name == "fp64") return DataType::kFloat64;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown data type '", name, "'; expected float32, bfloat16, float16, float64, int32, int64"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown data type '", name,
+                   "'; expected float32, bfloat16, float16, float64, int32, int64"));
 }
 
 absl::string_view ReduceOpName(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAvg: return "avg";
-    case ReduceOp::kMax: return "max";
-    case ReduceOp::kMin: return "min";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAvg:
+      return "avg";
+    case ReduceOp::kMax:
+      return "max";
+    case ReduceOp::kMin:
+      return "min";
   }
   return "unknown";
 }
@@ -111,20 +128,20 @@ uint16_t FloatToFloat16(float value) {
   std::memcpy(&u, &value, 4);
   uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return sign | 0x7e00u;         // NaN
-  if (abs >= 0x477ff000u) return sign | 0x7c00u;        // overflow (>= 65520) -> inf
-  if (abs < 0x38800000u) {                               // subnormal or zero in half
-    if (abs < 0x33000000u) return sign;                  // < 2^-25 rounds to zero
+  if (abs > 0x7f800000u) return sign | 0x7e00u;   // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // overflow (>= 65520) -> inf
+  if (abs < 0x38800000u) {                        // subnormal or zero in half
+    if (abs < 0x33000000u) return sign;           // < 2^-25 rounds to zero
     uint32_t exp = abs >> 23;
     uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - exp;                          // 14..24
+    uint32_t shift = 126 - exp;  // 14..24
     uint32_t half_mant = mant >> shift;
     uint32_t rem = mant & ((1u << shift) - 1);
     uint32_t halfway = 1u << (shift - 1);
     if (rem > halfway || (rem == halfway && (half_mant & 1u))) ++half_mant;
     return sign | static_cast<uint16_t>(half_mant);
   }
-  uint32_t r = abs - 0x38000000u;                        // rebias exponent 127 -> 15
+  uint32_t r = abs - 0x38000000u;  // rebias exponent 127 -> 15
   r += 0xfffu + ((r >> 13) & 1u);
   return sign | static_cast<uint16_t>(r >> 13);
 }
@@ -132,13 +149,22 @@ uint16_t FloatToFloat16(float value) {
 namespace {
 
 struct SumOp {
-  template <typename T> T operator()(T a, T b) const { return a + b; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 struct MaxOp {
-  template <typename T> T operator()(T a, T b) const { return b > a ? b : a; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return b > a ? b : a;
+  }
 };
 struct MinOp {
-  template <typename T> T operator()(T a, T b) const { return b < a ? b : a; }
+  template <typename T>
+  T operator()(T a, T b) const {
+    return b < a ? b : a;
+  }
 };
 
 template <typename T, typename Op>
@@ -198,7 +224,7 @@ void FloatToBF16Block(const float* src, uint16_t* dst, size_t n) {
 
 #if defined(__x86_64__)
 __attribute__((target("avx,f16c"))) void F16ToFloatBlockF16C(const uint16_t* src, float* dst,
-                                                              size_t n) {
+                                                             size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
@@ -208,7 +234,7 @@ __attribute__((target("avx,f16c"))) void F16ToFloatBlockF16C(const uint16_t* src
 }
 
 __attribute__((target("avx,f16c"))) void FloatToF16BlockF16C(const float* src, uint16_t* dst,
-                                                              size_t n) {
+                                                             size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
@@ -260,11 +286,14 @@ template <void (*Load)(const uint16_t*, float*, size_t),
 void ReduceHalfOp(ReduceOp op, void* dst, const void* const* srcs, int nsrc, size_t count,
                   int avg_divisor) {
   switch (op) {
-    case ReduceOp::kSum: return ReduceHalf<Load, Store, SumOp>(dst, srcs, nsrc, count, 0);
+    case ReduceOp::kSum:
+      return ReduceHalf<Load, Store, SumOp>(dst, srcs, nsrc, count, 0);
     case ReduceOp::kAvg:
       return ReduceHalf<Load, Store, SumOp>(dst, srcs, nsrc, count, avg_divisor);
-    case ReduceOp::kMax: return ReduceHalf<Load, Store, MaxOp>(dst, srcs, nsrc, count, 0);
-    case ReduceOp::kMin: return ReduceHalf<Load, Store, MinOp>(dst, srcs, nsrc, count, 0);
+    case ReduceOp::kMax:
+      return ReduceHalf<Load, Store, MaxOp>(dst, srcs, nsrc, count, 0);
+    case ReduceOp::kMin:
+      return ReduceHalf<Load, Store, MinOp>(dst, srcs, nsrc, count, 0);
   }
 }
 
@@ -272,13 +301,16 @@ template <typename T>
 void ReduceNativeOp(ReduceOp op, void* dst, const void* const* srcs, int nsrc, size_t count,
                     int avg_divisor) {
   switch (op) {
-    case ReduceOp::kSum: return ReduceNative<T, SumOp>(dst, srcs, nsrc, count);
+    case ReduceOp::kSum:
+      return ReduceNative<T, SumOp>(dst, srcs, nsrc, count);
     case ReduceOp::kAvg:
       ReduceNative<T, SumOp>(dst, srcs, nsrc, count);
       if (avg_divisor > 0) Divide<T>(static_cast<T*>(dst), count, avg_divisor);
       return;
-    case ReduceOp::kMax: return ReduceNative<T, MaxOp>(dst, srcs, nsrc, count);
-    case ReduceOp::kMin: return ReduceNative<T, MinOp>(dst, srcs, nsrc, count);
+    case ReduceOp::kMax:
+      return ReduceNative<T, MaxOp>(dst, srcs, nsrc, count);
+    case ReduceOp::kMin:
+      return ReduceNative<T, MinOp>(dst, srcs, nsrc, count);
   }
 }
 
@@ -288,11 +320,14 @@ void ReduceHost(DataType type, ReduceOp op, void* dst, const void* const* srcs, 
                 size_t count, int avg_divisor) {
   if (count == 0 || nsrc <= 0) return;
   switch (type) {
-    case DataType::kFloat32: return ReduceNativeOp<float>(op, dst, srcs, nsrc, count, avg_divisor);
+    case DataType::kFloat32:
+      return ReduceNativeOp<float>(op, dst, srcs, nsrc, count, avg_divisor);
     case DataType::kFloat64:
       return ReduceNativeOp<double>(op, dst, srcs, nsrc, count, avg_divisor);
-    case DataType::kInt32: return ReduceNativeOp<int32_t>(op, dst, srcs, nsrc, count, avg_divisor);
-    case DataType::kInt64: return ReduceNativeOp<int64_t>(op, dst, srcs, nsrc, count, avg_divisor);
+    case DataType::kInt32:
+      return ReduceNativeOp<int32_t>(op, dst, srcs, nsrc, count, avg_divisor);
+    case DataType::kInt64:
+      return ReduceNativeOp<int64_t>(op, dst, srcs, nsrc, count, avg_divisor);
     case DataType::kBFloat16:
       return ReduceHalfOp<BF16ToFloatBlock, FloatToBF16Block>(op, dst, srcs, nsrc, count,
                                                               avg_divisor);
@@ -305,10 +340,14 @@ void ReduceHost(DataType type, ReduceOp op, void* dst, const void* const* srcs, 
 void DivideHost(DataType type, void* data, size_t count, int divisor) {
   if (divisor <= 1) return;
   switch (type) {
-    case DataType::kFloat32: return Divide(static_cast<float*>(data), count, divisor);
-    case DataType::kFloat64: return Divide(static_cast<double*>(data), count, divisor);
-    case DataType::kInt32: return Divide(static_cast<int32_t*>(data), count, divisor);
-    case DataType::kInt64: return Divide(static_cast<int64_t*>(data), count, divisor);
+    case DataType::kFloat32:
+      return Divide(static_cast<float*>(data), count, divisor);
+    case DataType::kFloat64:
+      return Divide(static_cast<double*>(data), count, divisor);
+    case DataType::kInt32:
+      return Divide(static_cast<int32_t*>(data), count, divisor);
+    case DataType::kInt64:
+      return Divide(static_cast<int64_t*>(data), count, divisor);
     case DataType::kBFloat16:
     case DataType::kFloat16: {
       const void* src[1] = {data};

@@ -51,9 +51,9 @@ TEST(CollectiveBucketerTest, DtypeChangeAndOversizedTensorsStartNewBuckets) {
   GradientBucketer b(comm.get(), o);
   std::vector<float> f1(4), f2(4), big(100);
   std::vector<double> d1(2);
-  ASSERT_TRUE(b.Register(f1.data(), 4, DataType::kFloat32).ok());   // 16 B
-  ASSERT_TRUE(b.Register(f2.data(), 4, DataType::kFloat32).ok());   // 16 B
-  ASSERT_TRUE(b.Register(d1.data(), 2, DataType::kFloat64).ok());   // new type
+  ASSERT_TRUE(b.Register(f1.data(), 4, DataType::kFloat32).ok());     // 16 B
+  ASSERT_TRUE(b.Register(f2.data(), 4, DataType::kFloat32).ok());     // 16 B
+  ASSERT_TRUE(b.Register(d1.data(), 2, DataType::kFloat64).ok());     // new type
   ASSERT_TRUE(b.Register(big.data(), 100, DataType::kFloat32).ok());  // 400 B > cap: alone
   EXPECT_EQ(b.num_buckets(), 3);
   EXPECT_THAT(b.bucket_members(0), ElementsAre(0, 1));
@@ -127,8 +127,8 @@ TEST(CollectiveBucketerTest, ResultsMatchSeparateAllReducesAcrossRanks) {
           for (size_t j = 0; j < grads[i].size(); ++j) {
             const float want = scale * static_cast<float>(i + j + step);
             if (std::abs(grads[i][j] - want) > 1e-3f * std::max(1.0f, want)) {
-              return absl::StrCat("FAIL: step ", step, " tensor ", i, "[", j, "] = ",
-                                  grads[i][j], ", want ", want);
+              return absl::StrCat("FAIL: step ", step, " tensor ", i, "[", j, "] = ", grads[i][j],
+                                  ", want ", want);
             }
           }
         }

@@ -18,10 +18,10 @@
 namespace kubetrain::collective {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::CheckAllOps;
 using testing::CheckOptions;
 using testing::FreePort;
+using ::testing::HasSubstr;
 using testing::RankOutcome;
 using testing::RunOptions;
 using testing::RunRanks;
@@ -43,8 +43,8 @@ CommunicatorOptions Options(int rank, int n, int port, CpuTransport transport) {
 
 void ExpectAllOk(const std::vector<RankOutcome>& outcomes) {
   for (size_t r = 0; r < outcomes.size(); ++r) {
-    EXPECT_EQ(outcomes[r].exit_code, 0) << "rank " << r << " (signal " << outcomes[r].signal
-                                        << "): " << outcomes[r].output;
+    EXPECT_EQ(outcomes[r].exit_code, 0)
+        << "rank " << r << " (signal " << outcomes[r].signal << "): " << outcomes[r].output;
   }
 }
 
@@ -169,10 +169,9 @@ TEST(CollectiveCpuTest, BadArgumentsFailWithoutBreakingTheCommunicator) {
   ASSERT_TRUE(comm.ok());
   EXPECT_EQ((*comm)->Broadcast(nullptr, 0, DataType::kFloat32, 3)->Wait().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ((*comm)->AllReduce(nullptr, nullptr, 4, DataType::kFloat32, ReduceOp::kSum)
-                ->Wait()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      (*comm)->AllReduce(nullptr, nullptr, 4, DataType::kFloat32, ReduceOp::kSum)->Wait().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE((*comm)->health().ok());
   o.rank = 2;
   o.world_size = 2;
@@ -214,7 +213,9 @@ struct FailureParam {
   std::string layout;  // simulated nodes ("" = one node); the victim is always rank 1
 };
 void PrintTo(const FailureParam& p, std::ostream* os) {
-  *os << (p.transport == CpuTransport::kShm ? "shm" : p.layout.empty() ? "tcp" : "shm+tcp")
+  *os << (p.transport == CpuTransport::kShm ? "shm"
+          : p.layout.empty()                ? "tcp"
+                                            : "shm+tcp")
       << (p.hang ? ", stuck" : ", killed") << " " << p.layout;
 }
 
@@ -265,19 +266,19 @@ TEST_P(CollectiveCpuPeerFailureTest, SurvivorsFailNamingThePeerWithinTheTimeout)
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Transports, CollectiveCpuPeerFailureTest,
-    ::testing::Values(FailureParam{CpuTransport::kShm, false, ""},
-                      FailureParam{CpuTransport::kTcp, false, ""},
-                      FailureParam{CpuTransport::kAuto, false, "abab"},
-                      FailureParam{CpuTransport::kShm, true, ""},
-                      FailureParam{CpuTransport::kTcp, true, ""}),
-    [](const ::testing::TestParamInfo<FailureParam>& info) {
-      const char* t = info.param.transport == CpuTransport::kShm   ? "Shm"
-                      : info.param.transport == CpuTransport::kTcp ? "Tcp"
-                                                                   : "Hierarchical";
-      return absl::StrCat(t, info.param.hang ? "StuckPeer" : "KilledPeer");
-    });
+INSTANTIATE_TEST_SUITE_P(Transports, CollectiveCpuPeerFailureTest,
+                         ::testing::Values(FailureParam{CpuTransport::kShm, false, ""},
+                                           FailureParam{CpuTransport::kTcp, false, ""},
+                                           FailureParam{CpuTransport::kAuto, false, "abab"},
+                                           FailureParam{CpuTransport::kShm, true, ""},
+                                           FailureParam{CpuTransport::kTcp, true, ""}),
+                         [](const ::testing::TestParamInfo<FailureParam>& info) {
+                           const char* t = info.param.transport == CpuTransport::kShm ? "Shm"
+                                           : info.param.transport == CpuTransport::kTcp
+                                               ? "Tcp"
+                                               : "Hierarchical";
+                           return absl::StrCat(t, info.param.hang ? "StuckPeer" : "KilledPeer");
+                         });
 
 }  // namespace
 }  // namespace kubetrain::collective

@@ -1,9 +1,10 @@
 // MPI backend tests. Run under a real mpirun (see CMakeLists.txt: ctest launches
 // `mpirun -np 2` and `-np 3` of this binary); every rank runs every test.
+#include "kubetrain/collective/mpi.h"
+
 #include <mpi.h>
 
 #include "gtest/gtest.h"
-#include "kubetrain/collective/mpi.h"
 #include "tests/collective/rank_harness.h"
 
 namespace kubetrain::collective {
@@ -49,10 +50,10 @@ TEST(CollectiveMpiTest, OversizedCountIsRejected) {
   auto comm = CreateMpiCommunicator(MPI_COMM_WORLD);
   ASSERT_TRUE(comm.ok());
   float dummy = 0;
-  absl::Status s = (*comm)
-                       ->AllReduce(&dummy, &dummy, size_t{1} << 32, DataType::kFloat32,
-                                   ReduceOp::kSum)
-                       ->Wait();
+  absl::Status s =
+      (*comm)
+          ->AllReduce(&dummy, &dummy, size_t{1} << 32, DataType::kFloat32, ReduceOp::kSum)
+          ->Wait();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
 }
 

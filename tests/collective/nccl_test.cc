@@ -26,9 +26,9 @@ int ProbeGpus(std::string* why) {
     close(fds[0]);
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
-    std::string msg = e == cudaSuccess ? absl::StrCat(n, "|no CUDA device visible")
-                                       : absl::StrCat(0, "|cudaGetDeviceCount: ",
-                                                      cudaGetErrorString(e));
+    std::string msg = e == cudaSuccess
+                          ? absl::StrCat(n, "|no CUDA device visible")
+                          : absl::StrCat(0, "|cudaGetDeviceCount: ", cudaGetErrorString(e));
     (void)!write(fds[1], msg.data(), msg.size());
     _exit(0);
   }
@@ -64,14 +64,14 @@ testing::MemoryOps DeviceMemory() {
   return m;
 }
 
-#define REQUIRE_GPUS(n)                                                                  \
-  do {                                                                                   \
-    std::string why;                                                                     \
-    const int gpus = ProbeGpus(&why);                                                    \
-    if (gpus < (n)) {                                                                    \
-      GTEST_SKIP() << "needs " << (n) << " GPU(s), found " << gpus                       \
-                   << (gpus == 0 ? " (" + why + ")" : std::string());                    \
-    }                                                                                    \
+#define REQUIRE_GPUS(n)                                               \
+  do {                                                                \
+    std::string why;                                                  \
+    const int gpus = ProbeGpus(&why);                                 \
+    if (gpus < (n)) {                                                 \
+      GTEST_SKIP() << "needs " << (n) << " GPU(s), found " << gpus    \
+                   << (gpus == 0 ? " (" + why + ")" : std::string()); \
+    }                                                                 \
   } while (0)
 
 TEST(CollectiveNcclTest, WorldSizeOneEveryOpAndDtype) {

@@ -118,10 +118,18 @@ int64_t Value(int r, size_t i) { return static_cast<int64_t>((r * 31 + i * 7) % 
 
 void Put(DataType t, void* base, size_t i, double v) {
   switch (t) {
-    case DataType::kFloat32: static_cast<float*>(base)[i] = static_cast<float>(v); break;
-    case DataType::kFloat64: static_cast<double*>(base)[i] = v; break;
-    case DataType::kInt32: static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v); break;
-    case DataType::kInt64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v); break;
+    case DataType::kFloat32:
+      static_cast<float*>(base)[i] = static_cast<float>(v);
+      break;
+    case DataType::kFloat64:
+      static_cast<double*>(base)[i] = v;
+      break;
+    case DataType::kInt32:
+      static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v);
+      break;
+    case DataType::kInt64:
+      static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v);
+      break;
     case DataType::kBFloat16:
       static_cast<uint16_t*>(base)[i] = FloatToBFloat16(static_cast<float>(v));
       break;
@@ -133,12 +141,18 @@ void Put(DataType t, void* base, size_t i, double v) {
 
 double Get(DataType t, const void* base, size_t i) {
   switch (t) {
-    case DataType::kFloat32: return static_cast<const float*>(base)[i];
-    case DataType::kFloat64: return static_cast<const double*>(base)[i];
-    case DataType::kInt32: return static_cast<const int32_t*>(base)[i];
-    case DataType::kInt64: return static_cast<const int64_t*>(base)[i];
-    case DataType::kBFloat16: return BFloat16ToFloat(static_cast<const uint16_t*>(base)[i]);
-    case DataType::kFloat16: return Float16ToFloat(static_cast<const uint16_t*>(base)[i]);
+    case DataType::kFloat32:
+      return static_cast<const float*>(base)[i];
+    case DataType::kFloat64:
+      return static_cast<const double*>(base)[i];
+    case DataType::kInt32:
+      return static_cast<const int32_t*>(base)[i];
+    case DataType::kInt64:
+      return static_cast<const int64_t*>(base)[i];
+    case DataType::kBFloat16:
+      return BFloat16ToFloat(static_cast<const uint16_t*>(base)[i]);
+    case DataType::kFloat16:
+      return Float16ToFloat(static_cast<const uint16_t*>(base)[i]);
   }
   return 0;
 }
@@ -153,9 +167,12 @@ double Reduced(ReduceOp op, DataType t, int n, size_t i) {
     mn = std::min(mn, Value(r, i));
   }
   switch (op) {
-    case ReduceOp::kSum: return static_cast<double>(sum);
-    case ReduceOp::kMax: return static_cast<double>(mx);
-    case ReduceOp::kMin: return static_cast<double>(mn);
+    case ReduceOp::kSum:
+      return static_cast<double>(sum);
+    case ReduceOp::kMax:
+      return static_cast<double>(mx);
+    case ReduceOp::kMin:
+      return static_cast<double>(mn);
     case ReduceOp::kAvg:
       return IsInt(t) ? static_cast<double>(sum / n) : static_cast<double>(sum) / n;
   }
@@ -223,8 +240,9 @@ class Checker {
           void* out = o_.memory.alloc(count * es);
           Status(w, comm_.AllReduce(in, out, count, t, op)->Wait());
           Expect(w + " out-of-place", t, Download(out, count * es), want, count);
-          Expect(w + " (input untouched)", t, Download(in, count * es),
-                 [&](size_t i) { return static_cast<double>(Value(rank, i)); }, count);
+          Expect(
+              w + " (input untouched)", t, Download(in, count * es),
+              [&](size_t i) { return static_cast<double>(Value(rank, i)); }, count);
           if (o_.in_place) {
             Status(w, comm_.AllReduce(in, count, t, op)->Wait());
             Expect(w + " in-place", t, Download(in, count * es), want, count);
@@ -260,8 +278,9 @@ class Checker {
           std::vector<char> staged(count * n * es, 0);
           std::memcpy(staged.data() + rank * count * es, mine.data(), count * es);
           void* buf = Upload(staged);
-          Status(ag, comm_.AllGather(static_cast<char*>(buf) + rank * count * es, buf, count, t)
-                         ->Wait());
+          Status(
+              ag,
+              comm_.AllGather(static_cast<char*>(buf) + rank * count * es, buf, count, t)->Wait());
           Expect(ag + " in-place", t, Download(buf, count * n * es), want_ag, count * n);
           o_.memory.free(buf);
         }

@@ -18,16 +18,16 @@ namespace kubetrain::collective::testing {
 int FreePort();
 
 struct RankOutcome {
-  int exit_code = -1;    // -1 when killed by a signal
-  int signal = 0;        // the signal that ended it, or 0
-  std::string output;    // what the body returned
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, or 0
+  std::string output;  // what the body returned
 };
 
 struct RunOptions {
-  absl::Duration timeout = absl::Seconds(120);  // kill everything after this
-  int kill_rank = -1;                           // SIGKILL this rank ...
+  absl::Duration timeout = absl::Seconds(120);       // kill everything after this
+  int kill_rank = -1;                                // SIGKILL this rank ...
   absl::Duration kill_after = absl::ZeroDuration();  // ... this long after the start
-  absl::Time* killed_at = nullptr;              // set to when it was killed
+  absl::Time* killed_at = nullptr;                   // set to when it was killed
 };
 
 // Forks `n` processes running body(rank). The body's returned text comes back verbatim in

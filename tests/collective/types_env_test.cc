@@ -60,11 +60,10 @@ TEST(CollectiveTypesTest, ReduceHostEveryOp) {
 class CollectiveEnvTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* v : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
-                          "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                          "OMPI_COMM_WORLD_LOCAL_RANK", "AZ_BATCHAI_MPI_MASTER_NODE",
-                          "KUBETRAIN_JOB", "KUBETRAIN_COLLECTIVE_TIMEOUT",
-                          "KUBETRAIN_CPU_TRANSPORT"}) {
+    for (const char* v :
+         {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "OMPI_COMM_WORLD_RANK",
+          "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "AZ_BATCHAI_MPI_MASTER_NODE",
+          "KUBETRAIN_JOB", "KUBETRAIN_COLLECTIVE_TIMEOUT", "KUBETRAIN_CPU_TRANSPORT"}) {
       unsetenv(v);
     }
   }

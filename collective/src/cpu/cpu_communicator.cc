@@ -12,15 +12,15 @@
 #include <thread>
 #include <vector>
 
+#include "../net.h"
+#include "../rendezvous.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "kubetrain/common/status_macros.h"
-#include "spdlog/spdlog.h"
-#include "../net.h"
-#include "../rendezvous.h"
 #include "hierarchical_transport.h"
+#include "kubetrain/common/status_macros.h"
 #include "shm_transport.h"
+#include "spdlog/spdlog.h"
 #include "tcp_transport.h"
 
 namespace kubetrain::collective_internal {
@@ -111,8 +111,8 @@ struct Stream {
     task.work->Complete(status);
     lock.lock();
     if (sticky.ok() && !status.ok() && broken.ok()) {
-      broken = absl::Status(status.code(),
-                            absl::StrCat("communicator is broken: ", status.message()));
+      broken =
+          absl::Status(status.code(), absl::StrCat("communicator is broken: ", status.message()));
     }
     executing = false;
     cv.notify_all();
@@ -161,8 +161,7 @@ class CpuCommunicator : public collective::Communicator {
  public:
   CpuCommunicator(const CommunicatorOptions& options, Rendezvous rendezvous,
                   std::unique_ptr<CpuTransportImpl> transport)
-      : options_(options), rendezvous_(std::move(rendezvous)),
-        stream_(std::make_shared<Stream>()) {
+      : options_(options), rendezvous_(std::move(rendezvous)), stream_(std::make_shared<Stream>()) {
     stream_->options = options;
     stream_->transport = std::move(transport);
     worker_ = std::thread([s = stream_] { s->WorkerLoop(); });
@@ -277,9 +276,9 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
   gethostname(hostname, sizeof(hostname) - 1);
   const std::string node_id = options.cpu_node_id.empty() ? hostname : options.cpu_node_id;
   const std::string my_address = rank == 0 ? options.master_addr : store->local_address();
-  absl::Status set = store->Set(absl::StrCat(prefix, "/rank/", rank),
-                                absl::StrCat(node_id, "\t", my_address, "\t", listen_port, "\t",
-                                             getpid()));
+  absl::Status set =
+      store->Set(absl::StrCat(prefix, "/rank/", rank),
+                 absl::StrCat(node_id, "\t", my_address, "\t", listen_port, "\t", getpid()));
   if (!set.ok()) {
     CloseFd(listen_fd);
     return set;
@@ -333,9 +332,9 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
     so.slot_bytes = options.cpu_shm_slot_bytes / 64 * 64;
     so.key_prefix = absl::StrCat(prefix, "/node", node);
     so.global_ranks = members;
-    so.segment_name = absl::StrCat("/kubetrain-", Sanitize(options.job), "-", options.master_port,
-                                   "-", peers[members[0]].pid, "-",
-                                   Sanitize(options.store_prefix), "-n", node);
+    so.segment_name =
+        absl::StrCat("/kubetrain-", Sanitize(options.job), "-", options.master_port, "-",
+                     peers[members[0]].pid, "-", Sanitize(options.store_prefix), "-n", node);
     return CreateShmTransport(so, store, deadline);
   };
   auto make_tcp = [&](const std::vector<int>& members, int index, int fd,

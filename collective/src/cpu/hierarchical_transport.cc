@@ -11,7 +11,9 @@ class HierarchicalTransport : public CpuTransportImpl {
  public:
   HierarchicalTransport(Topology t, std::unique_ptr<CpuTransportImpl> intra,
                         std::unique_ptr<CpuTransportImpl> inter)
-      : t_(std::move(t)), intra_(std::move(intra)), inter_(std::move(inter)),
+      : t_(std::move(t)),
+        intra_(std::move(intra)),
+        inter_(std::move(inter)),
         node_(t_.node_of[t_.rank]) {}
 
   const char* name() const override { return "shm+tcp"; }
@@ -37,7 +39,8 @@ class HierarchicalTransport : public CpuTransportImpl {
       KT_RETURN_IF_ERROR(
           intra_->Broadcast(send, recv, count, type, t_.local_index[root], deadline));
     }
-    if (leader()) KT_RETURN_IF_ERROR(inter_->Broadcast(recv, recv, count, type, root_node, deadline));
+    if (leader())
+      KT_RETURN_IF_ERROR(inter_->Broadcast(recv, recv, count, type, root_node, deadline));
     if (node_ != root_node) {
       KT_RETURN_IF_ERROR(intra_->Broadcast(recv, recv, count, type, /*root=*/0, deadline));
     }

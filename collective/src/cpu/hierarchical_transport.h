@@ -20,7 +20,7 @@
 namespace kubetrain::collective_internal {
 
 struct Topology {
-  int rank = 0;                             // this rank (communicator numbering)
+  int rank = 0;  // this rank (communicator numbering)
   int world_size = 1;
   std::vector<std::vector<int>> node_ranks;  // node index -> its ranks, ascending
   std::vector<int> node_of;                  // rank -> node index

@@ -66,8 +66,12 @@ size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 class ShmTransport : public CpuTransportImpl {
  public:
   ShmTransport(const ShmTransportOptions& options, void* base, size_t bytes)
-      : rank_(options.rank), world_(options.world_size), slot_bytes_(options.slot_bytes),
-        base_(static_cast<char*>(base)), bytes_(bytes), global_(options.global_ranks) {
+      : rank_(options.rank),
+        world_(options.world_size),
+        slot_bytes_(options.slot_bytes),
+        base_(static_cast<char*>(base)),
+        bytes_(bytes),
+        global_(options.global_ranks) {
     if (global_.empty()) {
       for (int i = 0; i < world_; ++i) global_.push_back(i);
     }
@@ -129,26 +133,26 @@ class ShmTransport : public CpuTransportImpl {
         sched_yield();
         if ((iter & 63) != 0) continue;
         if (int32_t by = header_->aborted_by.load(std::memory_order_acquire); by != 0) {
-          return absl::AbortedError(absl::StrCat("rank ", global_[by - 1],
-                                                 " aborted the communicator: ",
-                                                 std::string(header_->reason)));
+          return absl::AbortedError(
+              absl::StrCat("rank ", global_[by - 1],
+                           " aborted the communicator: ", std::string(header_->reason)));
         }
         absl::Time now = absl::Now();
         if (now >= next_liveness) {
           next_liveness = now + absl::Milliseconds(20);
           // Re-check the counter: the peer may have arrived and exited since the last load.
-          if (!ProcessAlive(controls_[p].pid) &&
-              arrive.load(std::memory_order_acquire) < target) {
-            return absl::UnavailableError(absl::StrCat(
-                "peer rank ", global_[p], " (pid ", controls_[p].pid,
-                ") died during a shared-memory collective on rank ", global_[rank_]));
+          if (!ProcessAlive(controls_[p].pid) && arrive.load(std::memory_order_acquire) < target) {
+            return absl::UnavailableError(
+                absl::StrCat("peer rank ", global_[p], " (pid ", controls_[p].pid,
+                             ") died during a shared-memory collective on rank ", global_[rank_]));
           }
         }
         if (now >= deadline) {
-          return absl::DeadlineExceededError(absl::StrCat(
-              "timed out on rank ", global_[rank_], " waiting for peer rank ", global_[p], " (pid ",
-              controls_[p].pid, ", alive but not progressing: does every rank call the same "
-              "collectives in the same order?)"));
+          return absl::DeadlineExceededError(
+              absl::StrCat("timed out on rank ", global_[rank_], " waiting for peer rank ",
+                           global_[p], " (pid ", controls_[p].pid,
+                           ", alive but not progressing: does every rank call the same "
+                           "collectives in the same order?)"));
         }
       }
     }
@@ -198,8 +202,8 @@ class ShmTransport : public CpuTransportImpl {
     uint64_t& k = chunk_seq_;  // global across ops: consecutive chunks alternate slots
     for (size_t off = 0; off < count; off += chunk, ++k) {
       const size_t n = std::min(chunk, count - off);
-      if (rank_ == root) std::memcpy(Slot(root, k), static_cast<const char*>(send) + off * es,
-                                     n * es);
+      if (rank_ == root)
+        std::memcpy(Slot(root, k), static_cast<const char*>(send) + off * es, n * es);
       KT_RETURN_IF_ERROR(Sync(deadline));
       if (rank_ != root) std::memcpy(static_cast<char*>(recv) + off * es, Slot(root, k), n * es);
     }
@@ -240,8 +244,8 @@ class ShmTransport : public CpuTransportImpl {
       }
       KT_RETURN_IF_ERROR(Sync(deadline));
       for (int p = 0; p < world_; ++p) src[p] = Slot(p, k) + rank_ * n * es;
-      collective::ReduceHost(type, op, static_cast<char*>(recv) + off * es, src.data(), world_,
-                             n, world_);
+      collective::ReduceHost(type, op, static_cast<char*>(recv) + off * es, src.data(), world_, n,
+                             world_);
     }
     return absl::OkStatus();
   }
@@ -289,8 +293,7 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateShmTransport(
     shm_unlink(name.c_str());  // a leftover from a crashed run with the same name
     fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
     if (fd < 0) {
-      return absl::UnavailableError(
-          absl::StrCat("shm_open(", name, "): ", std::strerror(errno)));
+      return absl::UnavailableError(absl::StrCat("shm_open(", name, "): ", std::strerror(errno)));
     }
     if (int err = posix_fallocate(fd, 0, static_cast<off_t>(bytes)); err != 0) {
       close(fd);
@@ -311,13 +314,12 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateShmTransport(
     ShmTransport::Init(base, world, options.slot_bytes);
     KT_RETURN_IF_ERROR(store->Set(created_key, name));
   } else {
-    KT_RETURN_IF_ERROR(
-        store->Get(created_key, /*wait=*/true, deadline - absl::Now()).status());
+    KT_RETURN_IF_ERROR(store->Get(created_key, /*wait=*/true, deadline - absl::Now()).status());
     fd = shm_open(name.c_str(), O_RDWR, 0600);
     if (fd < 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "shm_open(", name, ") on rank ", options.rank, ": ", std::strerror(errno),
-          " (ranks on one node must share /dev/shm)"));
+      return absl::UnavailableError(absl::StrCat("shm_open(", name, ") on rank ", options.rank,
+                                                 ": ", std::strerror(errno),
+                                                 " (ranks on one node must share /dev/shm)"));
     }
     base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);

@@ -31,8 +31,8 @@ struct ShmTransportOptions {
   int rank = 0;
   int world_size = 1;
   size_t slot_bytes = 256 * 1024;
-  std::string segment_name;  // "/kubetrain-..." chosen by the caller, same on all ranks
-  std::string key_prefix;    // store key prefix for this communicator
+  std::string segment_name;       // "/kubetrain-..." chosen by the caller, same on all ranks
+  std::string key_prefix;         // store key prefix for this communicator
   std::vector<int> global_ranks;  // member index -> communicator rank, for messages (empty: same)
 };
 

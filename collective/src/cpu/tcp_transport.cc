@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../net.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/status_macros.h"
-#include "../net.h"
 
 namespace kubetrain::collective_internal {
 namespace {
@@ -18,9 +18,14 @@ class TcpTransport : public CpuTransportImpl {
  public:
   TcpTransport(const TcpTransportOptions& options, collective::TcpStoreClient* store, int next_fd,
                int prev_fd)
-      : rank_(options.rank), world_(options.world_size),
-        chunk_bytes_(std::max<size_t>(options.chunk_bytes, 4096)), prefix_(options.key_prefix),
-        store_(store), next_fd_(next_fd), prev_fd_(prev_fd), global_(options.global_ranks) {
+      : rank_(options.rank),
+        world_(options.world_size),
+        chunk_bytes_(std::max<size_t>(options.chunk_bytes, 4096)),
+        prefix_(options.key_prefix),
+        store_(store),
+        next_fd_(next_fd),
+        prev_fd_(prev_fd),
+        global_(options.global_ranks) {
     if (global_.empty()) {
       for (int i = 0; i < world_; ++i) global_.push_back(i);
     }
@@ -71,8 +76,7 @@ class TcpTransport : public CpuTransportImpl {
   // it is not inside this collective).
   absl::Status ExplainTimeout(absl::Status s) {
     const int prev = (rank_ + world_ - 1) % world_, next = (rank_ + 1) % world_;
-    const int waiting_for =
-        absl::StrContains(s.message(), "timed out receiving") ? prev : next;
+    const int waiting_for = absl::StrContains(s.message(), "timed out receiving") ? prev : next;
     (void)store_->Set(absl::StrCat(prefix_, "/waiting/", rank_), absl::StrCat(waiting_for));
     absl::SleepFor(absl::Seconds(1));  // let the other stuck ranks publish theirs
     std::vector<bool> seen(world_, false);
@@ -111,8 +115,8 @@ class TcpTransport : public CpuTransportImpl {
         const size_t rn = off < recv_n ? std::min(chunk, recv_n - off) : 0;
         KT_RETURN_IF_ERROR(Exchange(send + off * es, sn * es, scratch_.data(), rn * es, deadline));
         const void* srcs[2] = {recv + off * es, scratch_.data()};
-        collective::ReduceHost(type, op == ReduceOp::kAvg ? ReduceOp::kSum : op,
-                               recv + off * es, srcs, 2, rn, 0);
+        collective::ReduceHost(type, op == ReduceOp::kAvg ? ReduceOp::kSum : op, recv + off * es,
+                               srcs, 2, rn, 0);
       }
     }
     if (op == ReduceOp::kAvg) {
@@ -243,8 +247,8 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateTcpTransport(
   if (!next_fd.ok()) {
     CloseFd(options.listen_fd);
     return absl::Status(next_fd.status().code(),
-                        absl::StrCat("rank ", global(rank), " connecting to rank ", global(next), ": ",
-                                     next_fd.status().message()));
+                        absl::StrCat("rank ", global(rank), " connecting to rank ", global(next),
+                                     ": ", next_fd.status().message()));
   }
   int32_t me = rank;
   absl::Status hello = SendAll(*next_fd, &me, sizeof(me), deadline, "next rank");
@@ -261,10 +265,10 @@ absl::StatusOr<std::unique_ptr<CpuTransportImpl>> CreateTcpTransport(
   if (!got.ok() || who != prev) {
     CloseFd(*next_fd);
     CloseFd(*prev_fd);
-    return got.ok() ? absl::InternalError(absl::StrCat("rank ", global(rank), " expected rank ",
-                                                       global(prev), " to connect, got member ",
-                                                       who))
-                    : got;
+    return got.ok()
+               ? absl::InternalError(absl::StrCat("rank ", global(rank), " expected rank ",
+                                                  global(prev), " to connect, got member ", who))
+               : got;
   }
   return std::make_unique<TcpTransport>(options, store, *next_fd, *prev_fd);
 }

@@ -28,8 +28,8 @@ struct TcpTransportOptions {
   int world_size = 1;
   size_t chunk_bytes = 256 * 1024;
   std::string key_prefix;
-  int listen_fd = -1;          // already listening; the transport takes ownership
-  std::vector<TcpPeer> peers;  // by member index
+  int listen_fd = -1;             // already listening; the transport takes ownership
+  std::vector<TcpPeer> peers;     // by member index
   std::vector<int> global_ranks;  // member index -> communicator rank, for messages (empty: same)
 };
 

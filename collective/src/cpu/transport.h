@@ -26,8 +26,8 @@ class CpuTransportImpl {
                                  int root, absl::Time deadline) = 0;
   virtual absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type,
                                  absl::Time deadline) = 0;
-  virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count,
-                                     DataType type, ReduceOp op, absl::Time deadline) = 0;
+  virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                                     ReduceOp op, absl::Time deadline) = 0;
   virtual absl::Status Barrier(absl::Time deadline) = 0;
   // All-gather of variable, contiguous byte segments: on entry segment `index` (bytes
   // [offsets[index], offsets[index + 1]) of buf) is final on this member; on return all are.

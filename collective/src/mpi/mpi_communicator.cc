@@ -6,11 +6,11 @@
 #include <mutex>
 #include <vector>
 
+#include "../net.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/collective/env.h"
 #include "kubetrain/collective/mpi.h"
 #include "kubetrain/common/status_macros.h"
-#include "../net.h"
 
 namespace kubetrain::collective {
 namespace {
@@ -52,12 +52,18 @@ const HalfTypes& Halves() {
 
 MPI_Datatype ToMpi(DataType t) {
   switch (t) {
-    case DataType::kFloat32: return MPI_FLOAT;
-    case DataType::kFloat64: return MPI_DOUBLE;
-    case DataType::kInt32: return MPI_INT32_T;
-    case DataType::kInt64: return MPI_INT64_T;
-    case DataType::kBFloat16: return Halves().bf16;
-    case DataType::kFloat16: return Halves().fp16;
+    case DataType::kFloat32:
+      return MPI_FLOAT;
+    case DataType::kFloat64:
+      return MPI_DOUBLE;
+    case DataType::kInt32:
+      return MPI_INT32_T;
+    case DataType::kInt64:
+      return MPI_INT64_T;
+    case DataType::kBFloat16:
+      return Halves().bf16;
+    case DataType::kFloat16:
+      return Halves().fp16;
   }
   return MPI_BYTE;
 }
@@ -75,8 +81,8 @@ class MpiWork : public Work {
       : request_(request), bound_(absl::Now() + bound), finish_(std::move(finish)) {}
 
   absl::Status Wait(absl::Duration timeout) override {
-    const absl::Time until = timeout == absl::InfiniteDuration() ? bound_
-                                                                 : std::min(bound_, absl::Now() + timeout);
+    const absl::Time until =
+        timeout == absl::InfiniteDuration() ? bound_ : std::min(bound_, absl::Now() + timeout);
     uint64_t spins = 0;
     while (!Test()) {
       if (++spins > 64) sched_yield();
@@ -215,8 +221,8 @@ class MpiCommunicator : public Communicator {
  private:
   std::shared_ptr<Work> Check(size_t count, const char* op) {
     if (count > static_cast<size_t>(INT_MAX)) {
-      return MakeCompletedWork(absl::InvalidArgumentError(absl::StrCat(
-          op, ": ", count, " elements exceed MPI's int count; split the buffer")));
+      return MakeCompletedWork(absl::InvalidArgumentError(
+          absl::StrCat(op, ": ", count, " elements exceed MPI's int count; split the buffer")));
     }
     return nullptr;
   }
@@ -254,8 +260,8 @@ absl::Status MpiStatus(int code, const char* what) {
   char text[MPI_MAX_ERROR_STRING] = {0};
   int len = 0;
   MPI_Error_string(code, text, &len);
-  return absl::InternalError(absl::StrCat(what, " failed: ", std::string(text, len), " (code ",
-                                          code, ")"));
+  return absl::InternalError(
+      absl::StrCat(what, " failed: ", std::string(text, len), " (code ", code, ")"));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(

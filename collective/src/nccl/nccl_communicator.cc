@@ -11,58 +11,68 @@
 #include <mutex>
 #include <thread>
 
+#include "../rendezvous.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/status_macros.h"
 #include "spdlog/spdlog.h"
-#include "../rendezvous.h"
 
 namespace kubetrain::collective_internal {
 namespace {
 
 using collective::Backend;
-using collective::DataType;
-using collective::ReduceOp;
 using collective::CommunicatorOptions;
+using collective::DataType;
 using collective::MakeCompletedWork;
 using collective::MemoryKind;
+using collective::ReduceOp;
 using collective::Work;
 
 absl::Status CudaStatus(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(what, " failed: ", cudaGetErrorName(e), ": ",
-                                          cudaGetErrorString(e)));
+  return absl::InternalError(
+      absl::StrCat(what, " failed: ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
 }
 
 absl::Status NcclStatus(ncclResult_t r, const char* what, ncclComm_t comm = nullptr) {
   if (r == ncclSuccess) return absl::OkStatus();
   const char* last = comm != nullptr ? ncclGetLastError(comm) : nullptr;
-  const absl::StatusCode code = r == ncclRemoteError   ? absl::StatusCode::kUnavailable
+  const absl::StatusCode code = r == ncclRemoteError ? absl::StatusCode::kUnavailable
                                 : r == ncclInvalidArgument || r == ncclInvalidUsage
                                     ? absl::StatusCode::kInvalidArgument
                                     : absl::StatusCode::kInternal;
-  return absl::Status(code, absl::StrCat(what, " failed: ", ncclGetErrorString(r),
-                                         last != nullptr && *last ? absl::StrCat(" (", last, ")")
-                                                                  : ""));
+  return absl::Status(code,
+                      absl::StrCat(what, " failed: ", ncclGetErrorString(r),
+                                   last != nullptr && *last ? absl::StrCat(" (", last, ")") : ""));
 }
 
 ncclDataType_t ToNccl(DataType t) {
   switch (t) {
-    case DataType::kFloat32: return ncclFloat32;
-    case DataType::kBFloat16: return ncclBfloat16;
-    case DataType::kFloat16: return ncclFloat16;
-    case DataType::kFloat64: return ncclFloat64;
-    case DataType::kInt32: return ncclInt32;
-    case DataType::kInt64: return ncclInt64;
+    case DataType::kFloat32:
+      return ncclFloat32;
+    case DataType::kBFloat16:
+      return ncclBfloat16;
+    case DataType::kFloat16:
+      return ncclFloat16;
+    case DataType::kFloat64:
+      return ncclFloat64;
+    case DataType::kInt32:
+      return ncclInt32;
+    case DataType::kInt64:
+      return ncclInt64;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t ToNccl(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
-    case ReduceOp::kAvg: return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
-    case ReduceOp::kMin: return ncclMin;
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kMin:
+      return ncclMin;
   }
   return ncclSum;
 }
@@ -81,8 +91,10 @@ struct Shared {
   absl::Status Fail(absl::Status why) {
     std::lock_guard<std::mutex> lock(mu);
     if (broken.ok()) {
-      broken = absl::Status(why.code(), absl::StrCat("rank ", rank, ": nccl communicator is "
-                                                     "broken: ", why.message()));
+      broken = absl::Status(why.code(), absl::StrCat("rank ", rank,
+                                                     ": nccl communicator is "
+                                                     "broken: ",
+                                                     why.message()));
       spdlog::error("{}; calling ncclCommAbort", broken.ToString());
     }
     if (!aborted && comm != nullptr) {
@@ -183,7 +195,10 @@ class NcclCommunicator : public collective::Communicator {
  public:
   NcclCommunicator(const CommunicatorOptions& options, Rendezvous rv, std::shared_ptr<Shared> s,
                    cudaStream_t stream, void* barrier_buf)
-      : options_(options), rv_(std::move(rv)), shared_(std::move(s)), stream_(stream),
+      : options_(options),
+        rv_(std::move(rv)),
+        shared_(std::move(s)),
+        stream_(stream),
         barrier_buf_(barrier_buf) {
     watchdog_ = std::thread([this] { Watchdog(); });
   }
@@ -279,10 +294,11 @@ class NcclCommunicator : public collective::Communicator {
       sched_yield();
       ncclCommGetAsyncError(shared_->comm, &r);
     }
-    if (r != ncclSuccess) return MakeCompletedWork(shared_->Fail(NcclStatus(r, what, shared_->comm)));
+    if (r != ncclSuccess)
+      return MakeCompletedWork(shared_->Fail(NcclStatus(r, what, shared_->comm)));
     cudaEvent_t event;
-    absl::Status s = CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
-                                "cudaEventCreate");
+    absl::Status s =
+        CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
     if (s.ok()) s = CudaStatus(cudaEventRecord(event, stream_), "cudaEventRecord");
     if (!s.ok()) return MakeCompletedWork(shared_->Fail(s));
     auto work = std::make_shared<NcclWork>(shared_, event);
@@ -381,9 +397,9 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateNcclCommunicator
   while (r == ncclInProgress) {
     if (absl::Now() >= deadline) {
       ncclCommAbort(comm);
-      return absl::DeadlineExceededError(absl::StrCat(
-          "ncclCommInitRank on rank ", options.rank, " did not finish within ",
-          absl::FormatDuration(options.timeout), " (did every rank start?)"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("ncclCommInitRank on rank ", options.rank, " did not finish within ",
+                       absl::FormatDuration(options.timeout), " (did every rank start?)"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     ncclCommGetAsyncError(comm, &r);

@@ -53,7 +53,7 @@ struct Flags {
   bool csv = false;
   double timeout_s = 30;
   std::string transport = "auto";
-  std::string sizes;  // explicit comma list, overrides min/max
+  std::string sizes;     // explicit comma list, overrides min/max
   std::string shm_slot;  // empty: CommunicatorOptions default
 };
 
@@ -63,10 +63,14 @@ bool ParseBytes(const std::string& s, size_t* out) {
   if (end == s.c_str() || v < 0) return false;
   std::string unit(end);
   double mult = 1;
-  if (unit == "K" || unit == "KiB" || unit == "k") mult = 1024.0;
-  else if (unit == "M" || unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B") return false;
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    return false;
   *out = static_cast<size_t>(v * mult);
   return true;
 }
@@ -125,10 +129,18 @@ double Value(int r, size_t i) { return static_cast<double>((r + 1) * static_cast
 
 void Store(kc::DataType t, void* base, size_t i, double v) {
   switch (t) {
-    case kc::DataType::kFloat32: static_cast<float*>(base)[i] = static_cast<float>(v); break;
-    case kc::DataType::kFloat64: static_cast<double*>(base)[i] = v; break;
-    case kc::DataType::kInt32: static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v); break;
-    case kc::DataType::kInt64: static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v); break;
+    case kc::DataType::kFloat32:
+      static_cast<float*>(base)[i] = static_cast<float>(v);
+      break;
+    case kc::DataType::kFloat64:
+      static_cast<double*>(base)[i] = v;
+      break;
+    case kc::DataType::kInt32:
+      static_cast<int32_t*>(base)[i] = static_cast<int32_t>(v);
+      break;
+    case kc::DataType::kInt64:
+      static_cast<int64_t*>(base)[i] = static_cast<int64_t>(v);
+      break;
     case kc::DataType::kBFloat16:
       static_cast<uint16_t*>(base)[i] = kc::FloatToBFloat16(static_cast<float>(v));
       break;
@@ -140,12 +152,18 @@ void Store(kc::DataType t, void* base, size_t i, double v) {
 
 double Load(kc::DataType t, const void* base, size_t i) {
   switch (t) {
-    case kc::DataType::kFloat32: return static_cast<const float*>(base)[i];
-    case kc::DataType::kFloat64: return static_cast<const double*>(base)[i];
-    case kc::DataType::kInt32: return static_cast<const int32_t*>(base)[i];
-    case kc::DataType::kInt64: return static_cast<const int64_t*>(base)[i];
-    case kc::DataType::kBFloat16: return kc::BFloat16ToFloat(static_cast<const uint16_t*>(base)[i]);
-    case kc::DataType::kFloat16: return kc::Float16ToFloat(static_cast<const uint16_t*>(base)[i]);
+    case kc::DataType::kFloat32:
+      return static_cast<const float*>(base)[i];
+    case kc::DataType::kFloat64:
+      return static_cast<const double*>(base)[i];
+    case kc::DataType::kInt32:
+      return static_cast<const int32_t*>(base)[i];
+    case kc::DataType::kInt64:
+      return static_cast<const int64_t*>(base)[i];
+    case kc::DataType::kBFloat16:
+      return kc::BFloat16ToFloat(static_cast<const uint16_t*>(base)[i]);
+    case kc::DataType::kFloat16:
+      return kc::Float16ToFloat(static_cast<const uint16_t*>(base)[i]);
   }
   return 0;
 }
@@ -158,9 +176,12 @@ double Expected(kc::ReduceOp op, kc::DataType t, int n, size_t i) {
     mn = std::min(mn, Value(r, i));
   }
   switch (op) {
-    case kc::ReduceOp::kSum: return sum;
-    case kc::ReduceOp::kMax: return mx;
-    case kc::ReduceOp::kMin: return mn;
+    case kc::ReduceOp::kSum:
+      return sum;
+    case kc::ReduceOp::kMax:
+      return mx;
+    case kc::ReduceOp::kMin:
+      return mn;
     case kc::ReduceOp::kAvg:
       if (t == kc::DataType::kInt32 || t == kc::DataType::kInt64) {
         return static_cast<double>(static_cast<int64_t>(sum) / n);
@@ -171,8 +192,9 @@ double Expected(kc::ReduceOp op, kc::DataType t, int n, size_t i) {
 }
 
 bool Close(double got, double want, kc::DataType t) {
-  const double tol = (t == kc::DataType::kBFloat16) ? 1e-2 : (t == kc::DataType::kFloat16) ? 1e-3
-                                                                                            : 1e-6;
+  const double tol = (t == kc::DataType::kBFloat16)  ? 1e-2
+                     : (t == kc::DataType::kFloat16) ? 1e-3
+                                                     : 1e-6;
   return std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want));
 }
 
@@ -221,7 +243,7 @@ int Run(const Flags& f, kc::Communicator& comm) {
     }
   }
   const std::string coll = f.collective;
-  const double bus_factor = coll == "allreduce" ? 2.0 * (n - 1) / n
+  const double bus_factor = coll == "allreduce"   ? 2.0 * (n - 1) / n
                             : coll == "broadcast" ? 1.0
                                                   : static_cast<double>(n - 1) / n;
   if (rank == 0) {
@@ -268,10 +290,14 @@ int Run(const Flags& f, kc::Communicator& comm) {
       std::vector<char> out = (f.inplace && coll == "allreduce") ? send.CopyOut() : recv.CopyOut();
       for (size_t i = 0; i < recv_elems && ok; ++i) {
         double want;
-        if (coll == "allreduce") want = Expected(*op, t, n, i);
-        else if (coll == "broadcast") want = Value(0, i);
-        else if (coll == "allgather") want = Value(static_cast<int>(i / per_rank), i);
-        else want = Expected(*op, t, n, rank * per_rank + i);
+        if (coll == "allreduce")
+          want = Expected(*op, t, n, i);
+        else if (coll == "broadcast")
+          want = Value(0, i);
+        else if (coll == "allgather")
+          want = Value(static_cast<int>(i / per_rank), i);
+        else
+          want = Expected(*op, t, n, rank * per_rank + i);
         ok = Close(Load(t, out.data(), i), want, t);
       }
     }
@@ -334,8 +360,9 @@ int main(int argc, char** argv) {
   app.add_option("-e,--maxbytes", f.max_bytes, "largest size (up to 1G or more)")
       ->capture_default_str();
   app.add_option("-f,--stepfactor", f.factor, "size multiplier per row")->capture_default_str();
-  app.add_option("--sizes", f.sizes,
-                 "explicit comma-separated SIZE[:ITERS] list, e.g. 64K:500,1M:100 (overrides -b/-e)");
+  app.add_option(
+      "--sizes", f.sizes,
+      "explicit comma-separated SIZE[:ITERS] list, e.g. 64K:500,1M:100 (overrides -b/-e)");
   app.add_option("-c,--collective", f.collective, "allreduce, allgather, reducescatter, broadcast")
       ->capture_default_str();
   app.add_option("-d,--dtype", f.dtype, "float32, bfloat16, float16, float64, int32, int64")

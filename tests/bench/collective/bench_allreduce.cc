@@ -39,8 +39,8 @@ std::map<size_t, Row> RunPeer(const std::string& cmd, std::string* error) {
     size_t size = 0, count = 0;
     char type[32], op[32], check[32];
     double us = 0, algbw = 0, busbw = 0;
-    if (std::sscanf(line, "%zu,%zu,%31[^,],%31[^,],%lf,%lf,%lf,%31s", &size, &count, type, op,
-                    &us, &algbw, &busbw, check) == 8) {
+    if (std::sscanf(line, "%zu,%zu,%31[^,],%31[^,],%lf,%lf,%lf,%31s", &size, &count, type, op, &us,
+                    &algbw, &busbw, check) == 8) {
       rows[size] = Row{us, busbw, std::strcmp(check, "OK") == 0};
     }
   }
@@ -80,11 +80,11 @@ int main(int argc, char** argv) {
                           [&] {  // collbench wants SIZE:ITERS too
                             return cases;
                           }();
-  const std::string mpi = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") +
-                          KUBETRAIN_MPIRUN_PATH +
-                          " -np 2 --oversubscribe --bind-to none " + MPI_PEER + " " + cases;
-  const std::string gloo = std::string("OMP_NUM_THREADS=1 /usr/bin/python3 ") + GLOO_SCRIPT +
-                           " --nranks 2 " + cases;
+  const std::string mpi =
+      std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") +
+      KUBETRAIN_MPIRUN_PATH + " -np 2 --oversubscribe --bind-to none " + MPI_PEER + " " + cases;
+  const std::string gloo =
+      std::string("OMP_NUM_THREADS=1 /usr/bin/python3 ") + GLOO_SCRIPT + " --nranks 2 " + cases;
   struct Peer {
     const char* name;
     std::string cmd;
@@ -92,9 +92,10 @@ int main(int argc, char** argv) {
     std::string error;
   };
   std::vector<Peer> peers = {{"cpu", cpu, {}, ""}, {"mpi", mpi, {}, ""}, {"gloo", gloo, {}, ""}};
-  std::printf("bench_allreduce: 2 ranks, float32 sum, busbw = algbw * 2(n-1)/n, best of %d "
-              "interleaved rounds\n  cpu:  %s\n  mpi:  %s\n  gloo: %s\n",
-              rounds, cpu.c_str(), mpi.c_str(), gloo.c_str());
+  std::printf(
+      "bench_allreduce: 2 ranks, float32 sum, busbw = algbw * 2(n-1)/n, best of %d "
+      "interleaved rounds\n  cpu:  %s\n  mpi:  %s\n  gloo: %s\n",
+      rounds, cpu.c_str(), mpi.c_str(), gloo.c_str());
   std::fflush(stdout);
   for (int r = 0; r < rounds; ++r) {
     for (Peer& p : peers) {
@@ -123,17 +124,21 @@ int main(int argc, char** argv) {
     const Row *c = get(0), *m = get(1), *g = get(2);
     std::printf("allreduce %7s  cpu %7.3f GB/s%s", Human(size).c_str(), c ? c->busbw : 0.0,
                 c && c->ok ? "" : " (check FAILED)");
-    if (m) std::printf(" | mpi %7.3f GB/s  cpu/mpi %5.2fx", m->busbw, c ? c->busbw / m->busbw : 0);
-    else std::printf(" | mpi n/a");
-    if (g) std::printf(" | gloo %7.3f GB/s  cpu/gloo %5.2fx", g->busbw,
-                       c ? c->busbw / g->busbw : 0);
-    else std::printf(" | gloo n/a");
+    if (m)
+      std::printf(" | mpi %7.3f GB/s  cpu/mpi %5.2fx", m->busbw, c ? c->busbw / m->busbw : 0);
+    else
+      std::printf(" | mpi n/a");
+    if (g)
+      std::printf(" | gloo %7.3f GB/s  cpu/gloo %5.2fx", g->busbw, c ? c->busbw / g->busbw : 0);
+    else
+      std::printf(" | gloo n/a");
     bool met = c && c->ok && (!m || c->busbw >= m->busbw) &&
                (size < (1u << 20) || !g || c->busbw >= 1.5 * g->busbw);
     std::printf("  [%s]\n", size < (1u << 20) ? (met ? "ok" : "below mpi")
                                               : (met ? "target met" : "TARGET MISSED"));
     if (!met && size >= (1u << 20)) ++misses;
   }
-  std::printf("bench_allreduce: %s\n", misses ? "some targets missed" : "targets met from 1 MiB up");
+  std::printf("bench_allreduce: %s\n",
+              misses ? "some targets missed" : "targets met from 1 MiB up");
   return 0;
 }

@@ -115,16 +115,18 @@ int Rank(int rank, int port) {
   }
   if (rank == 0) {
     const double s = Mean(sync_ms), as = Mean(async_ms), bk = Mean(bucket_ms);
-    std::printf("fusion: %d x 4 KiB float32 avg, 2 ranks (cpu backend), mean of %d steps, "
-                "results %s\n",
-                kTensors, kSteps, ok ? "OK" : "WRONG");
+    std::printf(
+        "fusion: %d x 4 KiB float32 avg, 2 ranks (cpu backend), mean of %d steps, "
+        "results %s\n",
+        kTensors, kSteps, ok ? "OK" : "WRONG");
     std::printf("  1000 separate allreduces, each waited:   %8.2f ms/step\n", s);
     std::printf("  1000 separate allreduces, all in flight: %8.2f ms/step\n", as);
     std::printf("  bucketer (%d buckets: 1 MiB, then 25 MiB):   %8.2f ms/step\n",
                 bucketer.num_buckets(), bk);
-    std::printf("fusion ratio: bucketer is %.1fx faster than separate waited allreduces, "
-                "%.1fx faster than separate in-flight allreduces\n",
-                s / bk, as / bk);
+    std::printf(
+        "fusion ratio: bucketer is %.1fx faster than separate waited allreduces, "
+        "%.1fx faster than separate in-flight allreduces\n",
+        s / bk, as / bk);
   }
   return ok ? 0 : 1;
 }

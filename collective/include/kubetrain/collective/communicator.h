@@ -46,7 +46,7 @@
 namespace kubetrain::collective {
 
 enum class Backend : int { kCpu, kMpi, kNccl };
-absl::string_view BackendName(Backend backend);               // "cpu", "mpi", "nccl"
+absl::string_view BackendName(Backend backend);  // "cpu", "mpi", "nccl"
 absl::StatusOr<Backend> ParseBackend(absl::string_view name);
 // Whether this build contains the backend (MPI and NCCL are optional at build time).
 bool BackendCompiled(Backend backend);
@@ -110,15 +110,15 @@ class Communicator {
   virtual absl::Status health() const = 0;
 
   // recv[i] = op over ranks of send[i], for i < count. In place when send == recv.
-  virtual std::shared_ptr<Work> AllReduce(const void* send, void* recv, size_t count,
-                                          DataType type, ReduceOp op) = 0;
+  virtual std::shared_ptr<Work> AllReduce(const void* send, void* recv, size_t count, DataType type,
+                                          ReduceOp op) = 0;
   std::shared_ptr<Work> AllReduce(void* buffer, size_t count, DataType type, ReduceOp op) {
     return AllReduce(buffer, buffer, count, type, op);
   }
 
   // recv = root's send on every rank (send is read on root only). In place when send == recv.
-  virtual std::shared_ptr<Work> Broadcast(const void* send, void* recv, size_t count,
-                                          DataType type, int root) = 0;
+  virtual std::shared_ptr<Work> Broadcast(const void* send, void* recv, size_t count, DataType type,
+                                          int root) = 0;
   std::shared_ptr<Work> Broadcast(void* buffer, size_t count, DataType type, int root) {
     return Broadcast(buffer, buffer, count, type, root);
   }

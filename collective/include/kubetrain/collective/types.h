@@ -43,8 +43,9 @@ float Float16ToFloat(uint16_t bits);
 uint16_t FloatToFloat16(float value);  // round-to-nearest-even, overflow to inf
 
 // Host-memory reduction: dst[i] = op(srcs[0][i], ..., srcs[nsrc-1][i]) for i < count. `dst` may
-// alias srcs[0] (and no other source). For ReduceOp::kAvg the sum is divided by `avg_divisor` (normally the world
-// size, which may differ from nsrc when partial sums are combined; pass 0 to skip the division).
+// alias srcs[0] (and no other source). For ReduceOp::kAvg the sum is divided by `avg_divisor`
+// (normally the world size, which may differ from nsrc when partial sums are combined; pass 0 to
+// skip the division).
 void ReduceHost(DataType type, ReduceOp op, void* dst, const void* const* srcs, int nsrc,
                 size_t count, int avg_divisor);
 // In-place division of a sum by `divisor` (the finishing step of kAvg).
