@@ -71,7 +71,7 @@ absl::Status GradientBucketer::MarkReady(int index) {
   }
   t.ready = true;
   Bucket& b = buckets_[t.bucket];
-  std::memcpy(b.fused.data() + t.offset, t.data, t.count * DataTypeSize(t.type));
+  if (t.count > 0) std::memcpy(b.fused.data() + t.offset, t.data, t.count * DataTypeSize(t.type));
   --b.pending;
   return LaunchReady();
 }
@@ -111,7 +111,7 @@ absl::Status GradientBucketer::Wait(absl::Duration timeout) {
   if (!result.ok()) return result;
   for (Tensor& t : tensors_) {
     const Bucket& b = buckets_[t.bucket];
-    std::memcpy(t.data, b.fused.data() + t.offset, t.count * DataTypeSize(t.type));
+    if (t.count > 0) std::memcpy(t.data, b.fused.data() + t.offset, t.count * DataTypeSize(t.type));
   }
   for (Tensor& t : tensors_) t.ready = false;
   for (Bucket& b : buckets_) {

@@ -106,8 +106,12 @@ MemoryOps HostMemory() {
   MemoryOps m;
   m.alloc = [](size_t n) { return std::malloc(std::max<size_t>(n, 1)); };
   m.free = [](void* p) { std::free(p); };
-  m.to_device = [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); };
-  m.to_host = [](void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); };
+  m.to_device = [](void* dst, const void* src, size_t n) {
+    if (n > 0) std::memcpy(dst, src, n);
+  };
+  m.to_host = [](void* dst, const void* src, size_t n) {
+    if (n > 0) std::memcpy(dst, src, n);
+  };
   return m;
 }
 
@@ -276,7 +280,7 @@ class Checker {
         Expect(ag + " out-of-place", t, Download(gout, count * n * es), want_ag, count * n);
         if (o_.in_place) {
           std::vector<char> staged(count * n * es, 0);
-          std::memcpy(staged.data() + rank * count * es, mine.data(), count * es);
+          if (count > 0) std::memcpy(staged.data() + rank * count * es, mine.data(), count * es);
           void* buf = Upload(staged);
           Status(
               ag,

@@ -186,6 +186,7 @@ class CpuCommunicator : public collective::Communicator {
                                   ReduceOp op) override {
     if (count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("AllReduce");
     return Enqueue([=, t = transport()](absl::Time deadline) {
+      if (count == 0) return absl::OkStatus();  // in order, but nothing to move
       return t->AllReduce(send, recv, count, type, op, deadline);
     });
   }
@@ -200,6 +201,7 @@ class CpuCommunicator : public collective::Communicator {
       return NullBuffer("Broadcast");
     }
     return Enqueue([=, t = transport()](absl::Time deadline) {
+      if (count == 0) return absl::OkStatus();
       return t->Broadcast(send, recv, count, type, root, deadline);
     });
   }
@@ -208,6 +210,7 @@ class CpuCommunicator : public collective::Communicator {
                                   DataType type) override {
     if (send_count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("AllGather");
     return Enqueue([=, t = transport()](absl::Time deadline) {
+      if (send_count == 0) return absl::OkStatus();
       return t->AllGather(send, recv, send_count, type, deadline);
     });
   }
@@ -216,6 +219,7 @@ class CpuCommunicator : public collective::Communicator {
                                       DataType type, ReduceOp op) override {
     if (recv_count > 0 && (send == nullptr || recv == nullptr)) return NullBuffer("ReduceScatter");
     return Enqueue([=, t = transport()](absl::Time deadline) {
+      if (recv_count == 0) return absl::OkStatus();
       return t->ReduceScatter(send, recv, recv_count, type, op, deadline);
     });
   }
