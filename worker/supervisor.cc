@@ -299,9 +299,15 @@ void RunState::CheckExits() {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     // WNOWAIT: the pid stays a zombie, so its process group id cannot be reused while we clean up.
-    if (waitid(P_PID, p.child.pid(), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) {
+    if (waitid(P_PID, p.child.pid(), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == ECHILD) {  // reaped behind our back: its status is lost
+        reporter_->Agent(absl::StrCat("pid ", p.child.pid(), " vanished (reaped elsewhere)"),
+                         "warn");
+        Finished(p, 255 << 8);
+      }
       continue;
     }
+    if (info.si_pid == 0) continue;
     SignalGroup(p.child.pid(), SIGKILL);  // leftovers of this rank's group
     if (guard_ != nullptr) {
       guard_->Remove(p.child.pid());

@@ -15,6 +15,9 @@
 // For mpirun (RankProcess::mpirun_tagged_output) lines tagged "[job,R]<stdout>:" are stored as
 // rank R, and a failure of mpirun is attributed to the rank mpirun names.
 //
+// One Run at a time per process: Run makes the process a child subreaper and, at its end, kills
+// and reaps every descendant still alive — a second concurrent Run's ranks included.
+//
 // Ownership: borrows the Reporter and CancelToken (both must outlive Run). Thread-safety: Run from
 // one thread (the one that lives as long as the ranks, because of PDEATHSIG); cancel through the
 // token from anywhere.

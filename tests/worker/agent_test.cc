@@ -588,6 +588,53 @@ TEST(WorkerBinaryTest, PlanTextFormat) {
   EXPECT_THAT(out, HasSubstr("rc=0"));
 }
 
+// Two agents (instances 0 and 1, 2 ranks each) run a gloo all-reduce with
+// init_process_group("env://"): the env contract is what torch.distributed needs.
+TEST(RunAgentTest, PytorchDdpAllReduceAcrossTwoInstances) {
+  if (testing::ShellOutput("/usr/bin/python3 -c 'import torch.distributed as d; "
+                           "print(d.is_gloo_available())' 2>/dev/null") != "True\n") {
+    GTEST_SKIP() << "/usr/bin/python3 with torch (gloo) not available (Debian python3-torch)";
+  }
+  TempDir dir;
+  WriteFile(dir / "src/ddp.py", R"py(
+import os, torch, torch.distributed as dist
+dist.init_process_group("gloo", init_method="env://")
+rank, world = dist.get_rank(), dist.get_world_size()
+assert rank == int(os.environ["RANK"]) and world == int(os.environ["WORLD_SIZE"])
+t = torch.tensor([float(rank + 1)])
+dist.all_reduce(t)
+print(f"rank {rank}/{world} local {os.environ['LOCAL_RANK']} node {os.environ['NODE_RANK']} "
+      f"sum {t.item():.0f}", flush=True)
+dist.destroy_process_group()
+)py");
+  const std::string pytorch = "type: TYPE_PYTORCH process_count_per_instance: 2";
+  const std::string port = testing::ShellOutput(
+      "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); "
+      "print(s.getsockname()[1])'");
+  std::vector<v1::InstanceLaunch> launches;
+  for (int i = 0; i < 2; ++i) {
+    v1::InstanceLaunch l = Plan(dir, "/usr/bin/python3 ddp.py", pytorch, 2, i);
+    l.mutable_job()->mutable_code()->set_local_path(dir / "src");
+    l.set_master_port(std::stoi(port));
+    launches.push_back(l);
+  }
+  // Instance 1 is a kubetrain-worker process (one agent per process, as the backends run it).
+  TempDir dir1;
+  Agent other = StartBinary(dir1, launches[1], {"--no-workspace"});
+  MemorySink sink0;
+  CancelToken cancel0;
+  AgentResult result0 = RunAgent(launches[0], &sink0, &cancel0, Quiet());
+  const int other_exit = WaitExit(other.pid);
+  const std::string other_log = ReadFile(other.stderr_path);
+  ASSERT_EQ(result0.exit_code, kExitOk) << result0.message << "\n"
+                                        << absl::StrJoin(Texts(sink0, 0), "\n") << other_log;
+  ASSERT_EQ(other_exit, kExitOk) << other_log;
+  EXPECT_THAT(Texts(sink0, 0), Contains("rank 0/4 local 0 node 0 sum 10"));
+  EXPECT_THAT(Texts(sink0, 1), Contains("rank 1/4 local 1 node 0 sum 10"));
+  EXPECT_THAT(other_log, HasSubstr("[rank 2] rank 2/4 local 0 node 1 sum 10"));
+  EXPECT_THAT(other_log, HasSubstr("[rank 3] rank 3/4 local 1 node 1 sum 10"));
+}
+
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 TEST(WorkerBinaryTest, WritesLogsAndStatusToTheEmbeddedWorkspace) {
   TempDir dir;
