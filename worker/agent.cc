@@ -1,5 +1,10 @@
 #include "worker/agent.h"
 
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -39,6 +44,101 @@ std::vector<int> CpuIds(const v1::InstanceLaunch& launch) {
   const v1::InstancePlacement* p = ThisPlacement(launch);
   if (p == nullptr) return {};
   return {p->cpu_ids().begin(), p->cpu_ids().end()};
+}
+
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELED;
+}
+
+// distribution: mpi, instance > 0: this instance's ranks run under instance 0's mpirun. The agent
+// stays up (status Running) until instance 0 (or the job) reaches an end, then mirrors it: its
+// ranks' statuses, state and an exit code as if it had run them. Without a readable workspace it
+// reports Completed and exits 0 at once.
+AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const std::string& node,
+                                        Reporter& reporter, AgentSink* sink, CancelToken* cancel) {
+  AgentResult result;
+  const int per = std::max(1, launch.job().distribution().process_count_per_instance());
+  const int first = launch.instance_index() * per;
+  const int last = first + per - 1;
+  const std::string ranks = absl::StrCat("ranks ", first, "..", last);
+  v1::InstanceStatus status;
+  status.set_index(launch.instance_index());
+  status.set_node(node);
+  status.set_message(absl::StrCat(ranks, " of this instance run under instance 0's mpirun"));
+
+  absl::StatusOr<v1::JobStatus> job =
+      sink != nullptr ? sink->ReadJobStatus() : absl::UnimplementedError("no sink");
+  if (absl::IsUnimplemented(job.status())) {
+    result.message = absl::StrCat(status.message(), "; their output and status are reported by "
+                                                    "instance 0 (no workspace to wait on)");
+    reporter.Agent(result.message);
+    status.set_state(v1::JOB_STATE_COMPLETED);
+    reporter.UpdateStatus(status);
+    result.supervisor.status = status;
+    (void)reporter.Flush();
+    return result;
+  }
+  reporter.Agent(absl::StrCat(status.message(), "; waiting for it to finish"));
+  status.set_state(v1::JOB_STATE_RUNNING);
+  reporter.UpdateStatus(status);
+  (void)reporter.Flush();
+
+  bool warned = false;
+  while (true) {
+    if (cancel != nullptr && cancel->requested()) {
+      result.exit_code = kExitCanceledBase + cancel->signal();
+      result.message = absl::StrCat("canceled (signal ", cancel->signal(), ")");
+      status.set_state(v1::JOB_STATE_CANCELED);
+      status.set_message(absl::StrCat(ranks, " ran under instance 0's mpirun; ", result.message));
+      break;
+    }
+    job = sink->ReadJobStatus();
+    if (!job.ok()) {
+      if (!warned) reporter.Agent(absl::StrCat("cannot read the job's status yet: ",
+                                               job.status().message()), "warn");
+      warned = true;
+    } else {
+      const v1::InstanceStatus* zero = nullptr;
+      for (const v1::InstanceStatus& i : job->instances()) {
+        if (i.index() == 0) zero = &i;
+      }
+      v1::JobState end = v1::JOB_STATE_UNSPECIFIED;
+      std::string why;
+      if (zero != nullptr && IsTerminal(zero->state())) {
+        end = zero->state();
+        why = absl::StrCat("instance 0: ", zero->message());
+      } else if (IsTerminal(job->state())) {
+        end = job->state();
+        why = absl::StrCat("job: ", job->message());
+      }
+      if (end != v1::JOB_STATE_UNSPECIFIED) {
+        status.set_state(end);
+        status.set_message(absl::StrCat(ranks, " ran under instance 0's mpirun; ", why));
+        if (zero != nullptr) {
+          for (const v1::RankStatus& r : zero->ranks()) {
+            if (r.rank() >= first && r.rank() <= last) *status.add_ranks() = r;
+          }
+        }
+        result.exit_code = end == v1::JOB_STATE_COMPLETED  ? kExitOk
+                           : end == v1::JOB_STATE_CANCELED ? kExitCanceledBase + SIGTERM
+                                                           : kExitRankFailed;
+        result.message = status.message();
+        break;
+      }
+    }
+    if (cancel != nullptr && cancel->fd() >= 0) {
+      pollfd fd = {cancel->fd(), POLLIN, 0};
+      poll(&fd, 1, 250);
+    } else {
+      usleep(250 * 1000);
+    }
+  }
+  reporter.Agent(result.message, result.exit_code == kExitOk ? "info" : "warn");
+  reporter.UpdateStatus(status);
+  result.supervisor.status = status;
+  (void)reporter.Flush();
+  return result;
 }
 
 }  // namespace
@@ -210,23 +310,7 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
       BuildProcesses(launch, *command, *cwd, options);
   if (!procs.ok()) return fail_before_start(kExitSetupFailed, std::string(procs.status().message()));
 
-  if (procs->empty()) {
-    const int per = std::max(1, launch.job().distribution().process_count_per_instance());
-    const int first = launch.instance_index() * per;
-    result.message = absl::StrCat("ranks ", first, "..", first + per - 1,
-                                  " of this instance run under instance 0's mpirun; their output "
-                                  "and status are reported by instance 0");
-    reporter.Agent(result.message);
-    v1::InstanceStatus status;
-    status.set_index(launch.instance_index());
-    status.set_node(node);
-    status.set_state(v1::JOB_STATE_COMPLETED);
-    status.set_message(result.message);
-    reporter.UpdateStatus(status);
-    result.supervisor.status = status;
-    (void)reporter.Flush();
-    return result;
-  }
+  if (procs->empty()) return WaitForMpirunOfInstanceZero(launch, node, reporter, sink, cancel);
   reporter.Agent(absl::StrCat("running in ", *cwd, ": ", *command));
 
   SupervisorOptions sopts;

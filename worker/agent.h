@@ -10,10 +10,14 @@
 //      - none / pytorch / tensorflow: one `/bin/bash -c COMMAND` per local rank, in job_dir/code
 //        (job_dir without code), with RankEnvironment(launch, local_rank) on top of the agent's env;
 //      - mpi: instance 0 runs mpirun for every rank of the job (worker/mpi.h). Every other
-//        instance starts nothing: it logs that its ranks run under instance 0's mpirun, reports
-//        its instance COMPLETED with that message, and exits 0 at once. (On the local backend all
-//        ranks therefore run in instance 0's cpu set; a multi-host mpirun needs a launch agent on
-//        the other hosts, which the Kubernetes backend has to provide.)
+//        instance starts nothing: it reports itself Running ("ranks a..b of this instance run
+//        under instance 0's mpirun") and waits, reading the job's status from the workspace every
+//        250 ms, until instance 0 (or the job) reaches an end; then it copies its ranks' statuses
+//        from instance 0's, takes the same state and exits as if it had run them (0 / 1 / 143).
+//        SIGTERM ends the wait (canceled). Without a readable workspace (--no-workspace) it
+//        reports Completed and exits 0 at once. (On the local backend all ranks therefore run in
+//        instance 0's cpu set; a multi-host mpirun needs a launch agent on the other hosts, which
+//        the Kubernetes backend has to provide.)
 //   5. reports the outcome: agent log lines, the final InstanceStatus, and the exit code.
 //
 // Exit codes: 0 every process exited 0; 1 a rank failed (the first failing rank, its exit code or

@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kubetrain/v1/log.pb.h"
 #include "kubetrain/v1/status.pb.h"
@@ -30,6 +32,11 @@ class AgentSink {
   virtual absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) = 0;
   // Replaces this instance's status in the job's status.
   virtual absl::Status UpdateInstanceStatus(const v1::InstanceStatus& status) = 0;
+  // The job's current status (every instance's view), for an mpi instance > 0 that waits for
+  // instance 0's mpirun. Unimplemented when the sink cannot read (then it does not wait).
+  virtual absl::StatusOr<v1::JobStatus> ReadJobStatus() {
+    return absl::UnimplementedError("this sink cannot read the job's status");
+  }
 };
 
 // Discards everything (no workspace).
@@ -64,6 +71,17 @@ class MemorySink : public AgentSink {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<v1::JobStatus> ReadJobStatus() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!job_status_.has_value()) return AgentSink::ReadJobStatus();
+    return *job_status_;
+  }
+  // Makes ReadJobStatus return `status` (tests of the mpi wait).
+  void set_job_status(const v1::JobStatus& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_status_ = status;
+  }
+
   void set_fail_appends(int n) {
     std::lock_guard<std::mutex> lock(mu_);
     fail_appends_ = n;
@@ -86,6 +104,7 @@ class MemorySink : public AgentSink {
   std::vector<v1::LogLine> lines_;
   std::set<std::tuple<std::string, int, int, int64_t>> seen_;
   std::vector<v1::InstanceStatus> statuses_;
+  std::optional<v1::JobStatus> job_status_;
   int fail_appends_ = 0;
   int append_calls_ = 0;
 };

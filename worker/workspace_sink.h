@@ -29,6 +29,11 @@ class WorkspaceSink : public AgentSink {
   absl::Status UpdateInstanceStatus(const v1::InstanceStatus& status) override {
     return workspace_->UpdateInstanceStatus(job_, status);
   }
+  absl::StatusOr<v1::JobStatus> ReadJobStatus() override {
+    absl::StatusOr<v1::JobRecord> job = workspace_->GetJob(job_);
+    if (!job.ok()) return job.status();
+    return job->status();
+  }
   storage::Workspace* workspace() { return workspace_.get(); }
 
  private:

@@ -315,6 +315,73 @@ TEST(RunAgentMpiTest, FourRanksUnderOneMpirun) {
   }
 }
 
+v1::JobStatus InstanceZero(v1::JobState state, const std::string& message) {
+  v1::JobStatus job;
+  job.set_state(v1::JOB_STATE_RUNNING);
+  v1::InstanceStatus* zero = job.add_instances();
+  zero->set_index(0);
+  zero->set_state(state);
+  zero->set_message(message);
+  for (int r = -1; r < 4; ++r) {
+    v1::RankStatus* rank = zero->add_ranks();
+    rank->set_rank(r);
+    rank->set_state(state);
+    rank->set_exit_code(state == v1::JOB_STATE_FAILED && r == 3 ? 5 : 0);
+  }
+  return job;
+}
+
+TEST(RunAgentMpiTest, OtherInstancesWaitForInstanceZeroAndMirrorIt) {
+  TempDir dir;
+  v1::InstanceLaunch launch = Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
+  for (v1::JobState end : {v1::JOB_STATE_COMPLETED, v1::JOB_STATE_FAILED}) {
+    MemorySink sink;
+    sink.set_job_status(InstanceZero(v1::JOB_STATE_RUNNING, ""));
+    CancelToken cancel;
+    std::thread finisher([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      sink.set_job_status(InstanceZero(end, end == v1::JOB_STATE_COMPLETED
+                                                ? "all processes exited 0"
+                                                : "rank 3 exited with code 5"));
+    });
+    auto start = absl::Now();
+    AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
+    finisher.join();
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(400));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+    EXPECT_EQ(result.exit_code, end == v1::JOB_STATE_COMPLETED ? kExitOk : kExitRankFailed);
+    ASSERT_GE(sink.statuses().size(), 2u);
+    EXPECT_EQ(sink.statuses().front().state(), v1::JOB_STATE_RUNNING);
+    const v1::InstanceStatus last = sink.statuses().back();
+    EXPECT_EQ(last.state(), end);
+    EXPECT_EQ(last.index(), 1);
+    ASSERT_EQ(last.ranks_size(), 2);
+    EXPECT_EQ(last.ranks(0).rank(), 2);
+    EXPECT_EQ(last.ranks(1).rank(), 3);
+    if (end == v1::JOB_STATE_FAILED) {
+      EXPECT_THAT(last.message(), HasSubstr("rank 3 exited with code 5"));
+    }
+  }
+}
+
+TEST(RunAgentMpiTest, WaitingInstanceCanBeCanceled) {
+  TempDir dir;
+  v1::InstanceLaunch launch = Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
+  MemorySink sink;
+  sink.set_job_status(InstanceZero(v1::JOB_STATE_RUNNING, ""));
+  CancelToken cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel.Request(SIGTERM);
+  });
+  auto start = absl::Now();
+  AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
+  canceller.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(result.exit_code, kExitCanceledBase + SIGTERM);
+  EXPECT_EQ(sink.statuses().back().state(), v1::JOB_STATE_CANCELED);
+}
+
 TEST(RunAgentMpiTest, Mpi4pyAllreduce) {
   if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
   if (testing::ShellOutput("/usr/bin/python3 -c 'import mpi4py, numpy; print(1)' 2>/dev/null") !=
@@ -636,6 +703,56 @@ dist.destroy_process_group()
 }
 
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+// Both instances of an mpi job as kubetrain-worker processes on one embedded workspace: instance 0
+// runs mpirun for all 4 ranks; instance 1 waits for it and ends with it.
+TEST(WorkerBinaryTest, MpiJobOnTheEmbeddedWorkspace) {
+  if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
+  TempDir dir;
+  const std::string ws_path = dir / "workspace";
+  std::vector<v1::InstanceLaunch> launches;
+  for (int i = 0; i < 2; ++i) {
+    launches.push_back(Plan(dir, "sleep 0.5; echo rank $OMPI_COMM_WORLD_RANK",
+                            "type: TYPE_MPI process_count_per_instance: 2", 2, i));
+  }
+  {
+    auto ws = storage::OpenEmbeddedWorkspace(ws_path);
+    ASSERT_TRUE(ws.ok()) << ws.status();
+    v1::JobRecord record;
+    *record.mutable_spec() = launches[0].job();
+    ASSERT_TRUE((*ws)->CreateJob(record).ok());
+  }
+  TempDir dir1;
+  Agent one = StartBinary(dir1, launches[1], {"--workspace", ws_path});
+  Agent zero = StartBinary(dir, launches[0], {"--workspace", ws_path});
+  EXPECT_EQ(WaitExit(zero.pid), kExitOk) << ReadFile(zero.stderr_path);
+  EXPECT_EQ(WaitExit(one.pid), kExitOk) << ReadFile(one.stderr_path);
+
+  auto ws = storage::OpenEmbeddedWorkspace(ws_path);
+  ASSERT_TRUE(ws.ok());
+  auto job = (*ws)->GetJob("job_a");
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->status().instances_size(), 2);
+  EXPECT_EQ(job->status().instances(0).state(), v1::JOB_STATE_COMPLETED);
+  EXPECT_EQ(job->status().instances(0).ranks_size(), 5);  // mpirun + 4 ranks
+  const v1::InstanceStatus& one_status = job->status().instances(1);
+  EXPECT_EQ(one_status.state(), v1::JOB_STATE_COMPLETED);
+  ASSERT_EQ(one_status.ranks_size(), 2);
+  EXPECT_EQ(one_status.ranks(0).rank(), 2);
+  EXPECT_EQ(one_status.ranks(1).state(), v1::JOB_STATE_COMPLETED);
+  storage::LogQuery query;
+  query.job = "job_a";
+  auto page = (*ws)->ReadLogs(query);
+  ASSERT_TRUE(page.ok());
+  std::set<int> ranks;
+  for (const v1::LogLine& l : page->lines) {
+    if (l.rank() >= 0) {
+      EXPECT_EQ(l.text(), absl::StrCat("rank ", l.rank()));
+      ranks.insert(l.rank());
+    }
+  }
+  EXPECT_THAT(ranks, ::testing::ElementsAre(0, 1, 2, 3));
+}
+
 TEST(WorkerBinaryTest, WritesLogsAndStatusToTheEmbeddedWorkspace) {
   TempDir dir;
   const std::string ws_path = dir / "workspace";
