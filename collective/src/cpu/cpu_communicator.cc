@@ -334,6 +334,7 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
     so.rank = topo.local_index[rank];
     so.world_size = static_cast<int>(members.size());
     so.slot_bytes = options.cpu_shm_slot_bytes / 64 * 64;
+    so.one_shot_bytes = options.cpu_shm_one_shot_bytes;
     so.key_prefix = absl::StrCat(prefix, "/node", node);
     so.global_ranks = members;
     so.segment_name =

@@ -55,6 +55,7 @@ struct Flags {
   std::string transport = "auto";
   std::string sizes;     // explicit comma list, overrides min/max
   std::string shm_slot;  // empty: CommunicatorOptions default
+  std::string one_shot;  // empty: CommunicatorOptions default
 };
 
 bool ParseBytes(const std::string& s, size_t* out) {
@@ -379,6 +380,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--shm-slot", f.shm_slot,
                  "cpu backend shared-memory slot size per rank (default 256K)");
+  app.add_option("--one-shot", f.one_shot,
+                 "cpu backend: largest allreduce using the one-shot algorithm (default 8K)");
   CLI11_PARSE(app, argc, argv);
 
   auto backend = kc::ParseBackend(f.backend);
@@ -419,6 +422,10 @@ int main(int argc, char** argv) {
     options = *env;
   }
   options.timeout = absl::Seconds(f.timeout_s);
+  if (!f.one_shot.empty() && !ParseBytes(f.one_shot, &options.cpu_shm_one_shot_bytes)) {
+    std::fprintf(stderr, "bad --one-shot\n");
+    return 2;
+  }
   if (!f.shm_slot.empty() && !ParseBytes(f.shm_slot, &options.cpu_shm_slot_bytes)) {
     std::fprintf(stderr, "bad --shm-slot\n");
     return 2;

@@ -85,6 +85,9 @@ struct CommunicatorOptions {
   CpuTransport cpu_transport = CpuTransport::kAuto;
   // Bytes each rank stages per pipeline step in shared memory (two such slots per rank).
   size_t cpu_shm_slot_bytes = 256 * 1024;
+  // AllReduce messages up to this size use the one-shot shared-memory algorithm (every rank
+  // reduces the whole message: one sync per chunk); larger ones use reduce-scatter + all-gather.
+  size_t cpu_shm_one_shot_bytes = 8 * 1024;
   // Bytes per pipelined piece on the TCP ring.
   size_t cpu_tcp_chunk_bytes = 256 * 1024;
   // Identity of this rank's node: ranks with the same id share memory. Empty means the host
