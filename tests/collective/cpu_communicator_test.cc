@@ -190,15 +190,26 @@ std::string LoopUntilFailure(int rank, int n, int port, CpuTransport transport,
   o.timeout = timeout;
   auto comm = CreateCommunicator(Backend::kCpu, o);
   if (!comm.ok()) return "FAIL: " + comm.status().ToString();
-  std::vector<float> buf(2 << 20, 1.0f);
+  // Three operations in flight per step (two 4 MiB allreduces and a barrier).
+  std::vector<float> a(1 << 20, 1.0f), b(1 << 20, 2.0f);
   for (int i = 0; i < 100000; ++i) {
     if (hang_instead && rank == 1 && i == 3) {
       sleep(600);  // alive, but never joins the next collective
     }
-    absl::Status s =
-        (*comm)->AllReduce(buf.data(), buf.size(), DataType::kFloat32, ReduceOp::kAvg)->Wait();
-    if (!s.ok()) {
-      // Later calls fail at once with the same sticky status.
+    std::vector<std::shared_ptr<Work>> pending = {
+        (*comm)->AllReduce(a.data(), a.size(), DataType::kFloat32, ReduceOp::kAvg),
+        (*comm)->AllReduce(b.data(), b.size(), DataType::kFloat32, ReduceOp::kMax),
+        (*comm)->Barrier()};
+    for (size_t w = 0; w < pending.size(); ++w) {
+      absl::Status s = pending[w]->Wait();
+      if (s.ok()) continue;
+      // Every operation still pending behind the failed one fails too ...
+      for (size_t later = w + 1; later < pending.size(); ++later) {
+        if (pending[later]->Wait(absl::Seconds(5)).ok()) {
+          return absl::StrCat("FAIL: pending operation ", later, " succeeded after ", s.ToString());
+        }
+      }
+      // ... and later calls fail at once with the same sticky status.
       absl::Status again = (*comm)->Barrier()->Wait(absl::Seconds(1));
       return absl::StrCat(absl::ToUnixMicros(absl::Now()), "|", s.ToString(), "|",
                           again.ToString());

@@ -46,6 +46,26 @@ TEST(CollectiveMpiTest, CpuBackendBootstrappedOverMpi) {
   EXPECT_EQ(testing::CheckAllOps(**comm, o), "");
 }
 
+TEST(CollectiveMpiTest, StuckPeerTimesOutInsteadOfHanging) {
+  CommunicatorOptions o;
+  o.timeout = absl::Seconds(1);
+  auto comm = CreateMpiCommunicator(MPI_COMM_WORLD, o);
+  ASSERT_TRUE(comm.ok());
+  int64_t v = 1;
+  if ((*comm)->rank() == 0) {
+    const absl::Time start = absl::Now();
+    std::shared_ptr<Work> w = (*comm)->AllReduce(&v, 1, DataType::kInt64, ReduceOp::kSum);
+    absl::Status s = w->Wait();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2.5));
+    while (!w->Test()) absl::SleepFor(absl::Milliseconds(1));  // the others join late
+  } else {
+    absl::SleepFor(absl::Seconds(3));  // stuck outside the collective
+    EXPECT_TRUE((*comm)->AllReduce(&v, 1, DataType::kInt64, ReduceOp::kSum)->Wait().ok());
+  }
+  EXPECT_EQ(v, (*comm)->world_size());
+}
+
 TEST(CollectiveMpiTest, OversizedCountIsRejected) {
   auto comm = CreateMpiCommunicator(MPI_COMM_WORLD);
   ASSERT_TRUE(comm.ok());
