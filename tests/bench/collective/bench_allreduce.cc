@@ -6,7 +6,9 @@
 // rank 0) by its own program: kubetrain-collbench, mpi_allreduce_peer (plain MPI_Allreduce under
 // mpirun) and gloo_allreduce.py (torch.distributed under /usr/bin/python3). The three run
 // interleaved for --rounds rounds; each case reports every peer's best round and the ratios.
-// Target (issue 6): cpu >= MPI, and cpu >= 1.5x gloo from 1 MiB up.
+// Target (issue 6): cpu >= MPI, and cpu >= 1.5x gloo from 1 MiB up. For reference it also
+// reports OpenMPI tuned for this VM (vader single-copy off) and kubetrain's TCP ring (the
+// inter-node transport) forced on one node.
 //
 // Usage: bench_allreduce [--rounds 3] [--quick]
 #include <cstdio>
@@ -92,6 +94,8 @@ int main(int argc, char** argv) {
       KUBETRAIN_MPIRUN_PATH +
       " -np 2 --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none " +
       MPI_PEER + " " + cases;
+  // kubetrain's inter-node transport (the TCP ring) forced on this node, for reference.
+  const std::string cpu_tcp = cpu + " --transport tcp";
   struct Peer {
     const char* name;
     std::string cmd;
@@ -101,11 +105,12 @@ int main(int argc, char** argv) {
   std::vector<Peer> peers = {{"cpu", cpu, {}, ""},
                              {"mpi", mpi, {}, ""},
                              {"gloo", gloo, {}, ""},
-                             {"mpi-tuned", mpi_tuned, {}, ""}};
+                             {"mpi-tuned", mpi_tuned, {}, ""},
+                             {"cpu-tcp", cpu_tcp, {}, ""}};
   std::printf(
       "bench_allreduce: 2 ranks, float32 sum, busbw = algbw * 2(n-1)/n, best of %d "
-      "interleaved rounds\n  cpu:  %s\n  mpi:  %s\n  gloo: %s\n  mpi-tuned: %s\n",
-      rounds, cpu.c_str(), mpi.c_str(), gloo.c_str(), mpi_tuned.c_str());
+      "interleaved rounds\n  cpu:  %s\n  mpi:  %s\n  gloo: %s\n  mpi-tuned: %s\n  cpu-tcp: %s\n",
+      rounds, cpu.c_str(), mpi.c_str(), gloo.c_str(), mpi_tuned.c_str(), cpu_tcp.c_str());
   std::fflush(stdout);
   for (int r = 0; r < rounds; ++r) {
     for (Peer& p : peers) {
@@ -131,7 +136,7 @@ int main(int argc, char** argv) {
       auto it = peers[i].best.find(size);
       return it == peers[i].best.end() ? nullptr : &it->second;
     };
-    const Row *c = get(0), *m = get(1), *g = get(2), *mt = get(3);
+    const Row *c = get(0), *m = get(1), *g = get(2), *mt = get(3), *ct = get(4);
     std::printf("allreduce %7s  cpu %7.3f GB/s%s", Human(size).c_str(), c ? c->busbw : 0.0,
                 c && c->ok ? "" : " (check FAILED)");
     if (m)
@@ -145,6 +150,10 @@ int main(int argc, char** argv) {
     if (mt) {
       std::printf(" | mpi-tuned %7.3f GB/s  cpu/mpi-tuned %5.2fx", mt->busbw,
                   c ? c->busbw / mt->busbw : 0);
+    }
+    if (ct) {
+      std::printf(" | cpu-tcp %7.3f GB/s  cpu-tcp/gloo %5.2fx", ct->busbw,
+                  g ? ct->busbw / g->busbw : 0);
     }
     bool met = c && c->ok && (!m || c->busbw >= m->busbw) &&
                (size < (1u << 20) || !g || c->busbw >= 1.5 * g->busbw);
