@@ -280,6 +280,8 @@ class NcclCommunicator : public collective::Communicator {
  private:
   template <typename Call>
   std::shared_ptr<Work> Launch(const char* what, Call call) {
+    // NCCL calls on one communicator must not race; callers may share the communicator.
+    std::lock_guard<std::mutex> launch(launch_mu_);
     absl::Status health = shared_->Health();
     if (!health.ok()) return MakeCompletedWork(shared_->Fail(health));
     cudaSetDevice(shared_->device);
@@ -334,6 +336,7 @@ class NcclCommunicator : public collective::Communicator {
   std::shared_ptr<Shared> shared_;
   cudaStream_t stream_;
   void* barrier_buf_;
+  std::mutex launch_mu_;
   std::mutex wd_mu_;
   std::condition_variable wd_cv_;
   bool stopping_ = false;
