@@ -96,17 +96,24 @@ absl::StatusOr<v1::JobRecord> WaitForPlacement(storage::Workspace& ws, const std
   }
 }
 
+// Why a gang failed, worked out before the transaction that records it (reading logs inside
+// UpdateJob would re-enter the workspace while it holds the write lock).
+struct Failure {
+  int rank = -1;
+  std::string reason, message;
+  std::vector<std::string> last_lines;
+};
+
 // The failing rank, its exit code or signal and its last lines, from what its agent reported.
-void DescribeFailure(storage::Workspace& ws, const backends::GangResult& result,
-                     v1::JobRecord& job) {
-  v1::JobStatus* s = job.mutable_status();
-  s->set_failed_rank(-1);
+Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& result,
+                        const v1::JobRecord& job) {
+  Failure f;
   std::string what;
-  for (const v1::InstanceStatus& inst : s->instances()) {
+  for (const v1::InstanceStatus& inst : job.status().instances()) {
     if (inst.index() != result.failed_instance) continue;
     for (const v1::RankStatus& rank : inst.ranks()) {
       if (rank.state() != v1::JOB_STATE_FAILED) continue;
-      s->set_failed_rank(rank.rank());
+      f.rank = rank.rank();
       what = rank.signal() != 0 ? absl::StrCat("rank ", rank.rank(), " was killed by signal ",
                                                rank.signal(), " (", strsignal(rank.signal()), ")")
                                 : absl::StrCat("rank ", rank.rank(), " exited with code ",
@@ -122,31 +129,31 @@ void DescribeFailure(storage::Workspace& ws, const backends::GangResult& result,
                : absl::StrCat("instance ", result.failed_instance, "'s agent exited with code ",
                               result.exit_code);
   }
-  if (s->failed_rank() >= 0) {
+  if (f.rank >= 0) {
     storage::LogQuery q;
     q.job = job.spec().name();
-    q.rank = s->failed_rank();
-    q.attempt = s->attempt();
-    std::vector<std::string> lines;
+    q.rank = f.rank;
+    q.attempt = job.status().attempt();
     while (true) {
       absl::StatusOr<storage::LogPage> page = ws.ReadLogs(q);
       if (!page.ok() || page->lines.empty()) break;
-      for (const v1::LogLine& l : page->lines) lines.push_back(l.text());
+      for (const v1::LogLine& l : page->lines) f.last_lines.push_back(l.text());
       q.after_id = page->next_id;
     }
-    if (lines.size() > kLastLines) lines.erase(lines.begin(), lines.end() - kLastLines);
-    s->clear_last_log_lines();
-    for (std::string& l : lines) s->add_last_log_lines(std::move(l));
+    if (f.last_lines.size() > kLastLines) {
+      f.last_lines.erase(f.last_lines.begin(), f.last_lines.end() - kLastLines);
+    }
   }
   if (result.exit_code == kAgentTimedOut) {
-    SetState(job, v1::JOB_STATE_FAILED, "Timeout",
-             absl::StrCat("limits.timeout of ", job.spec().limits().timeout_seconds(),
-                          " s expired; every rank was stopped"));
+    f.reason = "Timeout";
+    f.message = absl::StrCat("limits.timeout of ", job.spec().limits().timeout_seconds(),
+                             " s expired; every rank was stopped");
   } else {
-    SetState(job, v1::JOB_STATE_FAILED, "RankFailed",
-             absl::StrCat(what, " on instance ", result.failed_instance,
-                          "; every other rank was stopped"));
+    f.reason = "RankFailed";
+    f.message = absl::StrCat(what, " on instance ", result.failed_instance,
+                             "; every other rank was stopped");
   }
+  return f;
 }
 
 }  // namespace
@@ -234,6 +241,11 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
       }
     }
 
+    Failure failure;
+    if (!canceled && !result->succeeded) {
+      KT_ASSIGN_OR_RETURN(v1::JobRecord now, ws.GetJob(name));
+      failure = DescribeFailure(ws, *result, now);
+    }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(
         v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
@@ -242,7 +254,10 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
           } else if (result->succeeded) {
             SetState(r, v1::JOB_STATE_COMPLETED, "", "every rank exited 0");
           } else {
-            DescribeFailure(ws, *result, r);
+            SetState(r, v1::JOB_STATE_FAILED, failure.reason, failure.message);
+            r.mutable_status()->set_failed_rank(failure.rank);
+            r.mutable_status()->clear_last_log_lines();
+            for (const std::string& l : failure.last_lines) r.mutable_status()->add_last_log_lines(l);
           }
           v1::Attempt* a = r.add_attempts();
           a->set_attempt(r.status().attempt());

@@ -61,6 +61,8 @@ class Workspace {
   // error nothing is written and that error is returned. All records of the workspace are passed
   // read-only in `all_jobs` so that a scheduling decision (does this job fit now, is it at the head
   // of the queue) is made under the same lock that records it.
+  // `mutate` runs inside the transaction: it must not call back into the Workspace (that would
+  // deadlock); read what it needs before calling UpdateJob.
   using JobMutation = std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs,
                                                  v1::JobRecord& job)>;
   virtual absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
