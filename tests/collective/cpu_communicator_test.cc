@@ -163,6 +163,26 @@ TEST(CollectiveCpuTest, CreatedFromTheRankEnvironment) {
   }));
 }
 
+TEST(CollectiveCpuTest, MissingRankFailsTheRendezvousNamingIt) {
+  CommunicatorOptions o;
+  o.world_size = 3;
+  o.master_port = FreePort();
+  o.timeout = absl::Seconds(1);
+  const absl::Time start = absl::Now();
+  auto outcomes = RunRanks(2, [&](int rank) -> std::string {  // rank 2 never starts
+    CommunicatorOptions mine = o;
+    mine.rank = rank;
+    auto comm = CreateCommunicator(Backend::kCpu, mine);
+    if (comm.ok()) return "FAIL: created without rank 2";
+    return comm.status().ToString();
+  });
+  for (const RankOutcome& out : outcomes) {
+    EXPECT_EQ(out.exit_code, 0) << out.output;
+    EXPECT_THAT(out.output, HasSubstr("rank 2"));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(8));
+}
+
 TEST(CollectiveCpuTest, BadArgumentsFailWithoutBreakingTheCommunicator) {
   CommunicatorOptions o;
   auto comm = CreateCommunicator(Backend::kCpu, o);
