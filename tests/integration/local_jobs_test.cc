@@ -220,6 +220,21 @@ TEST_F(LocalJobsTest, CancelStopsEveryRank) {
   EXPECT_EQ(Kt("job cancel long").exit_code, 1);  // already ended: says so
 }
 
+TEST_F(LocalJobsTest, CtrlCWithoutATerminalDetachesAndTheJobKeepsRunning) {
+  std::string job = Write("detach.yml", "name: detached\ncommand: sleep 120\n");
+  CommandResult r = testing::RunCommand(
+      "(KUBETRAIN_WORKSPACE=" + (dir_ / "ws").string() + " " + testing::KubetrainCli() +
+      "job create --stream -f " + job + " < /dev/null & p=$!; sleep 1; kill -INT $p; wait $p; "
+      "echo rc=$?)");
+  EXPECT_THAT(r.output, HasSubstr("detached; follow it again with `kubetrain job stream detached`"));
+  EXPECT_THAT(r.output, HasSubstr("rc=130"));
+  EXPECT_EQ(State("detached"), "JOB_STATE_RUNNING");
+  EXPECT_EQ(Kt("job cancel detached").exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return State("detached") == "JOB_STATE_CANCELED"; },
+                      std::chrono::seconds(10)));
+  EXPECT_TRUE(JobProcesses("detached").empty());
+}
+
 TEST_F(LocalJobsTest, TimeoutFailsTheJob) {
   std::string job = Write("slow.yml", "name: slow\ncommand: sleep 60\nlimits: {timeout: 1}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
