@@ -46,6 +46,64 @@ std::vector<int> CpuIds(const v1::InstanceLaunch& launch) {
   return {p->cpu_ids().begin(), p->cpu_ids().end()};
 }
 
+// `path` made absolute and normal, for prefix comparisons (weakly_canonical: it may not exist).
+fs::path Normal(const fs::path& path) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  return ec ? fs::absolute(path).lexically_normal() : p;
+}
+
+bool Within(const fs::path& path, const fs::path& dir) {
+  auto [d, p] = std::mismatch(dir.begin(), dir.end(), path.begin(), path.end());
+  return d == dir.end();
+}
+
+// Copies `source` (a folder, or one file) into the existing folder `target`: files, folders and
+// symlinks (as links), without `.git` and without anything inside `excluded`.
+absl::Status CopyCodeSnapshot(const fs::path& source, const fs::path& target,
+                              const std::vector<fs::path>& excluded) {
+  std::error_code ec;
+  if (!fs::is_directory(source, ec)) {
+    fs::copy(source, target / source.filename(), fs::copy_options::copy_symlinks, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot copy the code snapshot '", source.string(),
+                                              "' to '", target.string(), "': ", ec.message()));
+    }
+    return absl::OkStatus();
+  }
+  std::vector<fs::path> skip;
+  for (const fs::path& e : excluded) skip.push_back(Normal(e));
+  const fs::path root = Normal(source);
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path& from = it->path();
+    const bool excluded_here =
+        from.filename() == ".git" ||
+        std::any_of(skip.begin(), skip.end(), [&](const fs::path& e) { return Within(from, e); });
+    if (excluded_here) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    const fs::path to = target / from.lexically_relative(root);
+    if (it->is_symlink(ec)) {
+      fs::copy_symlink(from, to, ec);
+    } else if (it->is_directory(ec)) {
+      fs::create_directories(to, ec);
+    } else {
+      fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+    }
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot copy '", from.string(), "' to '",
+                                              to.string(), "': ", ec.message()));
+    }
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot read the code snapshot '", source.string(),
+                                            "': ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 bool IsTerminal(v1::JobState state) {
   return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_FAILED ||
          state == v1::JOB_STATE_CANCELED;
@@ -162,12 +220,9 @@ absl::StatusOr<std::string> PrepareInstance(const v1::InstanceLaunch& launch) {
 
   fs::path target = job_dir / "code";
   std::error_code ec;
-  if (!fs::is_directory(code, ec)) {
-    // A single file as `code:` is copied into the code directory.
-    if (!fs::exists(code, ec)) {
-      return absl::NotFoundError(
-          absl::StrCat("code snapshot: '", code, "' (spec.code.local_path) does not exist"));
-    }
+  if (!fs::exists(code, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("code snapshot: '", code, "' (spec.code.local_path) does not exist"));
   }
   fs::remove_all(target, ec);
   if (ec) {
@@ -175,20 +230,13 @@ absl::StatusOr<std::string> PrepareInstance(const v1::InstanceLaunch& launch) {
         absl::StrCat("cannot clear the old code snapshot '", target.string(), "': ", ec.message()));
   }
   KT_RETURN_IF_ERROR(MakeDirs(target, "the code directory"));
-  const fs::copy_options opts = fs::copy_options::recursive | fs::copy_options::copy_symlinks;
-  if (fs::is_directory(code)) {
-    for (const fs::directory_entry& entry : fs::directory_iterator(code, ec)) {
-      if (entry.path().filename() == ".git") continue;  // history is not part of the snapshot
-      fs::copy(entry.path(), target / entry.path().filename(), opts, ec);
-      if (ec) break;
-    }
-  } else {
-    fs::copy(code, target / fs::path(code).filename(), opts, ec);
+  // Never copy kubetrain's own directories when they sit inside the code folder (`code: .` next
+  // to a workspace): the snapshot would contain itself.
+  std::vector<fs::path> excluded = {target, job_dir};
+  for (const std::string& dir : {launch.workspace(), launch.checkpoint_dir()}) {
+    if (!dir.empty() && dir.find("://") == std::string::npos) excluded.push_back(dir);
   }
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot copy the code snapshot '", code, "' to '",
-                                            target.string(), "': ", ec.message()));
-  }
+  KT_RETURN_IF_ERROR(CopyCodeSnapshot(code, target, excluded));
   return target.string();
 }
 

@@ -123,6 +123,34 @@ TEST(PrepareInstanceTest, CopiesCodeAndCreatesDirectories) {
   EXPECT_TRUE(fs::is_directory(dir / "checkpoints"));
 }
 
+TEST(PrepareInstanceTest, CodeFolderHoldingTheWorkspaceDoesNotCopyItself) {
+  // `code: .` beside a workspace whose job dirs live inside the code folder.
+  TempDir dir;
+  WriteFile(dir / "train.py", "print(1)\n");
+  WriteFile(dir / "ws/workspace.db", "db");
+  v1::InstanceLaunch launch = Plan(dir, "true");
+  launch.mutable_job()->mutable_code()->set_local_path(dir.path() + "/");
+  launch.set_workspace(dir / "ws");
+  launch.set_job_dir(dir / "ws/jobs/j/attempt-0/instance-0");
+  WriteFile(dir / "ws/jobs/j/attempt-0/instance-1/code/train.py", "other instance\n");
+  absl::StatusOr<std::string> cwd = PrepareInstance(launch);
+  ASSERT_TRUE(cwd.ok()) << cwd.status();
+  EXPECT_EQ(ReadFile(*cwd + "/train.py"), "print(1)\n");
+  EXPECT_FALSE(fs::exists(*cwd + "/ws"));
+}
+
+TEST(PrepareInstanceTest, SymlinksStayLinks) {
+  TempDir dir;
+  WriteFile(dir / "src/data/real.txt", "x");
+  fs::create_symlink("data/real.txt", dir / "src/link.txt");
+  v1::InstanceLaunch launch = Plan(dir, "true");
+  launch.mutable_job()->mutable_code()->set_local_path(dir / "src");
+  absl::StatusOr<std::string> cwd = PrepareInstance(launch);
+  ASSERT_TRUE(cwd.ok()) << cwd.status();
+  EXPECT_TRUE(fs::is_symlink(*cwd + "/link.txt"));
+  EXPECT_EQ(ReadFile(*cwd + "/link.txt"), "x");
+}
+
 TEST(PrepareInstanceTest, WithoutCodeRunsInTheJobDir) {
   TempDir dir;
   absl::StatusOr<std::string> cwd = PrepareInstance(Plan(dir, "true"));
