@@ -11,6 +11,7 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
+#include "launcher/placement/placement.h"
 #include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/compute/nodes.h"
@@ -184,7 +185,7 @@ int Show(const GlobalFlags& global, const ComputeFlags& f) {
     std::vector<std::string> sel;
     for (const auto& [k, v] : t.node_selector()) sel.push_back(absl::StrCat(k, "=", v));
     std::sort(sel.begin(), sel.end());
-    types.AddRow({"  " + t.name(), compute::DescribeResources(t),
+    types.AddRow({"  " + t.name(), placement::FormatRequest(placement::EffectiveRequest(t)),
                   common::FormatMillicores(t.limits().cpu().value()),
                   common::FormatBytes(t.limits().memory().value()), absl::StrJoin(sel, ",")});
   }

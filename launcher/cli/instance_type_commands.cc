@@ -9,6 +9,7 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
+#include "launcher/placement/placement.h"
 #include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
 
@@ -44,7 +45,7 @@ int Apply(const GlobalFlags& global, const InstanceTypeFlags& f) {
   for (const v1::InstanceType& t : parsed.items) {
     bool updated = std::find(existing.begin(), existing.end(), t.name()) != existing.end();
     std::cout << "instance type \"" << t.name() << "\" " << (updated ? "updated" : "created")
-              << " on compute \"" << f.compute << "\": " << compute::DescribeResources(t) << "\n";
+              << " on compute \"" << f.compute << "\": " << placement::FormatRequest(placement::EffectiveRequest(t)) << "\n";
   }
   return kExitOk;
 }

@@ -13,6 +13,7 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/jobs/scheduler.h"
 #include "launcher/cli/output.h"
+#include "launcher/placement/placement.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/spec/job_parser.h"
 
@@ -51,7 +52,7 @@ void PrintResolvedJob(const v1::JobSpec& job, const v1::InstanceType& type, std:
   t.AddRow({"experiment", job.experiment_name()});
   t.AddRow({"command", absl::StrReplaceAll(job.command(), {{"\n", " ⏎ "}})});
   t.AddRow({"compute", job.compute()});
-  t.AddRow({"instance type", absl::StrCat(type.name(), " (", compute::DescribeResources(type), ")")});
+  t.AddRow({"instance type", absl::StrCat(type.name(), " (", placement::FormatRequest(placement::EffectiveRequest(type)), ")")});
   t.AddRow({"ranks", Ranks(job)});
   if (job.code().local_path().size()) t.AddRow({"code", job.code().local_path()});
   t.AddRow({"environment", Environment(job.environment())});

@@ -1,9 +1,7 @@
 #include "launcher/compute/instance_types.h"
 
 #include <cstring>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -207,16 +205,10 @@ InstanceTypeParseResult ParseInstanceTypesYaml(absl::string_view text, const std
 }
 
 InstanceTypeParseResult ParseInstanceTypesFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    InstanceTypeParseResult result;
-    result.diagnostics.Error({path, 0, 0, ""}, "",
-                             absl::StrCat("cannot read the file: ", std::strerror(errno)));
-    return result;
-  }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return ParseInstanceTypesYaml(buf.str(), path);
+  InstanceTypeParseResult result;
+  std::optional<std::string> text = spec::ReadUserFile(path, result.diagnostics);
+  if (!text) return result;
+  return ParseInstanceTypesYaml(*text, path);
 }
 
 v1::InstanceType DefaultInstanceType() {
@@ -268,11 +260,5 @@ void ApplyInstanceTypes(const std::vector<v1::InstanceType>& items, v1::ComputeT
   }
 }
 
-std::string DescribeResources(const v1::InstanceType& type) {
-  std::string out = absl::StrCat("cpu ", common::FormatMillicores(type.requests().cpu().value()),
-                                 ", memory ", common::FormatBytes(type.requests().memory().value()));
-  if (type.limits().gpu() > 0) absl::StrAppend(&out, ", gpu ", type.limits().gpu());
-  return out;
-}
 
 }  // namespace kubetrain::compute

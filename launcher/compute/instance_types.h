@@ -46,9 +46,6 @@ absl::StatusOr<v1::InstanceType> FindInstanceType(const v1::ComputeTarget& targe
 // Adds or replaces `items` (by name) in `target`.
 void ApplyInstanceTypes(const std::vector<v1::InstanceType>& items, v1::ComputeTarget& target);
 
-// "cpu 4, memory 32Gi, gpu 1" — requests for cpu/memory, limits for GPUs.
-std::string DescribeResources(const v1::InstanceType& type);
-
 }  // namespace kubetrain::compute
 
 #endif  // KUBETRAIN_LAUNCHER_COMPUTE_INSTANCE_TYPES_H_

@@ -3,9 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -132,16 +130,10 @@ NodeParseResult ParseNodesYaml(absl::string_view text, const std::string& path) 
 }
 
 NodeParseResult ParseNodesFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    NodeParseResult result;
-    result.diagnostics.Error({path, 0, 0, ""}, "",
-                             absl::StrCat("cannot read the file: ", std::strerror(errno)));
-    return result;
-  }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return ParseNodesYaml(buf.str(), path);
+  NodeParseResult result;
+  std::optional<std::string> text = spec::ReadUserFile(path, result.diagnostics);
+  if (!text) return result;
+  return ParseNodesYaml(*text, path);
 }
 
 v1::Node DetectLocalNode() {

@@ -2,10 +2,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <regex>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -532,17 +530,10 @@ std::string DataModeName(v1::DataMode mode) {
 }
 
 JobParseResult ParseJobFile(const std::string& path, const JobParseOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    JobParseResult result;
-    result.diagnostics.Error({path, 0, 0, ""}, "",
-                             absl::StrCat("cannot read the file: ", std::strerror(errno)),
-                             "check the path given to -f");
-    return result;
-  }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return ParseJobYaml(buf.str(), path, options);
+  JobParseResult result;
+  std::optional<std::string> text = ReadUserFile(path, result.diagnostics);
+  if (!text) return result;
+  return ParseJobYaml(*text, path, options);
 }
 
 JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,

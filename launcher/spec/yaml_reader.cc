@@ -1,6 +1,10 @@
 #include "launcher/spec/yaml_reader.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,6 +16,19 @@ namespace kubetrain::spec {
 
 std::string Field(absl::string_view prefix, absl::string_view key) {
   return prefix.empty() ? std::string(key) : absl::StrCat(prefix, ".", key);
+}
+
+std::optional<std::string> ReadUserFile(const std::string& path, Diagnostics& diagnostics) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diagnostics.Error({path, 0, 0, ""}, "",
+                      absl::StrCat("cannot read the file: ", std::strerror(errno)),
+                      "check the path given to -f");
+    return std::nullopt;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
 }
 
 std::optional<YAML::Node> YamlReader::Load() {

@@ -74,6 +74,10 @@ class YamlReader {
   std::map<std::string, std::string> origins_;
 };
 
+// Reads a user's file whole. When it cannot be read, records an error naming the file and the
+// reason and returns nullopt.
+std::optional<std::string> ReadUserFile(const std::string& path, Diagnostics& diagnostics);
+
 // Joins a field path: Field("inputs", "data") == "inputs.data"; Field("", "x") == "x".
 std::string Field(absl::string_view prefix, absl::string_view key);
 
