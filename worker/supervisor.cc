@@ -547,6 +547,7 @@ SupervisorResult RunState::Go(std::vector<RankProcess> specs) {
     reporter_->Agent(absl::StrCat("all processes stopped ",
                                   absl::FormatDuration(result_.teardown), " after the teardown began"));
   }
+  if (result_.outcome == Outcome::kSucceeded) result_.message = "all processes exited 0";
   guard_.reset();  // every group is gone: the guard exits without killing
   SweepOrphans();
   for (Proc& p : procs_) FlushAndClose(p);
