@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -15,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "kubetrain/common/status_macros.h"
@@ -62,7 +65,64 @@ CREATE TABLE IF NOT EXISTS log_lines (
   UNIQUE (job, attempt, instance, sequence)
 );
 CREATE INDEX IF NOT EXISTS log_lines_by_job ON log_lines(job, id);
+-- Run history. One series per (job, metric key) holds the key's summary, updated with each batch,
+-- so `job metrics` reads one row per key; points refer to their series.
+CREATE TABLE IF NOT EXISTS metric_series (
+  id                INTEGER PRIMARY KEY,
+  job               TEXT NOT NULL,
+  key               TEXT NOT NULL,
+  last_value        REAL,                  -- NULL = NaN
+  last_step         INTEGER NOT NULL,
+  last_timestamp_ms INTEGER NOT NULL,
+  min_value         REAL,                  -- NULL = no non-NaN value yet
+  max_value         REAL,
+  count             INTEGER NOT NULL,
+  UNIQUE (job, key)
+);
+-- Clustered by series (no secondary index to maintain on ingest); n numbers a series' points in
+-- delivery order (metric_series.count before the batch + position in the batch).
+CREATE TABLE IF NOT EXISTS metric_points (
+  series       INTEGER NOT NULL,           -- metric_series.id
+  n            INTEGER NOT NULL,
+  step         INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL,
+  value        REAL,                       -- NULL = NaN
+  rank         INTEGER NOT NULL,
+  PRIMARY KEY (series, n)
+) WITHOUT ROWID;
+-- Batches already applied, for idempotent ingest (MetricBatch job, source, sequence).
+CREATE TABLE IF NOT EXISTS metric_batches (
+  job             TEXT NOT NULL,
+  source          TEXT NOT NULL,
+  sequence        INTEGER NOT NULL,
+  applied_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY (job, source, sequence)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_params (
+  job   TEXT NOT NULL,
+  key   TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (job, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_tags (
+  job   TEXT NOT NULL,
+  key   TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (job, key)
+) WITHOUT ROWID;
 )sql";
+
+// Per-key aggregate of one batch, merged into metric_series.
+struct SeriesDelta {
+  double last_value = 0;
+  int64_t last_step = 0;
+  int64_t last_timestamp_ms = 0;
+  double min_value = std::numeric_limits<double>::quiet_NaN();
+  double max_value = std::numeric_limits<double>::quiet_NaN();
+  int64_t count = 0;
+  int64_t series = 0;
+  int64_t next_n = 0;  // metric_points.n of this key's next point in the batch
+};
 
 int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
 
@@ -328,7 +388,245 @@ class EmbeddedWorkspace : public Workspace {
     return page;
   }
 
+  // --- run history ------------------------------------------------------------------------------
+  absl::Status IngestMetrics(const v1::MetricBatch& batch) override {
+    if (batch.job().empty()) return absl::InvalidArgumentError("IngestMetrics: the batch has no job");
+    for (const v1::Metric& m : batch.metrics()) {
+      if (m.key().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
+                                                       "\": a metric has an empty key"));
+      }
+    }
+    for (const v1::Param& p : batch.params()) {
+      if (p.key().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
+                                                       "\": a param has an empty key"));
+      }
+    }
+    for (const v1::Tag& t : batch.tags()) {
+      if (t.key().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
+                                                       "\": a tag has an empty key"));
+      }
+    }
+    // Aggregate per key outside the lock.
+    absl::flat_hash_map<std::string, SeriesDelta> deltas;
+    for (const v1::Metric& m : batch.metrics()) {
+      auto [it, inserted] = deltas.try_emplace(m.key());
+      SeriesDelta& d = it->second;
+      if (inserted || std::make_pair(m.step(), m.timestamp_ms()) >=
+                          std::make_pair(d.last_step, d.last_timestamp_ms)) {
+        d.last_value = m.value();
+        d.last_step = m.step();
+        d.last_timestamp_ms = m.timestamp_ms();
+      }
+      if (!std::isnan(m.value())) {
+        if (std::isnan(d.min_value) || m.value() < d.min_value) d.min_value = m.value();
+        if (std::isnan(d.max_value) || m.value() > d.max_value) d.max_value = m.value();
+      }
+      ++d.count;
+    }
+    std::string op = absl::StrCat("ingest metrics of job \"", batch.job(), "\" (source \"",
+                                  batch.source(), "\", batch ", batch.sequence(), ")");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    if (!batch.source().empty()) {
+      KT_ASSIGN_OR_RETURN(Statement mark,
+                          db_->Prepare("INSERT OR IGNORE INTO metric_batches(job, source, sequence,"
+                                       " applied_unix_ms) VALUES(?, ?, ?, ?)",
+                                       op));
+      mark.Bind(1, batch.job()).Bind(2, batch.source()).Bind(3, batch.sequence()).Bind(4,
+                                                                                       NowUnixMs());
+      KT_RETURN_IF_ERROR(mark.Run(op));
+      if (db_->Changes() == 0) return tx.Commit(op);  // delivered before: stored once
+    }
+    if (!deltas.empty()) {
+      KT_ASSIGN_OR_RETURN(
+          Statement upsert,
+          db_->Prepare(
+              "INSERT INTO metric_series(job, key, last_value, last_step, last_timestamp_ms,"
+              " min_value, max_value, count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+              " ON CONFLICT(job, key) DO UPDATE SET"
+              "  last_value = CASE WHEN (?4 > last_step OR (?4 = last_step AND ?5 >= last_timestamp_ms))"
+              "                    THEN ?3 ELSE last_value END,"
+              "  last_timestamp_ms = CASE WHEN (?4 > last_step OR (?4 = last_step AND"
+              "                    ?5 >= last_timestamp_ms)) THEN ?5 ELSE last_timestamp_ms END,"
+              "  last_step = max(last_step, ?4),"
+              "  min_value = CASE WHEN ?6 IS NULL THEN min_value WHEN min_value IS NULL THEN ?6"
+              "                   ELSE min(min_value, ?6) END,"
+              "  max_value = CASE WHEN ?7 IS NULL THEN max_value WHEN max_value IS NULL THEN ?7"
+              "                   ELSE max(max_value, ?7) END,"
+              "  count = count + ?8"
+              " RETURNING id, count",
+              op));
+      for (auto& [key, d] : deltas) {
+        upsert.Reset();
+        upsert.Bind(1, batch.job()).Bind(2, key);
+        BindValue(upsert, 3, d.last_value);
+        upsert.Bind(4, d.last_step).Bind(5, d.last_timestamp_ms);
+        BindValue(upsert, 6, d.min_value);
+        BindValue(upsert, 7, d.max_value);
+        upsert.Bind(8, d.count);
+        KT_ASSIGN_OR_RETURN(bool row, upsert.Step(op));
+        if (!row) return absl::InternalError(absl::StrCat(op, ": upsert returned no series id"));
+        d.series = upsert.ColumnInt(0);
+        d.next_n = upsert.ColumnInt(1) - d.count;
+        KT_RETURN_IF_ERROR(upsert.Run(op));
+      }
+      KT_ASSIGN_OR_RETURN(Statement insert,
+                          db_->Prepare("INSERT INTO metric_points(series, n, step, timestamp_ms,"
+                                       " value, rank) VALUES(?, ?, ?, ?, ?, ?)",
+                                       op));
+      // Numbered in delivery order, inserted series by series: each series' points append to its
+      // end of the clustered table instead of alternating between insertion points.
+      std::vector<std::tuple<int64_t, int64_t, const v1::Metric*>> rows;
+      rows.reserve(batch.metrics_size());
+      for (const v1::Metric& m : batch.metrics()) {
+        SeriesDelta& d = deltas.find(m.key())->second;
+        rows.emplace_back(d.series, d.next_n++, &m);
+      }
+      std::sort(rows.begin(), rows.end());
+      for (const auto& [series, n, metric] : rows) {
+        const v1::Metric& m = *metric;
+        insert.Reset();
+        insert.Bind(1, series).Bind(2, n).Bind(3, m.step()).Bind(4, m.timestamp_ms());
+        BindValue(insert, 5, m.value());
+        insert.Bind(6, static_cast<int64_t>(m.rank()));
+        KT_RETURN_IF_ERROR(insert.Run(op));
+      }
+    }
+    if (batch.params_size() > 0) {
+      KT_ASSIGN_OR_RETURN(
+          Statement st,
+          db_->Prepare("INSERT OR REPLACE INTO run_params(job, key, value) VALUES(?, ?, ?)", op));
+      for (const v1::Param& p : batch.params()) {
+        st.Reset();
+        st.Bind(1, batch.job()).Bind(2, p.key()).Bind(3, p.value());
+        KT_RETURN_IF_ERROR(st.Run(op));
+      }
+    }
+    if (batch.tags_size() > 0) {
+      KT_ASSIGN_OR_RETURN(
+          Statement st,
+          db_->Prepare("INSERT OR REPLACE INTO run_tags(job, key, value) VALUES(?, ?, ?)", op));
+      for (const v1::Tag& t : batch.tags()) {
+        st.Reset();
+        st.Bind(1, batch.job()).Bind(2, t.key()).Bind(3, t.value());
+        KT_RETURN_IF_ERROR(st.Run(op));
+      }
+    }
+    return tx.Commit(op);
+  }
+
+  absl::StatusOr<std::vector<MetricKeySummary>> MetricSummary(absl::string_view job) override {
+    std::string op = absl::StrCat("read metric summary of job \"", job, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("SELECT key, last_value, last_step, last_timestamp_ms,"
+                                     " min_value, max_value, count FROM metric_series"
+                                     " WHERE job = ? ORDER BY key",
+                                     op));
+    st.Bind(1, job);
+    std::vector<MetricKeySummary> out;
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      MetricKeySummary s;
+      s.key = st.ColumnText(0);
+      s.latest = ColumnValue(st, 1);
+      s.latest_step = st.ColumnInt(2);
+      s.latest_timestamp_ms = st.ColumnInt(3);
+      s.min = ColumnValue(st, 4);
+      s.max = ColumnValue(st, 5);
+      s.count = st.ColumnInt(6);
+      out.push_back(std::move(s));
+    }
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<v1::Metric>> MetricHistory(absl::string_view job,
+                                                        absl::string_view key) override {
+    std::string op = absl::StrCat("read history of metric \"", key, "\" of job \"", job, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("SELECT p.step, p.timestamp_ms, p.value, p.rank FROM metric_points p"
+                     " JOIN metric_series s ON p.series = s.id WHERE s.job = ? AND s.key = ?"
+                     " ORDER BY p.step, p.timestamp_ms, p.n",
+                     op));
+    st.Bind(1, job).Bind(2, key);
+    std::vector<v1::Metric> out;
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      v1::Metric m;
+      m.set_key(std::string(key));
+      m.set_step(st.ColumnInt(0));
+      m.set_timestamp_ms(st.ColumnInt(1));
+      m.set_value(ColumnValue(st, 2));
+      m.set_rank(static_cast<int32_t>(st.ColumnInt(3)));
+      out.push_back(std::move(m));
+    }
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<v1::Param>> ListParams(absl::string_view job) override {
+    std::vector<v1::Param> out;
+    KT_RETURN_IF_ERROR(ReadKeyValues("run_params", job, [&](std::string k, std::string v) {
+      v1::Param p;
+      p.set_key(std::move(k));
+      p.set_value(std::move(v));
+      out.push_back(std::move(p));
+    }));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<v1::Tag>> ListTags(absl::string_view job) override {
+    std::vector<v1::Tag> out;
+    KT_RETURN_IF_ERROR(ReadKeyValues("run_tags", job, [&](std::string k, std::string v) {
+      v1::Tag t;
+      t.set_key(std::move(k));
+      t.set_value(std::move(v));
+      out.push_back(std::move(t));
+    }));
+    return out;
+  }
+
  private:
+  static void BindValue(Statement& st, int index, double value) {
+    if (std::isnan(value)) {
+      st.BindNull(index);
+    } else {
+      st.BindDouble(index, value);
+    }
+  }
+  static double ColumnValue(const Statement& st, int index) {
+    return st.ColumnIsNull(index) ? std::numeric_limits<double>::quiet_NaN()
+                                  : st.ColumnDouble(index);
+  }
+
+  absl::Status ReadKeyValues(absl::string_view table, absl::string_view job,
+                             const std::function<void(std::string, std::string)>& emit) {
+    std::string op = absl::StrCat("read ", table, " of job \"", job, "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare(absl::StrCat("SELECT key, value FROM ", table, " WHERE job = ? ORDER BY key"),
+                     op));
+    st.Bind(1, job);
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      emit(st.ColumnText(0), st.ColumnText(1));
+    }
+    return tx.Commit(op);
+  }
+
   // Orders one page: (attempt, instance, sequence) order within each instance, and the instances
   // merged by timestamp (earliest head first; ties by attempt, instance).
   static std::vector<v1::LogLine> MergeByTimestamp(

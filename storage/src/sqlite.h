@@ -34,6 +34,8 @@ class Statement {
   ~Statement();
 
   Statement& Bind(int index, int64_t value);
+  Statement& BindDouble(int index, double value);  // NaN is stored as NULL (SQLite has no NaN)
+  Statement& BindNull(int index);
   Statement& Bind(int index, absl::string_view text);  // TEXT, copied
   Statement& BindBlob(int index, absl::string_view bytes);  // BLOB, copied
 
@@ -44,6 +46,10 @@ class Statement {
   void Reset();
 
   int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
+  double ColumnDouble(int index) const { return sqlite3_column_double(stmt_, index); }
+  bool ColumnIsNull(int index) const {
+    return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
+  }
   std::string ColumnText(int index) const;
   std::string ColumnBlob(int index) const;
 

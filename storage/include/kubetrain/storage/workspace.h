@@ -23,6 +23,7 @@
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
 #include "kubetrain/v1/log.pb.h"
+#include "kubetrain/v1/metric.pb.h"
 #include "kubetrain/v1/status.pb.h"
 
 namespace kubetrain::storage {
@@ -40,6 +41,20 @@ struct LogQuery {
 struct LogPage {
   std::vector<v1::LogLine> lines;
   int64_t next_id = 0;  // pass as after_id to continue where this page ended
+};
+
+// One metric key of a run: what `kubetrain job metrics` shows per key. "Latest" is the point with
+// the highest step, ties broken by the later timestamp, then by the later delivery (as MLflow's
+// latest metric). NaN values are stored and counted but never become min or max (both NaN when
+// every value was NaN).
+struct MetricKeySummary {
+  std::string key;
+  double latest = 0;
+  int64_t latest_step = 0;
+  int64_t latest_timestamp_ms = 0;
+  double min = 0;
+  double max = 0;
+  int64_t count = 0;  // points stored under this key
 };
 
 class Workspace {
@@ -76,6 +91,23 @@ class Workspace {
   // Idempotent: a line with the same (job, attempt, instance, sequence) is stored once.
   virtual absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) = 0;
   virtual absl::StatusOr<LogPage> ReadLogs(const LogQuery& query) = 0;
+
+  // --- run history: metrics, params, tags (one run per job) -----------------------------------
+  // Stores a batch in one transaction. Idempotent: when batch.source is set, a batch with the same
+  // (job, source, sequence) as one already stored is acknowledged (OK) and not stored again, so a
+  // sender retries a batch whose acknowledgement it did not see. A batch without a source is always
+  // stored. Params and tags are key/value maps per job: a later value replaces an earlier one.
+  // InvalidArgument when batch.job is empty or a metric, param or tag has an empty key. The job
+  // need not exist (an agent may ship before the launcher's record is readable).
+  virtual absl::Status IngestMetrics(const v1::MetricBatch& batch) = 0;
+  // One entry per metric key of the job, ordered by key; empty when it logged none.
+  virtual absl::StatusOr<std::vector<MetricKeySummary>> MetricSummary(absl::string_view job) = 0;
+  // Every point of one key, in (step, timestamp, delivery) order; empty when there is none.
+  virtual absl::StatusOr<std::vector<v1::Metric>> MetricHistory(absl::string_view job,
+                                                                absl::string_view key) = 0;
+  // The job's params / tags, ordered by key.
+  virtual absl::StatusOr<std::vector<v1::Param>> ListParams(absl::string_view job) = 0;
+  virtual absl::StatusOr<std::vector<v1::Tag>> ListTags(absl::string_view job) = 0;
 };
 
 // Opens (creating if needed) the embedded workspace in directory `path`.
