@@ -737,10 +737,23 @@ std::string DefaultWorkspacePath() {
 absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path) {
   KT_RETURN_IF_ERROR(MakeDirs(path));
   std::string db_path = absl::StrCat(path, "/workspace.db");
-  KT_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(db_path, kBusyTimeoutMs));
-  auto workspace = std::make_unique<EmbeddedWorkspace>(std::move(db));
-  KT_RETURN_IF_ERROR(workspace->Init());
-  return workspace;
+  // Several processes opening a fresh workspace at once race to switch it to WAL and create the
+  // schema; SQLite reports some of those conflicts as BUSY without waiting in its busy handler.
+  // Retry the whole open, with backoff, within the busy timeout.
+  absl::Time deadline = absl::Now() + absl::Milliseconds(kBusyTimeoutMs);
+  absl::Duration backoff = absl::Milliseconds(2);
+  while (true) {
+    absl::StatusOr<std::unique_ptr<Db>> db = Db::Open(db_path, kBusyTimeoutMs);
+    absl::Status status = db.status();
+    if (db.ok()) {
+      auto workspace = std::make_unique<EmbeddedWorkspace>(std::move(*db));
+      status = workspace->Init();
+      if (status.ok()) return workspace;
+    }
+    if (status.code() != absl::StatusCode::kUnavailable || absl::Now() >= deadline) return status;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(100));
+  }
 }
 
 }  // namespace kubetrain::storage
