@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kubetrain/common/quantity.h"
 #include "kubetrain/common/status_macros.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/compute/targets.h"
@@ -106,7 +107,7 @@ struct Failure {
 
 // The failing rank, its exit code or signal and its last lines, from what its agent reported.
 Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& result,
-                        const v1::JobRecord& job) {
+                        const v1::JobRecord& job, int64_t memory_limit_bytes) {
   Failure f;
   std::string what;
   for (const v1::InstanceStatus& inst : job.status().instances()) {
@@ -118,6 +119,11 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
                                                rank.signal(), " (", strsignal(rank.signal()), ")")
                                 : absl::StrCat("rank ", rank.rank(), " exited with code ",
                                                rank.exit_code());
+      if (rank.signal() == SIGKILL && memory_limit_bytes > 0) {
+        absl::StrAppend(&what, " — if nobody killed it, it most likely exceeded the instance "
+                               "type's memory limit of ",
+                        common::FormatBytes(memory_limit_bytes), " (out-of-memory kill)");
+      }
       break;
     }
     if (what.empty() && !inst.message().empty()) what = inst.message();
@@ -244,7 +250,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     Failure failure;
     if (!canceled && !result->succeeded) {
       KT_ASSIGN_OR_RETURN(v1::JobRecord now, ws.GetJob(name));
-      failure = DescribeFailure(ws, *result, now);
+      failure = DescribeFailure(ws, *result, now, request.memory_limit_bytes);
     }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(

@@ -283,6 +283,29 @@ TEST_F(QueueTest, JobThatCanNeverFitIsRejectedAtSubmit) {
   EXPECT_THAT(r.output, HasSubstr("whole-node"));
 }
 
+TEST_F(QueueTest, MemoryLimitOfTheInstanceTypeIsEnforced) {
+  std::string types = Write("small.yml", R"(apiVersion: amlarc.azureml.com/v1alpha1
+kind: InstanceType
+metadata: {name: small-mem}
+spec: {resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: "1", memory: 64Mi}}}
+)");
+  ASSERT_EQ(Kt("instance-type apply --compute tiny -f " + types).exit_code, 0);
+  std::string job = Write("hog.yml", "name: hog\ncompute: tiny\n"
+                                     "resources: {instance_type: small-mem}\n"
+                                     "command: /usr/bin/python3 -c \"b = bytearray(300 << 20); "
+                                     "print('allocated', len(b))\"\n");
+  CommandResult r = Kt("job create -f " + job + " --stream");
+  std::ifstream log(dir_ / "ws" / "jobs" / "hog" / "supervisor.log");
+  std::string supervisor((std::istreambuf_iterator<char>(log)), {});
+  if (supervisor.find("memory limits are not enforced") != std::string::npos) {
+    GTEST_SKIP() << "this host does not let kubetrain create a memory cgroup: " << supervisor;
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("allocated 314572800")));
+  EXPECT_THAT(r.output, HasSubstr("killed by signal 9"));
+  EXPECT_THAT(r.output, HasSubstr("memory limit of 64Mi"));
+}
+
 TEST_F(QueueTest, TwoJobsThatOverfillTheNodesRunOneAfterTheOtherWithoutDeadlock) {
   // Each job needs 2 of the 3 nodes: together they overfill them. A partial gang of the second
   // would deadlock both; kubetrain queues it holding nothing.
