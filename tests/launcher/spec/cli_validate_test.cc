@@ -65,6 +65,26 @@ TEST_F(CliValidateTest, EveryCompatFileValidatesWithOverridesForCloudAssets) {
   EXPECT_EQ(files, 9);
 }
 
+TEST_F(CliValidateTest, ExampleComputeAndInstanceTypesApplyAndPlaceTheExampleJob) {
+  const std::string examples = std::string(KUBETRAIN_SOURCE_DIR) + "/examples/";
+  CommandResult r = Kt("compute attach slices --type local --nodes " + examples +
+                       "instance-types/local-nodes.yml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Kt("instance-type apply --compute slices -f " + examples + "instance-types/instance-types.yml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* name : {"cpu-small", "cpu-large", "gpu-1", "gpu-8"}) {
+    EXPECT_THAT(r.output, HasSubstr(std::string("instance type \"") + name + "\" created"));
+  }
+  r = Kt("job validate -f " + examples + "mpi/job.yml --set compute=slices --set "
+         "resources.instance_type=cpu-small");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // gpu-1 needs nodes labelled accelerator=nvidia; the slices have none: it can never fit.
+  r = Kt("job validate -f " + examples + "mpi/job.yml --set compute=slices --set "
+         "resources.instance_type=gpu-1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("accelerator=nvidia"));
+}
+
 TEST_F(CliValidateTest, ThreeMistakesAreAllReportedWithLineFieldAndFix) {
   std::string job = Write("job.yml", R"(command: python train.py --lr ${{inputs.lr}}
 inputs:
