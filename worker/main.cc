@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -14,12 +16,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
 #include "kubetrain/common/logging.h"
 #include "kubetrain/v1/launch.pb.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
 #include "worker/cancel.h"
+#include "worker/mlflow_endpoint.h"
 #include "worker/sink.h"
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 #include "worker/workspace_sink.h"
@@ -123,9 +127,45 @@ int main(int argc, char** argv) {
 #endif
   }
 
+  // The MLflow-compatible endpoint the ranks log to (MLFLOW_TRACKING_URI); its points go to the
+  // workspace over a connection of their own, so metric batches never wait behind log batches.
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+  std::unique_ptr<kubetrain::storage::Workspace> metrics_workspace;
+  if (!no_workspace) {
+    std::string path = launch.workspace().empty() ? kubetrain::storage::DefaultWorkspacePath()
+                                                   : launch.workspace();
+    if (path.rfind("file://", 0) == 0) path = path.substr(7);
+    auto opened = kubetrain::storage::OpenEmbeddedWorkspace(path);
+    if (!opened.ok()) {
+      spdlog::error("{}", std::string(opened.status().message()));
+      return kExitSetupFailed;
+    }
+    metrics_workspace = std::move(*opened);
+  }
+#endif
+  MlflowEndpointOptions mlflow;
+  mlflow.job = launch.job().name();
+  mlflow.run_name = launch.job().display_name();
+  mlflow.experiment_name = launch.job().experiment_name();
+  mlflow.source = absl::StrCat("instance-", launch.instance_index(), "-attempt-", launch.attempt(),
+                               "-pid-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  MlflowEndpoint endpoint(mlflow, [&](const kubetrain::v1::MetricBatch& batch) -> absl::Status {
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+    if (metrics_workspace != nullptr) return metrics_workspace->IngestMetrics(batch);
+#endif
+    return absl::OkStatus();  // --no-workspace: accepted and discarded
+  });
   AgentOptions options;
   options.echo_to_stderr = !quiet;
+  if (absl::Status s = endpoint.Start(); s.ok()) {
+    options.env.mlflow_tracking_uri = endpoint.uri();
+    spdlog::info("MLflow tracking endpoint at {}", endpoint.uri());
+  } else {
+    spdlog::warn("no MLflow tracking endpoint (MLFLOW_TRACKING_URI stays unset): {}",
+                 std::string(s.message()));
+  }
   AgentResult result = RunAgent(launch, sink.get(), &cancel, options);
+  endpoint.Stop();  // ships what the ranks logged last
   spdlog::info("exit {}: {}", result.exit_code, result.message);
   return result.exit_code;
 }

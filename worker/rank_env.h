@@ -37,8 +37,8 @@ inline constexpr int kDefaultMasterPort = 29500;
 
 // Options that do not come from the plan but from the agent itself.
 struct RankEnvOptions {
-  // The worker's local MLflow-compatible endpoint (e.g. "http://127.0.0.1:5001"); empty leaves
-  // MLFLOW_TRACKING_URI unset (the endpoint does not exist yet).
+  // The worker's local MLflow-compatible endpoint (e.g. "http://127.0.0.1:5001", started by
+  // kubetrain-worker: worker/mlflow_endpoint.h); empty leaves MLFLOW_TRACKING_URI unset.
   std::string mlflow_tracking_uri;
 };
 
