@@ -72,7 +72,7 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
     absl::StatusOr<v1::JobRecord> job = ws.GetJob(name);
     if (!job.ok()) {
       PrintError(job.status());
-      return 2;
+      return 1;
     }
     Drain(ws, name, &cursor, out);
     std::string status = StatusLine(*job);

@@ -16,7 +16,7 @@
 namespace kubetrain::cli {
 
 // Returns the exit code: 0 when the job completed, 1 when it failed or was canceled, 130 when the
-// user detached with Ctrl-C, 2 when the job cannot be read.
+// user detached with Ctrl-C; 1 too when the job cannot be read.
 int FollowJob(storage::Workspace& workspace, const std::string& name, std::ostream& out);
 
 // "[rank 3] text", "[instance 0] text" (agent lines).
