@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -645,15 +646,43 @@ absl::StatusOr<LoadedCheckpoint> Checkpointer::LoadShard(int64_t step, int rank)
     KT_ASSIGN_OR_RETURN(int raw, OpenFile(path, O_RDONLY));
     Fd fd(raw);
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    uint32_t crc = 0;
+    // A reader thread issues the large pread()s back to back, as a plain sequential read would;
+    // this thread checksums what has arrived behind it.
     const size_t chunk = options_.chunk_bytes;
-    for (size_t off = 0; off < out.size;) {
-      size_t n = std::min(chunk, out.size - off);
-      KT_RETURN_IF_ERROR(PreadAll(fd.get(), out.bytes.get() + off, n, static_cast<off_t>(off),
-                                  path));
-      crc = Crc32c(out.bytes.get() + off, n, crc);
-      off += n;
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t arrived = 0;
+    absl::Status read_status;
+    std::thread reader([&] {
+      for (size_t off = 0; off < out.size;) {
+        size_t n = std::min(chunk, out.size - off);
+        absl::Status s =
+            PreadAll(fd.get(), out.bytes.get() + off, n, static_cast<off_t>(off), path);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!s.ok()) {
+          read_status = std::move(s);
+          cv.notify_all();
+          return;
+        }
+        off += n;
+        arrived = off;
+        cv.notify_all();
+      }
+    });
+    uint32_t crc = 0;
+    for (size_t checked = 0; checked < out.size;) {
+      size_t until;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return arrived > checked || !read_status.ok(); });
+        if (!read_status.ok()) break;
+        until = arrived;
+      }
+      crc = Crc32c(out.bytes.get() + checked, until - checked, crc);
+      checked = until;
     }
+    reader.join();
+    KT_RETURN_IF_ERROR(read_status);
     if (CrcString(crc) != info.checksum()) {
       return absl::DataLossError(absl::StrCat(
           "checkpoint step ", step, ": shard of rank ", rank, " (", path,
