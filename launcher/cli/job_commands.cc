@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/job_view.h"
+#include "launcher/cli/metrics_view.h"
 #include "launcher/cli/output.h"
 #include "launcher/compute/targets.h"
 #include "launcher/compute/resolve.h"
@@ -137,10 +138,69 @@ int Show(const GlobalFlags& global, const JobFlags& f) {
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
   auto job = (*ws)->GetJob(f.name);
   if (!job.ok()) return PrintError(job.status()), kExitFailure;
+  auto metrics = (*ws)->MetricSummary(f.name);
+  if (!metrics.ok()) return PrintError(metrics.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
-    PrintStructured(ToJson(*job), *format, std::cout);
+    nlohmann::json out = ToJson(*job);
+    if (!metrics->empty()) out["metrics"] = MetricSummaryJson(*metrics);
+    PrintStructured(out, *format, std::cout);
   } else {
     PrintJobDetails(*job, std::cout);
+    if (!metrics->empty()) {
+      std::cout << "\nMetrics (latest; `kubetrain job metrics " << f.name << " --key KEY` for "
+                << "a history):\n";
+      PrintMetricSummaryTable(*metrics, std::cout);
+    }
+  }
+  return kExitOk;
+}
+
+// `job metrics NAME [--key KEY] [-o table|csv|json]`.
+int Metrics(const GlobalFlags& global, const JobFlags& f) {
+  const std::string& o = f.output;
+  if (!o.empty() && o != "table" && o != "csv" && o != "json") {
+    PrintError(absl::InvalidArgumentError(
+        absl::StrCat("--output '", o, "': use table (default), csv or json")));
+    return kExitUsage;
+  }
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  if (auto job = (*ws)->GetJob(f.name); !job.ok()) return PrintError(job.status()), kExitFailure;
+  if (f.key.empty()) {
+    auto summary = (*ws)->MetricSummary(f.name);
+    if (!summary.ok()) return PrintError(summary.status()), kExitFailure;
+    if (o == "csv") {
+      PrintMetricSummaryCsv(*summary, std::cout);
+    } else if (o == "json") {
+      std::cout << MetricSummaryJson(*summary).dump(2) << "\n";
+    } else if (summary->empty()) {
+      std::cout << "job " << f.name << " has logged no metrics\n";
+    } else {
+      PrintMetricSummaryTable(*summary, std::cout);
+    }
+    return kExitOk;
+  }
+  auto history = (*ws)->MetricHistory(f.name, f.key);
+  if (!history.ok()) return PrintError(history.status()), kExitFailure;
+  if (history->empty() && o.empty()) {
+    auto summary = (*ws)->MetricSummary(f.name);
+    std::vector<std::string> keys;
+    if (summary.ok()) {
+      for (const auto& s : *summary) keys.push_back(s.key);
+    }
+    PrintError(absl::NotFoundError(absl::StrCat(
+        "job ", f.name, " has no metric '", f.key, "'",
+        keys.empty() ? std::string("; it logged none")
+                     : absl::StrCat("; its metrics are: ", absl::StrJoin(keys, ", ")))));
+    return kExitFailure;
+  }
+  if (o == "csv") {
+    PrintMetricHistoryCsv(*history, std::cout);
+  } else if (o == "json") {
+    std::cout << nlohmann::json{{"key", f.key}, {"points", MetricHistoryJson(*history)}}.dump(2)
+              << "\n";
+  } else {
+    PrintMetricHistory(f.key, *history, TerminalWidth(), 20, std::cout);
   }
   return kExitOk;
 }
@@ -208,9 +268,6 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   CLI::App* job = app.add_subcommand("job", "Create, inspect and control training jobs");
   job->require_subcommand(1);
   auto f = std::make_shared<JobFlags>();
-  auto not_yet = [exit_code](CLI::App* cmd, std::string what) {
-    cmd->callback([exit_code, what] { *exit_code = NotImplemented(what); });
-  };
 
   CLI::App* create = job->add_subcommand(
       "create", "Submit a job from an Azure ML command-job YAML and run it on its compute");
@@ -254,7 +311,7 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   metrics->add_option("name", f->name, "Job name")->required();
   metrics->add_option("--key", f->key, "Show the history of one metric, with a chart");
   metrics->add_option("-o,--output", f->output, "table (default), csv or json");
-  not_yet(metrics, "job metrics");
+  metrics->callback([&flags, f, exit_code] { *exit_code = Metrics(flags, *f); });
 
   CLI::App* cancel = job->add_subcommand("cancel", "Stop a queued or running job");
   cancel->add_option("name", f->name, "Job name")->required();
