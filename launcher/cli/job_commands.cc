@@ -3,25 +3,24 @@
 
 #include <atomic>
 #include <iostream>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "launcher/cli/cli.h"
-#include "launcher/cli/job_view.h"
-#include "launcher/cli/output.h"
-#include "launcher/compute/targets.h"
-#include "launcher/compute/resolve.h"
-#include "launcher/spec/job_parser.h"
 #include "kubetrain/common/logging.h"
 #include "launcher/backends/local/local_backend.h"
+#include "launcher/cli/cli.h"
 #include "launcher/cli/follow.h"
+#include "launcher/cli/job_view.h"
+#include "launcher/cli/output.h"
+#include "launcher/compute/resolve.h"
 #include "launcher/compute/targets.h"
 #include "launcher/jobs/submit.h"
 #include "launcher/jobs/supervisor.h"
+#include "launcher/spec/job_parser.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
@@ -35,8 +34,8 @@ struct JobFlags {
 };
 
 // Parses, resolves and prints diagnostics; nullopt (after printing) when the job is invalid.
-std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
-    storage::Workspace& ws, const JobFlags& f) {
+std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(storage::Workspace& ws,
+                                                                            const JobFlags& f) {
   spec::JobParseResult parsed = spec::ParseJobFile(f.file, {f.sets});
   std::optional<compute::ResolvedJob> resolved;
   if (!parsed.diagnostics.has_errors()) {
@@ -73,8 +72,8 @@ int Create(const GlobalFlags& global, const JobFlags& f) {
   }
   jobs::SubmitOptions options;
   options.workspace_path = WorkspacePath(global);
-  options.supervisor_argv = {SelfPath(), "--workspace", options.workspace_path, "--log-level",
-                             "info", "job", "supervise"};
+  options.supervisor_argv = {
+      SelfPath(), "--workspace", options.workspace_path, "--log-level", "info", "job", "supervise"};
   absl::StatusOr<v1::JobRecord> record = jobs::SubmitJob(**ws, spec, options);
   if (!record.ok()) return PrintError(record.status()), kExitFailure;
   std::cout << "job " << record->spec().name() << " submitted to compute "
@@ -215,9 +214,11 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   CLI::App* create = job->add_subcommand(
       "create", "Submit a job from an Azure ML command-job YAML and run it on its compute");
   create->add_option("-f,--file", f->file, "The job YAML")->required();
-  create->add_option("--name", f->name, "Job name (default: the file's `name:` or a generated one)");
+  create->add_option("--name", f->name,
+                     "Job name (default: the file's `name:` or a generated one)");
   create->add_option("--set", f->sets, "Override a field, e.g. --set compute=local");
-  create->add_flag("--stream", f->stream, "Follow the job's logs until it ends; exit 0 iff completed");
+  create->add_flag("--stream", f->stream,
+                   "Follow the job's logs until it ends; exit 0 iff completed");
   create->callback([&flags, f, exit_code] { *exit_code = Create(flags, *f); });
 
   CLI::App* supervise = job->add_subcommand("supervise", "Run a submitted job (internal)");
