@@ -21,11 +21,12 @@ absl::StatusOr<std::vector<TemplateReference>> FindReferences(absl::string_view 
   while ((pos = command.find("${{", pos)) != absl::string_view::npos) {
     size_t close = command.find("}}", pos + 3);
     size_t next_open = command.find("${{", pos + 3);
-    if (close == absl::string_view::npos || (next_open != absl::string_view::npos && next_open < close)) {
+    if (close == absl::string_view::npos ||
+        (next_open != absl::string_view::npos && next_open < close)) {
       absl::string_view shown = command.substr(pos, 24);
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unclosed \"${{\" at offset ", pos, " (\"", shown,
-          "...\"): write ${{inputs.NAME}} or ${{outputs.NAME}}"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unclosed \"${{\" at offset ", pos, " (\"", shown,
+                       "...\"): write ${{inputs.NAME}} or ${{outputs.NAME}}"));
     }
     absl::string_view text = command.substr(pos, close + 2 - pos);
     absl::string_view inner = Trim(command.substr(pos + 3, close - pos - 3));
@@ -48,9 +49,9 @@ absl::StatusOr<std::vector<TemplateReference>> FindReferences(absl::string_view 
     bool valid = !name.empty() && IsNameStart(name[0]);
     for (char c : name) valid = valid && IsNameChar(c);
     if (!valid) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", text, "\" at offset ", pos,
-          " has no valid name after the dot (names are letters, digits and _)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\" at offset ", pos,
+                       " has no valid name after the dot (names are letters, digits and _)"));
     }
     ref.name = std::string(name);
     refs.push_back(std::move(ref));
@@ -70,10 +71,10 @@ absl::StatusOr<std::string> Substitute(absl::string_view command,
     const auto& values = ref.kind == TemplateReference::Kind::kInput ? inputs : outputs;
     auto it = values.find(ref.name);
     if (it == values.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          ref.text, " refers to ",
-          ref.kind == TemplateReference::Kind::kInput ? "an input" : "an output",
-          " that the job does not declare: \"", ref.name, "\""));
+      return absl::NotFoundError(
+          absl::StrCat(ref.text, " refers to ",
+                       ref.kind == TemplateReference::Kind::kInput ? "an input" : "an output",
+                       " that the job does not declare: \"", ref.name, "\""));
     }
     absl::StrAppend(&out, command.substr(last, ref.offset - last), it->second);
     last = ref.offset + ref.length;

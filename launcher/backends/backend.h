@@ -22,13 +22,13 @@
 namespace kubetrain::backends {
 
 struct LaunchRequest {
-  v1::JobRecord job;        // spec and the attempt's placement
-  int attempt = 0;          // 0 for the first run
-  std::string workspace;    // what workers report to (a directory, or grpc://...)
-  std::string attempt_dir;  // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
+  v1::JobRecord job;           // spec and the attempt's placement
+  int attempt = 0;             // 0 for the first run
+  std::string workspace;       // what workers report to (a directory, or grpc://...)
+  std::string attempt_dir;     // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
   std::string checkpoint_dir;  // persistent across attempts
   absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down
-  int64_t memory_limit_bytes = 0;  // the instance type's memory limit; 0 = none
+  int64_t memory_limit_bytes = 0;           // the instance type's memory limit; 0 = none
 };
 
 struct GangResult {

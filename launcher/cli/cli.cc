@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <iostream>
 
-
 #include "kubetrain/common/logging.h"
 
 namespace kubetrain::cli {

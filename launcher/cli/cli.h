@@ -1,9 +1,9 @@
 // The `kubetrain` command line.
 //
 // RunCli parses argv, dispatches to the command group that owns the subcommand and returns the
-// process exit code: 0 success, 1 the command ran and failed (invalid job file, failed job), 2 usage
-// errors and commands that are not implemented yet. Each command group lives in its own file and
-// registers its subcommands through an Add*Commands function.
+// process exit code: 0 success, 1 the command ran and failed (invalid job file, failed job), 2
+// usage errors and commands that are not implemented yet. Each command group lives in its own file
+// and registers its subcommands through an Add*Commands function.
 //
 // Thread-safety: RunCli is meant to be called once, from main.
 #ifndef KUBETRAIN_LAUNCHER_CLI_CLI_H_
@@ -26,7 +26,7 @@ inline constexpr int kExitUsage = 2;
 
 // Flags every subcommand accepts.
 struct GlobalFlags {
-  std::string workspace;          // --workspace / KUBETRAIN_WORKSPACE; default ~/.kubetrain
+  std::string workspace;           // --workspace / KUBETRAIN_WORKSPACE; default ~/.kubetrain
   std::string log_level = "warn";  // --log-level
 };
 

@@ -11,10 +11,10 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
-#include "launcher/placement/placement.h"
-#include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
 #include "launcher/compute/nodes.h"
+#include "launcher/compute/targets.h"
+#include "launcher/placement/placement.h"
 #include "yaml-cpp/yaml.h"
 
 namespace kubetrain::cli {
@@ -48,9 +48,9 @@ absl::StatusOr<std::string> CheckKubeconfig(const std::string& path, const std::
     want = root["current-context"].Scalar();
   }
   if (want.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " has no current-context; pass --context (one of: ",
-                     absl::StrJoin(contexts, ", "), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " has no current-context; pass --context (one of: ", absl::StrJoin(contexts, ", "),
+        ")"));
   }
   if (std::find(contexts.begin(), contexts.end(), want) == contexts.end()) {
     return absl::NotFoundError(absl::StrCat(path, " has no context \"", want,
@@ -79,7 +79,8 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
     }
   } else if (f.type == "kubernetes") {
     if (f.kubeconfig.empty() || f.ns.empty()) {
-      PrintError(absl::InvalidArgumentError("--type kubernetes needs --kubeconfig and --namespace"));
+      PrintError(
+          absl::InvalidArgumentError("--type kubernetes needs --kubeconfig and --namespace"));
       return kExitUsage;
     }
     absl::StatusOr<std::string> context = CheckKubeconfig(f.kubeconfig, f.context);
@@ -201,7 +202,8 @@ void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code)
   auto f = std::make_shared<ComputeFlags>();
 
   CLI::App* attach = compute->add_subcommand(
-      "attach", "Attach a compute target: this machine (with virtual nodes) or a Kubernetes namespace");
+      "attach",
+      "Attach a compute target: this machine (with virtual nodes) or a Kubernetes namespace");
   attach->add_option("name", f->name, "Name jobs use in `compute:`")->required();
   attach->add_option("--type", f->type, "local or kubernetes")->required();
   attach->add_option("--nodes", f->nodes_file, "local: a YAML list of virtual nodes");

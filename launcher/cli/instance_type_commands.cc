@@ -9,9 +9,9 @@
 #include "kubetrain/common/quantity.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
-#include "launcher/placement/placement.h"
-#include "launcher/compute/targets.h"
 #include "launcher/compute/instance_types.h"
+#include "launcher/compute/targets.h"
+#include "launcher/placement/placement.h"
 
 namespace kubetrain::cli {
 namespace {
@@ -25,6 +25,13 @@ std::string Selector(const v1::InstanceType& t) {
   for (const auto& [k, v] : t.node_selector()) sel.push_back(absl::StrCat(k, "=", v));
   std::sort(sel.begin(), sel.end());
   return sel.empty() ? "-" : absl::StrJoin(sel, ",");
+}
+
+// The compute target named by --compute, read from the workspace.
+absl::StatusOr<v1::ComputeTarget> LoadTarget(const GlobalFlags& global, const std::string& name) {
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return ws.status();
+  return compute::FindComputeTarget(**ws, name);
 }
 
 int Apply(const GlobalFlags& global, const InstanceTypeFlags& f) {
@@ -45,7 +52,8 @@ int Apply(const GlobalFlags& global, const InstanceTypeFlags& f) {
   for (const v1::InstanceType& t : parsed.items) {
     bool updated = std::find(existing.begin(), existing.end(), t.name()) != existing.end();
     std::cout << "instance type \"" << t.name() << "\" " << (updated ? "updated" : "created")
-              << " on compute \"" << f.compute << "\": " << placement::FormatRequest(placement::EffectiveRequest(t)) << "\n";
+              << " on compute \"" << f.compute
+              << "\": " << placement::FormatRequest(placement::EffectiveRequest(t)) << "\n";
   }
   return kExitOk;
 }
@@ -53,9 +61,7 @@ int Apply(const GlobalFlags& global, const InstanceTypeFlags& f) {
 int List(const GlobalFlags& global, const InstanceTypeFlags& f) {
   auto format = ParseOutputFormat(f.output);
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
-  auto ws = OpenWorkspace(global);
-  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.compute);
+  absl::StatusOr<v1::ComputeTarget> target = LoadTarget(global, f.compute);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   std::vector<v1::InstanceType> types = compute::EffectiveInstanceTypes(*target);
   if (*format != OutputFormat::kTable) {
@@ -77,9 +83,7 @@ int List(const GlobalFlags& global, const InstanceTypeFlags& f) {
 int Show(const GlobalFlags& global, const InstanceTypeFlags& f) {
   auto format = ParseOutputFormat(f.output);
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
-  auto ws = OpenWorkspace(global);
-  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, f.compute);
+  absl::StatusOr<v1::ComputeTarget> target = LoadTarget(global, f.compute);
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   absl::StatusOr<v1::InstanceType> t = compute::FindInstanceType(*target, f.name);
   if (!t.ok()) return PrintError(t.status()), kExitFailure;
@@ -105,7 +109,8 @@ int Show(const GlobalFlags& global, const InstanceTypeFlags& f) {
 }  // namespace
 
 void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
-  CLI::App* it = app.add_subcommand("instance-type", "Curate the instance types of a compute target");
+  CLI::App* it =
+      app.add_subcommand("instance-type", "Curate the instance types of a compute target");
   it->require_subcommand(1);
   auto f = std::make_shared<InstanceTypeFlags>();
 

@@ -5,16 +5,16 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/jobs/scheduler.h"
 #include "launcher/cli/output.h"
-#include "launcher/placement/placement.h"
 #include "launcher/compute/instance_types.h"
+#include "launcher/jobs/scheduler.h"
+#include "launcher/placement/placement.h"
 #include "launcher/spec/job_parser.h"
 
 namespace kubetrain::cli {
@@ -52,7 +52,9 @@ void PrintResolvedJob(const v1::JobSpec& job, const v1::InstanceType& type, std:
   t.AddRow({"experiment", job.experiment_name()});
   t.AddRow({"command", absl::StrReplaceAll(job.command(), {{"\n", " ⏎ "}})});
   t.AddRow({"compute", job.compute()});
-  t.AddRow({"instance type", absl::StrCat(type.name(), " (", placement::FormatRequest(placement::EffectiveRequest(type)), ")")});
+  t.AddRow({"instance type",
+            absl::StrCat(type.name(), " (",
+                         placement::FormatRequest(placement::EffectiveRequest(type)), ")")});
   t.AddRow({"ranks", Ranks(job)});
   if (job.code().local_path().size()) t.AddRow({"code", job.code().local_path()});
   t.AddRow({"environment", Environment(job.environment())});
@@ -91,13 +93,20 @@ nlohmann::json ResolvedJobJson(const v1::JobSpec& job, const v1::InstanceType& t
 
 std::string StateName(v1::JobState state) {
   switch (state) {
-    case v1::JOB_STATE_QUEUED: return "Queued";
-    case v1::JOB_STATE_STARTING: return "Starting";
-    case v1::JOB_STATE_RUNNING: return "Running";
-    case v1::JOB_STATE_COMPLETED: return "Completed";
-    case v1::JOB_STATE_FAILED: return "Failed";
-    case v1::JOB_STATE_CANCELED: return "Canceled";
-    default: return "Unknown";
+    case v1::JOB_STATE_QUEUED:
+      return "Queued";
+    case v1::JOB_STATE_STARTING:
+      return "Starting";
+    case v1::JOB_STATE_RUNNING:
+      return "Running";
+    case v1::JOB_STATE_COMPLETED:
+      return "Completed";
+    case v1::JOB_STATE_FAILED:
+      return "Failed";
+    case v1::JOB_STATE_CANCELED:
+      return "Canceled";
+    default:
+      return "Unknown";
   }
 }
 
@@ -109,11 +118,13 @@ std::string Duration(const v1::JobStatus& s) {
   if (start == 0) return "-";
   double seconds = static_cast<double>(end - start) / 1000.0;
   if (seconds < 120) return absl::StrFormat("%.1fs", seconds);
-  return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
+  return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60,
+                         static_cast<int>(seconds) % 60);
 }
 
 std::string Created(int64_t unix_ms) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms), absl::LocalTimeZone());
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms),
+                          absl::LocalTimeZone());
 }
 
 int Processes(const v1::JobSpec& spec) {
@@ -139,8 +150,7 @@ std::string StatusLine(const v1::JobRecord& job) {
 
 void PrintOutcome(const v1::JobRecord& job, std::ostream& out) {
   const v1::JobStatus& s = job.status();
-  out << "── job " << job.spec().name() << " " << StateName(s.state()) << " after "
-      << Duration(s);
+  out << "── job " << job.spec().name() << " " << StateName(s.state()) << " after " << Duration(s);
   if (!s.message().empty() && s.state() != v1::JOB_STATE_COMPLETED) out << ": " << s.message();
   out << "\n";
   if (s.last_log_lines_size() > 0) {
@@ -195,7 +205,7 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
     Table r({"  RANK", "INSTANCE", "LOCAL", "STATUS", "EXIT", "PID"});
     for (const v1::InstanceStatus& inst : s.instances()) {
       for (const v1::RankStatus& rank : inst.ranks()) {
-        std::string exit = rank.signal() != 0 ? absl::StrCat("signal ", rank.signal())
+        std::string exit = rank.signal() != 0               ? absl::StrCat("signal ", rank.signal())
                            : jobs::IsTerminal(rank.state()) ? absl::StrCat(rank.exit_code())
                                                             : "-";
         r.AddRow({absl::StrCat("  ", rank.rank()), absl::StrCat(inst.index()),
@@ -203,8 +213,8 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
                   absl::StrCat(rank.pid())});
       }
       if (inst.ranks_size() == 0 && !inst.message().empty()) {
-        r.AddRow({"  -", absl::StrCat(inst.index()), "-", StateName(inst.state()), "-",
-                  inst.message()});
+        r.AddRow(
+            {"  -", absl::StrCat(inst.index()), "-", StateName(inst.state()), "-", inst.message()});
       }
     }
     r.Print(out);

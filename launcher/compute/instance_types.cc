@@ -67,8 +67,9 @@ void ParseOne(YamlReader& r, const YAML::Node& node, absl::string_view field,
   }
   if (node["apiVersion"] && node["apiVersion"].IsScalar() &&
       node["apiVersion"].Scalar() != kApiVersion) {
-    r.Error(node["apiVersion"], Field(field, "apiVersion"),
-            absl::StrCat("expected ", kApiVersion, ", found \"", node["apiVersion"].Scalar(), "\""));
+    r.Error(
+        node["apiVersion"], Field(field, "apiVersion"),
+        absl::StrCat("expected ", kApiVersion, ", found \"", node["apiVersion"].Scalar(), "\""));
   }
   v1::InstanceType type;
   spec::Location where = r.At(node, field);
@@ -81,8 +82,9 @@ void ParseOne(YamlReader& r, const YAML::Node& node, absl::string_view field,
   if (!metadata) {
     r.Error(node, mfield, "missing", "add `metadata: {name: <instance type name>}`");
   } else if (r.ExpectMap(metadata, mfield)) {
-    r.CheckKeys(metadata, mfield, {"name"}, {"labels", "annotations", "namespace", "uid",
-                                             "resourceVersion", "creationTimestamp", "generation"});
+    r.CheckKeys(metadata, mfield, {"name"},
+                {"labels", "annotations", "namespace", "uid", "resourceVersion",
+                 "creationTimestamp", "generation"});
     if (!metadata["name"]) {
       r.Error(metadata, Field(mfield, "name"), "missing", "name the instance type");
     } else if (auto name = r.String(metadata["name"], Field(mfield, "name"))) {
@@ -166,8 +168,9 @@ InstanceTypeParseResult ParseInstanceTypesYaml(absl::string_view text, const std
   std::optional<YAML::Node> root = r.Load();
   if (!root) return result;
   if (!root->IsMap()) {
-    r.Error(*root, "", absl::StrCat("expected an InstanceType or InstanceTypeList, found ",
-                                    YamlReader::Describe(*root)));
+    r.Error(*root, "",
+            absl::StrCat("expected an InstanceType or InstanceTypeList, found ",
+                         YamlReader::Describe(*root)));
     return result;
   }
   const YAML::Node& kind = (*root)["kind"];
@@ -189,8 +192,9 @@ InstanceTypeParseResult ParseInstanceTypesYaml(absl::string_view text, const std
   } else if (kind.IsScalar() && kind.Scalar() == "InstanceType") {
     ParseOne(r, *root, "", result.items);
   } else {
-    r.Error(kind, "kind", absl::StrCat("expected InstanceType or InstanceTypeList, found ",
-                                       YamlReader::Describe(kind)),
+    r.Error(kind, "kind",
+            absl::StrCat("expected InstanceType or InstanceTypeList, found ",
+                         YamlReader::Describe(kind)),
             spec::SuggestOneOf(kind.IsScalar() ? kind.Scalar() : "",
                                {"InstanceType", "InstanceTypeList"}));
   }
@@ -222,8 +226,7 @@ v1::InstanceType DefaultInstanceType() {
 }
 
 std::vector<v1::InstanceType> EffectiveInstanceTypes(const v1::ComputeTarget& target) {
-  std::vector<v1::InstanceType> out(target.instance_types().begin(),
-                                    target.instance_types().end());
+  std::vector<v1::InstanceType> out(target.instance_types().begin(), target.instance_types().end());
   bool has_default = std::any_of(out.begin(), out.end(), [](const v1::InstanceType& t) {
     return t.name() == kDefaultInstanceTypeName;
   });
@@ -242,9 +245,9 @@ absl::StatusOr<v1::InstanceType> FindInstanceType(const v1::ComputeTarget& targe
   std::string close = spec::ClosestMatch(name, names);
   return absl::NotFoundError(absl::StrCat(
       "compute \"", target.name(), "\" has no instance type \"", name, "\"",
-      close.empty() ? "" : absl::StrCat("; did you mean `", close, "`?"), " (available: ",
-      absl::StrJoin(names, ", "), "; add one with `kubetrain instance-type apply -f FILE --compute ",
-      target.name(), "`)"));
+      close.empty() ? "" : absl::StrCat("; did you mean `", close, "`?"),
+      " (available: ", absl::StrJoin(names, ", "),
+      "; add one with `kubetrain instance-type apply -f FILE --compute ", target.name(), "`)"));
 }
 
 void ApplyInstanceTypes(const std::vector<v1::InstanceType>& items, v1::ComputeTarget& target) {
@@ -259,6 +262,5 @@ void ApplyInstanceTypes(const std::vector<v1::InstanceType>& items, v1::ComputeT
     if (!replaced) *target.add_instance_types() = item;
   }
 }
-
 
 }  // namespace kubetrain::compute

@@ -1,10 +1,11 @@
 // InstanceType custom resources (apiVersion amlarc.azureml.com/v1alpha1), as Azure ML defines them.
 //
-// Parsing follows Azure ML's rules: kind InstanceType or InstanceTypeList; metadata.name a Kubernetes
-// resource name; spec.resources.limits must give cpu and memory (non-zero quantities); requests are
-// optional and default to the limits, and must not exceed them; nvidia.com/gpu is a whole number and
-// only allowed under limits; nodeSelector is optional. `defaultinstancetype` exists on every compute
-// target unless one with that name is defined; a job without `instance_type` gets it.
+// Parsing follows Azure ML's rules: kind InstanceType or InstanceTypeList; metadata.name a
+// Kubernetes resource name; spec.resources.limits must give cpu and memory (non-zero quantities);
+// requests are optional and default to the limits, and must not exceed them; nvidia.com/gpu is a
+// whole number and only allowed under limits; nodeSelector is optional. `defaultinstancetype`
+// exists on every compute target unless one with that name is defined; a job without
+// `instance_type` gets it.
 //
 // Thread-safety: pure functions.
 #ifndef KUBETRAIN_LAUNCHER_COMPUTE_INSTANCE_TYPES_H_

@@ -23,8 +23,9 @@ using spec::YamlReader;
 std::vector<int32_t> IntList(YamlReader& r, const YAML::Node& node, absl::string_view field) {
   std::vector<int32_t> out;
   if (!node.IsSequence()) {
-    r.Error(node, field, absl::StrCat("expected a list of ids such as [0, 1], found ",
-                                      YamlReader::Describe(node)));
+    r.Error(
+        node, field,
+        absl::StrCat("expected a list of ids such as [0, 1], found ", YamlReader::Describe(node)));
     return out;
   }
   std::set<int32_t> seen;
@@ -76,7 +77,8 @@ NodeParseResult ParseNodesYaml(absl::string_view text, const std::string& path) 
       r.Error(n, Field(field, "name"), "missing", "name the node");
     } else if (auto name = r.String(n["name"], Field(field, "name"))) {
       if (!names.insert(*name).second) {
-        r.Error(n["name"], Field(field, "name"), absl::StrCat("node \"", *name, "\" is listed twice"));
+        r.Error(n["name"], Field(field, "name"),
+                absl::StrCat("node \"", *name, "\" is listed twice"));
       }
       node.set_name(*name);
     }

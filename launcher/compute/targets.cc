@@ -25,8 +25,8 @@ absl::StatusOr<v1::ComputeTarget> FindComputeTarget(storage::Workspace& workspac
     if (t.name() == name) return std::move(t);
     names.push_back(t.name());
   }
-  return absl::NotFoundError(absl::StrCat("no compute target named \"", name, "\" (attached: ",
-                                          absl::StrJoin(names, ", "), ")"));
+  return absl::NotFoundError(absl::StrCat("no compute target named \"", name,
+                                          "\" (attached: ", absl::StrJoin(names, ", "), ")"));
 }
 
 }  // namespace kubetrain::compute

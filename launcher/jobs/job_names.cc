@@ -9,13 +9,13 @@ namespace kubetrain::jobs {
 
 std::string GenerateJobName() {
   static constexpr const char* kAdjectives[] = {
-      "calm", "bold", "brave", "bright", "busy", "clever", "cool", "eager", "gentle", "happy",
-      "jolly", "keen", "kind", "lively", "lucid", "mellow", "neat", "nice", "quiet", "quick",
-      "sharp", "shy", "sleepy", "sunny", "swift", "tidy", "witty", "zen"};
+      "calm",  "bold", "brave",  "bright", "busy",  "clever", "cool",  "eager", "gentle", "happy",
+      "jolly", "keen", "kind",   "lively", "lucid", "mellow", "neat",  "nice",  "quiet",  "quick",
+      "sharp", "shy",  "sleepy", "sunny",  "swift", "tidy",   "witty", "zen"};
   static constexpr const char* kNouns[] = {
-      "apple", "arm", "bear", "bee", "boat", "book", "cloud", "coat", "cup", "door", "fox",
-      "garden", "hat", "key", "kite", "lamp", "leaf", "moon", "owl", "pear", "plum", "river",
-      "seed", "ship", "star", "tree", "wave", "yam"};
+      "apple", "arm",    "bear", "bee",  "boat", "book", "cloud", "coat", "cup", "door",
+      "fox",   "garden", "hat",  "key",  "kite", "lamp", "leaf",  "moon", "owl", "pear",
+      "plum",  "river",  "seed", "ship", "star", "tree", "wave",  "yam"};
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   absl::BitGen gen;
   std::string suffix;

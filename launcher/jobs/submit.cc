@@ -55,8 +55,8 @@ absl::Status StartDetached(const std::vector<std::string>& argv, const std::stri
   ssize_t n = read(report[0], &err, sizeof(err));  // EOF on successful exec (CLOEXEC)
   close(report[0]);
   if (n == sizeof(err)) {
-    return absl::InternalError(absl::StrCat("cannot start the job supervisor ", argv[0], ": ",
-                                            strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot start the job supervisor ", argv[0], ": ", strerror(err)));
   }
   return absl::OkStatus();
 }
@@ -100,7 +100,8 @@ absl::StatusOr<v1::JobRecord> SubmitJob(storage::Workspace& ws, v1::JobSpec spec
   std::vector<std::string> argv = options.supervisor_argv;
   argv.push_back(stored->spec().name());
   absl::Status started =
-      ec ? absl::InternalError(absl::StrCat("cannot create ", stored->job_dir(), ": ", ec.message()))
+      ec ? absl::InternalError(
+               absl::StrCat("cannot create ", stored->job_dir(), ": ", ec.message()))
          : StartDetached(argv, absl::StrCat(stored->job_dir(), "/supervisor.log"));
   if (!started.ok()) {
     // Leave no queued job nobody will run.

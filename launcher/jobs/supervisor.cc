@@ -63,8 +63,9 @@ absl::StatusOr<v1::JobRecord> WaitForPlacement(storage::Workspace& ws, const std
     ReapLostJobs(ws, current.spec().compute());
     KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
                         compute::FindComputeTarget(ws, current.spec().compute()));
-    KT_ASSIGN_OR_RETURN(v1::InstanceType type, compute::FindInstanceType(
-                                                   target, current.spec().resources().instance_type()));
+    KT_ASSIGN_OR_RETURN(
+        v1::InstanceType type,
+        compute::FindInstanceType(target, current.spec().resources().instance_type()));
     bool stopping = Stopping(options);
     KT_ASSIGN_OR_RETURN(
         v1::JobRecord job,
@@ -115,13 +116,14 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
     for (const v1::RankStatus& rank : inst.ranks()) {
       if (rank.state() != v1::JOB_STATE_FAILED) continue;
       f.rank = rank.rank();
-      what = rank.signal() != 0 ? absl::StrCat("rank ", rank.rank(), " was killed by signal ",
-                                               rank.signal(), " (", strsignal(rank.signal()), ")")
-                                : absl::StrCat("rank ", rank.rank(), " exited with code ",
-                                               rank.exit_code());
+      what = rank.signal() != 0
+                 ? absl::StrCat("rank ", rank.rank(), " was killed by signal ", rank.signal(), " (",
+                                strsignal(rank.signal()), ")")
+                 : absl::StrCat("rank ", rank.rank(), " exited with code ", rank.exit_code());
       if (rank.signal() == SIGKILL && memory_limit_bytes > 0) {
-        absl::StrAppend(&what, " — if nobody killed it, it most likely exceeded the instance "
-                               "type's memory limit of ",
+        absl::StrAppend(&what,
+                        " — if nobody killed it, it most likely exceeded the instance "
+                        "type's memory limit of ",
                         common::FormatBytes(memory_limit_bytes), " (out-of-memory kill)");
       }
       break;
@@ -129,11 +131,10 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
     if (what.empty() && !inst.message().empty()) what = inst.message();
   }
   if (what.empty()) {
-    what = result.signal != 0
-               ? absl::StrCat("instance ", result.failed_instance, "'s agent was killed by signal ",
-                              result.signal)
-               : absl::StrCat("instance ", result.failed_instance, "'s agent exited with code ",
-                              result.exit_code);
+    what = result.signal != 0 ? absl::StrCat("instance ", result.failed_instance,
+                                             "'s agent was killed by signal ", result.signal)
+                              : absl::StrCat("instance ", result.failed_instance,
+                                             "'s agent exited with code ", result.exit_code);
   }
   if (f.rank >= 0) {
     storage::LogQuery q;
@@ -195,9 +196,9 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
                                            backends::Backend& backend,
                                            const SupervisorOptions& options) {
   KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-                           r.set_supervisor_pid(getpid());
-                           return absl::OkStatus();
-                         }).status());
+                         r.set_supervisor_pid(getpid());
+                         return absl::OkStatus();
+                       }).status());
   while (true) {
     KT_ASSIGN_OR_RETURN(v1::JobRecord job, WaitForPlacement(ws, name, options));
     if (IsTerminal(job.status().state())) return job;
@@ -223,11 +224,11 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
       });
     }
     KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-                             if (r.status().state() == v1::JOB_STATE_STARTING) {
-                               SetState(r, v1::JOB_STATE_RUNNING, "", "");
-                             }
-                             return absl::OkStatus();
-                           }).status());
+                           if (r.status().state() == v1::JOB_STATE_STARTING) {
+                             SetState(r, v1::JOB_STATE_RUNNING, "", "");
+                           }
+                           return absl::OkStatus();
+                         }).status());
 
     std::optional<backends::GangResult> result;
     absl::Time next_check = absl::Now();
@@ -253,40 +254,38 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
       failure = DescribeFailure(ws, *result, now, request.memory_limit_bytes);
     }
     bool retry = false;
-    KT_ASSIGN_OR_RETURN(
-        v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
-          if (canceled) {
-            SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");
-          } else if (result->succeeded) {
-            SetState(r, v1::JOB_STATE_COMPLETED, "", "every rank exited 0");
-          } else {
-            SetState(r, v1::JOB_STATE_FAILED, failure.reason, failure.message);
-            r.mutable_status()->set_failed_rank(failure.rank);
-            r.mutable_status()->clear_last_log_lines();
-            for (const std::string& l : failure.last_lines) r.mutable_status()->add_last_log_lines(l);
-          }
-          v1::Attempt* a = r.add_attempts();
-          a->set_attempt(r.status().attempt());
-          *a->mutable_placement() = r.placement();
-          a->set_final_state(r.status().state());
-          a->set_reason(r.status().reason());
-          a->set_message(r.status().message());
-          a->set_started_unix_ms(r.status().started_unix_ms());
-          a->set_finished_unix_ms(r.status().finished_unix_ms());
-          if (r.status().state() == v1::JOB_STATE_FAILED &&
-              r.status().attempt() < r.spec().kubetrain().max_retries()) {
-            retry = true;  // requeue: the next attempt takes a placement like any queued job
-            r.mutable_status()->set_attempt(r.status().attempt() + 1);
-            r.mutable_status()->set_finished_unix_ms(0);
-            r.mutable_status()->clear_instances();
-            r.clear_placement();
-            SetState(r, v1::JOB_STATE_QUEUED, "Retrying",
-                     absl::StrCat("attempt ", r.status().attempt(), " of ",
-                                  r.spec().kubetrain().max_retries() + 1, " after: ",
-                                  a->message()));
-          }
-          return absl::OkStatus();
-        }));
+    KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+      if (canceled) {
+        SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");
+      } else if (result->succeeded) {
+        SetState(r, v1::JOB_STATE_COMPLETED, "", "every rank exited 0");
+      } else {
+        SetState(r, v1::JOB_STATE_FAILED, failure.reason, failure.message);
+        r.mutable_status()->set_failed_rank(failure.rank);
+        r.mutable_status()->clear_last_log_lines();
+        for (const std::string& l : failure.last_lines) r.mutable_status()->add_last_log_lines(l);
+      }
+      v1::Attempt* a = r.add_attempts();
+      a->set_attempt(r.status().attempt());
+      *a->mutable_placement() = r.placement();
+      a->set_final_state(r.status().state());
+      a->set_reason(r.status().reason());
+      a->set_message(r.status().message());
+      a->set_started_unix_ms(r.status().started_unix_ms());
+      a->set_finished_unix_ms(r.status().finished_unix_ms());
+      if (r.status().state() == v1::JOB_STATE_FAILED &&
+          r.status().attempt() < r.spec().kubetrain().max_retries()) {
+        retry = true;  // requeue: the next attempt takes a placement like any queued job
+        r.mutable_status()->set_attempt(r.status().attempt() + 1);
+        r.mutable_status()->set_finished_unix_ms(0);
+        r.mutable_status()->clear_instances();
+        r.clear_placement();
+        SetState(r, v1::JOB_STATE_QUEUED, "Retrying",
+                 absl::StrCat("attempt ", r.status().attempt(), " of ",
+                              r.spec().kubetrain().max_retries() + 1, " after: ", a->message()));
+      }
+      return absl::OkStatus();
+    }));
     if (!retry) return after;
     spdlog::warn("attempt {} failed ({}); retrying", after.status().attempt() - 1,
                  after.attempts().rbegin()->message());

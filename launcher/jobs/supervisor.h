@@ -6,8 +6,8 @@
 //   Running   polls the gang; a failed instance tears the whole gang down (fail fast), a cancel
 //             request or SIGTERM stops it, limits.timeout is enforced by the agents;
 //   end       records Completed / Failed (with the first failing rank, its exit code or signal and
-//             its last log lines) / Canceled; with `kubetrain: {max_retries: N}` a failed attempt is
-//             recorded and the gang restarts (requeued, same checkpoint directory).
+//             its last log lines) / Canceled; with `kubetrain: {max_retries: N}` a failed attempt
+//             is recorded and the gang restarts (requeued, same checkpoint directory).
 //
 // For the local backend `kubetrain job create` starts one supervisor process per job, detached
 // from the terminal; it records its pid so that others can tell whether it still runs.
@@ -28,11 +28,11 @@
 namespace kubetrain::jobs {
 
 struct SupervisorOptions {
-  std::string workspace_uri;   // what the workers report to
+  std::string workspace_uri;                            // what the workers report to
   absl::Duration poll = absl::Milliseconds(10);         // gang poll while running
   absl::Duration queue_poll = absl::Milliseconds(200);  // placement retry while queued
   absl::Duration grace = absl::Seconds(3);              // SIGTERM → SIGKILL on teardown
-  const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGTERM) to cancel the job
+  const std::atomic<bool>* stop = nullptr;              // set (e.g. by SIGTERM) to cancel the job
 };
 
 // Runs job `name` to its end. Returns the job's final record.

@@ -1,8 +1,9 @@
 // Diagnostics: every error and warning found in a user's file, each pointing at a place in it.
 //
-// A Diagnostic names the file, line and column (1-based), the field path ("resources.instance_count",
-// "inputs.data.mode"), what was wrong and, when we can tell, what to write instead. Parsers collect
-// all of them instead of stopping at the first, so a user fixes a file in one pass.
+// A Diagnostic names the file, line and column (1-based), the field path
+// ("resources.instance_count", "inputs.data.mode"), what was wrong and, when we can tell, what to
+// write instead. Parsers collect all of them instead of stopping at the first, so a user fixes a
+// file in one pass.
 //
 // Formatting follows compilers:
 //   job.yml:12:3: error: resources.instance_count: expected a positive integer, found "two"
@@ -42,8 +43,7 @@ struct Diagnostic {
 class Diagnostics {
  public:
   void Error(Location where, std::string field, std::string message, std::string suggestion = "");
-  void Warning(Location where, std::string field, std::string message,
-               std::string suggestion = "");
+  void Warning(Location where, std::string field, std::string message, std::string suggestion = "");
 
   bool has_errors() const { return error_count_ > 0; }
   int error_count() const { return error_count_; }

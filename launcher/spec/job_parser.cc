@@ -22,11 +22,25 @@ namespace {
 namespace fs = std::filesystem;
 constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
 
-const std::vector<std::string> kTopLevelKeys = {
-    "$schema",     "type",     "name",          "display_name",          "experiment_name",
-    "description", "tags",     "command",       "code",                  "environment",
-    "compute",     "resources", "distribution", "environment_variables", "inputs",
-    "outputs",     "limits",   "kubetrain",     "properties"};
+const std::vector<std::string> kTopLevelKeys = {"$schema",
+                                                "type",
+                                                "name",
+                                                "display_name",
+                                                "experiment_name",
+                                                "description",
+                                                "tags",
+                                                "command",
+                                                "code",
+                                                "environment",
+                                                "compute",
+                                                "resources",
+                                                "distribution",
+                                                "environment_variables",
+                                                "inputs",
+                                                "outputs",
+                                                "limits",
+                                                "kubetrain",
+                                                "properties"};
 // Azure ML keys that mean something there but nothing here: accepted with a warning.
 const std::vector<std::string> kIgnoredTopLevelKeys = {"services", "identity", "queue_settings",
                                                        "parent_job_name"};
@@ -34,8 +48,8 @@ const std::vector<std::string> kIgnoredTopLevelKeys = {"services", "identity", "
 const std::vector<std::string> kDistributionTypes = {"mpi", "pytorch", "tensorflow"};
 const std::vector<std::string> kDataTypes = {"uri_file", "uri_folder", "mltable", "mlflow_model",
                                              "custom_model"};
-const std::vector<std::string> kInputModes = {"ro_mount", "rw_mount", "download", "direct",
-                                              "eval_mount", "eval_download"};
+const std::vector<std::string> kInputModes = {"ro_mount", "rw_mount",   "download",
+                                              "direct",   "eval_mount", "eval_download"};
 const std::vector<std::string> kOutputModes = {"rw_mount", "upload", "direct"};
 
 struct ParseContext {
@@ -76,8 +90,9 @@ void ParseName(ParseContext& c, const YAML::Node& node) {
   if (!name) return;
   static const std::regex kName("^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$");
   if (!std::regex_match(*name, kName)) {
-    c.reader.Error(node, "name", absl::StrCat("\"", *name, "\" is not a valid job name"),
-                   "use letters, digits, '-' and '_', starting with a letter or digit (at most 255)");
+    c.reader.Error(
+        node, "name", absl::StrCat("\"", *name, "\" is not a valid job name"),
+        "use letters, digits, '-' and '_', starting with a letter or digit (at most 255)");
     return;
   }
   c.spec.set_name(*name);
@@ -140,8 +155,7 @@ void ParseEnvironment(ParseContext& c, const YAML::Node& node) {
       env->set_name(std::string(rest.substr(0, colon)));
       env->set_version(std::string(rest.substr(colon + 1)));
     } else {
-      c.reader.Error(node, "environment",
-                     absl::StrCat("\"", ref, "\" names no version or label"),
+      c.reader.Error(node, "environment", absl::StrCat("\"", ref, "\" names no version or label"),
                      "write azureml:<name>:<version>, azureml:<name>@latest, or an inline "
                      "`image:` mapping");
       return;
@@ -222,8 +236,9 @@ void ParseResources(ParseContext& c, const YAML::Node& node) {
       bytes = q->Ceil();
     }
     if (bytes <= 0) {
-      c.reader.Error(shm, "resources.shm_size",
-                     absl::StrCat("expected a size such as \"2g\" or \"2Gi\", found \"", *text, "\""));
+      c.reader.Error(
+          shm, "resources.shm_size",
+          absl::StrCat("expected a size such as \"2g\" or \"2Gi\", found \"", *text, "\""));
       return;
     }
     r->mutable_shm_size()->set_value(bytes);
@@ -236,7 +251,8 @@ void ParseDistribution(ParseContext& c, const YAML::Node& node) {
   v1::DistributionSpec* d = c.spec.mutable_distribution();
   const YAML::Node& type = node["type"];
   if (!type) {
-    c.reader.Error(node, "distribution.type", "missing", "add `type: mpi`, `pytorch` or `tensorflow`");
+    c.reader.Error(node, "distribution.type", "missing",
+                   "add `type: mpi`, `pytorch` or `tensorflow`");
     return;
   }
   auto name = c.reader.String(type, "distribution.type");
@@ -244,7 +260,8 @@ void ParseDistribution(ParseContext& c, const YAML::Node& node) {
   std::string lower = absl::AsciiStrToLower(*name);
   std::vector<std::string> keys = {"type"};
   if (lower == "mpi" || lower == "pytorch") {
-    d->set_type(lower == "mpi" ? v1::DistributionSpec::TYPE_MPI : v1::DistributionSpec::TYPE_PYTORCH);
+    d->set_type(lower == "mpi" ? v1::DistributionSpec::TYPE_MPI
+                               : v1::DistributionSpec::TYPE_PYTORCH);
     keys.push_back("process_count_per_instance");
   } else if (lower == "tensorflow") {
     d->set_type(v1::DistributionSpec::TYPE_TENSORFLOW);
@@ -301,16 +318,19 @@ std::optional<v1::DataMode> DataModeOf(ParseContext& c, const YAML::Node& node,
   if (!name) return std::nullopt;
   const std::vector<std::string>& allowed = output ? kOutputModes : kInputModes;
   static const std::map<std::string, v1::DataMode> kModes = {
-      {"ro_mount", v1::DATA_MODE_RO_MOUNT},     {"rw_mount", v1::DATA_MODE_RW_MOUNT},
-      {"download", v1::DATA_MODE_DOWNLOAD},     {"upload", v1::DATA_MODE_UPLOAD},
-      {"direct", v1::DATA_MODE_DIRECT},         {"eval_mount", v1::DATA_MODE_EVAL_MOUNT},
+      {"ro_mount", v1::DATA_MODE_RO_MOUNT},
+      {"rw_mount", v1::DATA_MODE_RW_MOUNT},
+      {"download", v1::DATA_MODE_DOWNLOAD},
+      {"upload", v1::DATA_MODE_UPLOAD},
+      {"direct", v1::DATA_MODE_DIRECT},
+      {"eval_mount", v1::DATA_MODE_EVAL_MOUNT},
       {"eval_download", v1::DATA_MODE_EVAL_DOWNLOAD}};
   if (std::find(allowed.begin(), allowed.end(), *name) == allowed.end()) {
     if (kModes.count(*name)) {
-      c.reader.Error(node, field,
-                     absl::StrCat("mode \"", *name, "\" is not allowed for an ",
-                                  output ? "output" : "input"),
-                     absl::StrCat("use one of `", absl::StrJoin(allowed, "`, `"), "`"));
+      c.reader.Error(
+          node, field,
+          absl::StrCat("mode \"", *name, "\" is not allowed for an ", output ? "output" : "input"),
+          absl::StrCat("use one of `", absl::StrJoin(allowed, "`, `"), "`"));
     } else {
       c.reader.Error(node, field, absl::StrCat("unknown mode \"", *name, "\""),
                      SuggestOneOf(*name, allowed));
@@ -326,7 +346,8 @@ std::string ResolveDataPath(ParseContext& c, const YAML::Node& node, absl::strin
                             const std::string& path, bool must_exist) {
   if (IsAssetReference(path)) {
     c.reader.Error(node, field,
-                   absl::StrCat("\"", path, "\" is an Azure ML data asset; kubetrain has no asset "
+                   absl::StrCat("\"", path,
+                                "\" is an Azure ML data asset; kubetrain has no asset "
                                 "registry"),
                    absl::StrCat("point it at the data instead, e.g. --set '", field,
                                 "={type: uri_folder, path: <local folder, azureml://datastores/... "
@@ -369,8 +390,8 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
                      "give a literal (`epochs: 10`) or a mapping with `type:` and `path:`");
       continue;
     } else if (c.reader.ExpectMap(value, field)) {
-      c.reader.CheckKeys(value, field, {"type", "path", "mode", "description", "optional", "default",
-                                        "value"});
+      c.reader.CheckKeys(value, field,
+                         {"type", "path", "mode", "description", "optional", "default", "value"});
       v1::DataType type = v1::DATA_TYPE_URI_FOLDER;
       if (value["type"]) {
         if (auto t = DataTypeOf(c, value["type"], Field(field, "type"))) type = *t;
@@ -497,35 +518,54 @@ void CheckCommandReferences(ParseContext& c, const YAML::Node& node) {
 
 std::string DistributionName(v1::DistributionSpec::Type type) {
   switch (type) {
-    case v1::DistributionSpec::TYPE_MPI: return "mpi";
-    case v1::DistributionSpec::TYPE_PYTORCH: return "pytorch";
-    case v1::DistributionSpec::TYPE_TENSORFLOW: return "tensorflow";
-    default: return "none";
+    case v1::DistributionSpec::TYPE_MPI:
+      return "mpi";
+    case v1::DistributionSpec::TYPE_PYTORCH:
+      return "pytorch";
+    case v1::DistributionSpec::TYPE_TENSORFLOW:
+      return "tensorflow";
+    default:
+      return "none";
   }
 }
 
 std::string DataTypeName(v1::DataType type) {
   switch (type) {
-    case v1::DATA_TYPE_LITERAL: return "literal";
-    case v1::DATA_TYPE_URI_FILE: return "uri_file";
-    case v1::DATA_TYPE_URI_FOLDER: return "uri_folder";
-    case v1::DATA_TYPE_MLTABLE: return "mltable";
-    case v1::DATA_TYPE_MLFLOW_MODEL: return "mlflow_model";
-    case v1::DATA_TYPE_CUSTOM_MODEL: return "custom_model";
-    default: return "unspecified";
+    case v1::DATA_TYPE_LITERAL:
+      return "literal";
+    case v1::DATA_TYPE_URI_FILE:
+      return "uri_file";
+    case v1::DATA_TYPE_URI_FOLDER:
+      return "uri_folder";
+    case v1::DATA_TYPE_MLTABLE:
+      return "mltable";
+    case v1::DATA_TYPE_MLFLOW_MODEL:
+      return "mlflow_model";
+    case v1::DATA_TYPE_CUSTOM_MODEL:
+      return "custom_model";
+    default:
+      return "unspecified";
   }
 }
 
 std::string DataModeName(v1::DataMode mode) {
   switch (mode) {
-    case v1::DATA_MODE_RO_MOUNT: return "ro_mount";
-    case v1::DATA_MODE_RW_MOUNT: return "rw_mount";
-    case v1::DATA_MODE_DOWNLOAD: return "download";
-    case v1::DATA_MODE_UPLOAD: return "upload";
-    case v1::DATA_MODE_DIRECT: return "direct";
-    case v1::DATA_MODE_EVAL_MOUNT: return "eval_mount";
-    case v1::DATA_MODE_EVAL_DOWNLOAD: return "eval_download";
-    default: return "default";
+    case v1::DATA_MODE_RO_MOUNT:
+      return "ro_mount";
+    case v1::DATA_MODE_RW_MOUNT:
+      return "rw_mount";
+    case v1::DATA_MODE_DOWNLOAD:
+      return "download";
+    case v1::DATA_MODE_UPLOAD:
+      return "upload";
+    case v1::DATA_MODE_DIRECT:
+      return "direct";
+    case v1::DATA_MODE_EVAL_MOUNT:
+      return "eval_mount";
+    case v1::DATA_MODE_EVAL_DOWNLOAD:
+      return "eval_download";
+    default:
+      return "default";
   }
 }
 
@@ -544,8 +584,9 @@ JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,
   if (!loaded) return result;
   YAML::Node root = *loaded;
   if (!root.IsMap()) {
-    reader.Error(root, "", absl::StrCat("a job file is a mapping of keys such as `command:`; found ",
-                                        YamlReader::Describe(root)));
+    reader.Error(root, "",
+                 absl::StrCat("a job file is a mapping of keys such as `command:`; found ",
+                              YamlReader::Describe(root)));
     return result;
   }
   ApplyOverrides(options.overrides, root, reader);
@@ -564,14 +605,15 @@ JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,
   if (root["type"]) {
     auto v = reader.String(root["type"], "type");
     if (v && *v != "command") {
-      reader.Error(root["type"], "type", absl::StrCat("kubetrain runs command jobs, found \"", *v, "\""),
-                   absl::StrCat(*v == "sweep" || *v == "pipeline" ? "split the " + *v + " into "
-                                                                  : "",
-                                "`type: command`"));
+      reader.Error(
+          root["type"], "type", absl::StrCat("kubetrain runs command jobs, found \"", *v, "\""),
+          absl::StrCat(*v == "sweep" || *v == "pipeline" ? "split the " + *v + " into " : "",
+                       "`type: command`"));
     }
   }
   if (root["name"]) ParseName(c, root["name"]);
-  for (auto [key, setter] : std::vector<std::pair<const char*, void (v1::JobSpec::*)(const std::string&)>>{
+  for (auto [key, setter] :
+       std::vector<std::pair<const char*, void (v1::JobSpec::*)(const std::string&)>>{
            {"display_name", &v1::JobSpec::set_display_name},
            {"experiment_name", &v1::JobSpec::set_experiment_name},
            {"description", &v1::JobSpec::set_description}}) {
@@ -592,7 +634,8 @@ JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,
 
   const YAML::Node& command = root["command"];
   if (!command || command.IsNull()) {
-    reader.Error(root, "command", "missing", "add `command: <what to run>`, e.g. `command: python train.py`");
+    reader.Error(root, "command", "missing",
+                 "add `command: <what to run>`, e.g. `command: python train.py`");
   } else if (auto v = reader.String(command, "command")) {
     if (absl::StripAsciiWhitespace(*v).empty()) {
       reader.Error(command, "command", "the command is empty", "give the command to run");

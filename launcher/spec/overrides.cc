@@ -5,7 +5,8 @@
 
 namespace kubetrain::spec {
 
-void ApplyOverrides(const std::vector<std::string>& overrides, YAML::Node root, YamlReader& reader) {
+void ApplyOverrides(const std::vector<std::string>& overrides, YAML::Node root,
+                    YamlReader& reader) {
   for (const std::string& text : overrides) {
     std::string origin = absl::StrCat("--set ", text);
     Location where{reader.file(), 0, 0, origin};

@@ -14,8 +14,8 @@
 namespace kubetrain::spec {
 
 // Applies each "path=value" to `root`, creating intermediate mappings as needed, and tells `reader`
-// where the values came from. Malformed overrides (no "=", empty path, a path through a non-mapping)
-// are recorded as errors naming the override.
+// where the values came from. Malformed overrides (no "=", empty path, a path through a
+// non-mapping) are recorded as errors naming the override.
 void ApplyOverrides(const std::vector<std::string>& overrides, YAML::Node root, YamlReader& reader);
 
 }  // namespace kubetrain::spec

@@ -54,7 +54,8 @@ Location YamlReader::At(const YAML::Node& node, absl::string_view field) const {
   // longest recorded prefix of the field names their origin.
   std::string best;
   for (const auto& [prefix, origin] : origins_) {
-    if ((field == prefix || absl::StartsWith(field, prefix + ".")) && prefix.size() >= best.size()) {
+    if ((field == prefix || absl::StartsWith(field, prefix + ".")) &&
+        prefix.size() >= best.size()) {
       best = prefix;
     }
   }
@@ -138,8 +139,8 @@ std::optional<std::string> YamlReader::String(const YAML::Node& node, absl::stri
   return std::nullopt;
 }
 
-std::optional<int64_t> YamlReader::Int(const YAML::Node& node, absl::string_view field,
-                                       int64_t min, int64_t max) {
+std::optional<int64_t> YamlReader::Int(const YAML::Node& node, absl::string_view field, int64_t min,
+                                       int64_t max) {
   std::string range = max == std::numeric_limits<int64_t>::max()
                           ? absl::StrCat("an integer >= ", min)
                           : absl::StrCat("an integer from ", min, " to ", max);
@@ -173,8 +174,8 @@ std::optional<std::map<std::string, std::string>> YamlReader::StringMap(const YA
   bool ok = true;
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (!it->first.IsScalar()) {
-      Error(it->first, field, absl::StrCat("keys must be plain names, found ",
-                                           Describe(it->first)));
+      Error(it->first, field,
+            absl::StrCat("keys must be plain names, found ", Describe(it->first)));
       ok = false;
       continue;
     }

@@ -1,5 +1,5 @@
-// YamlReader: typed access to a parsed YAML document that records a Diagnostic, with file:line:column
-// and field path, for every value of the wrong shape instead of throwing.
+// YamlReader: typed access to a parsed YAML document that records a Diagnostic, with
+// file:line:column and field path, for every value of the wrong shape instead of throwing.
 //
 // Used by the job parser, the InstanceType parser and the node-list parser. Values set with
 // `--set key=value` have no place in the file; the reader reports them with their origin instead.
@@ -36,7 +36,8 @@ class YamlReader {
   // Where `node` (the value of `field`) was written.
   Location At(const YAML::Node& node, absl::string_view field) const;
   // Where `needle` first appears in the text at or after `node`'s position; falls back to At(node).
-  Location FindText(const YAML::Node& node, absl::string_view field, absl::string_view needle) const;
+  Location FindText(const YAML::Node& node, absl::string_view field,
+                    absl::string_view needle) const;
 
   void Error(const YAML::Node& node, absl::string_view field, std::string message,
              std::string suggestion = "");

@@ -4,8 +4,8 @@
 #include <ostream>
 #include <string>
 
-#include "gmock/gmock.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kubetrain::common {
@@ -34,10 +34,9 @@ INSTANTIATE_TEST_SUITE_P(
     Kubernetes, QuantityValidTest,
     ::testing::Values(
         // The forms the foundation issue names.
-        Valid{"100m", 100}, Valid{"2", 2000}, Valid{"1.5", 1500},
-        Valid{"2Gi", 2 * kGi * 1000}, Valid{"1500Mi", 1500 * kMi * 1000},
-        Valid{"1G", int64_t{1000000000} * 1000}, Valid{"512k", 512000 * 1000},
-        Valid{"1e3", 1000 * 1000},
+        Valid{"100m", 100}, Valid{"2", 2000}, Valid{"1.5", 1500}, Valid{"2Gi", 2 * kGi * 1000},
+        Valid{"1500Mi", 1500 * kMi * 1000}, Valid{"1G", int64_t{1000000000} * 1000},
+        Valid{"512k", 512000 * 1000}, Valid{"1e3", 1000 * 1000},
         // Other spellings the Kubernetes grammar allows.
         Valid{"0", 0}, Valid{"0.5", 500}, Valid{".5", 500}, Valid{"5.", 5000}, Valid{"+3", 3000},
         Valid{"1E3", 1000000}, Valid{"1e+3", 1000000}, Valid{"1e-3", 1}, Valid{"250m", 250},

@@ -23,8 +23,8 @@ namespace kubetrain {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::CommandResult;
+using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 const std::string kScripts = std::string(KUBETRAIN_SOURCE_DIR) + "/tests/integration/scripts";
@@ -111,11 +111,12 @@ class LocalJobsTest : public ::testing::Test {
 };
 
 TEST_F(LocalJobsTest, PytorchDdpTwoInstancesTimesTwoProcessesAgree) {
-  std::string job = Write("ddp.yml", "command: /usr/bin/python3 " + kScripts +
-                                         "/ddp_check.py\n"
-                                         "distribution: {type: pytorch, process_count_per_instance: 2}\n"
-                                         "resources: {instance_count: 2}\n"
-                                         "name: ddp-check\n");
+  std::string job =
+      Write("ddp.yml", "command: /usr/bin/python3 " + kScripts +
+                           "/ddp_check.py\n"
+                           "distribution: {type: pytorch, process_count_per_instance: 2}\n"
+                           "resources: {instance_count: 2}\n"
+                           "name: ddp-check\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (int rank = 0; rank < 4; ++rank) {
@@ -131,29 +132,32 @@ TEST_F(LocalJobsTest, PytorchDdpTwoInstancesTimesTwoProcessesAgree) {
 }
 
 TEST_F(LocalJobsTest, Mpi4pyTwoInstancesTimesTwoProcessesThroughMpirun) {
-  std::string job = Write("mpi.yml", "command: /usr/bin/python3 allreduce.py\n"
-                                     "code: " + kExamples + "/mpi\n"
-                                     "distribution: {type: mpi, process_count_per_instance: 2}\n"
-                                     "resources: {instance_count: 2}\n");
+  std::string job = Write("mpi.yml",
+                          "command: /usr/bin/python3 allreduce.py\n"
+                          "code: " +
+                              kExamples +
+                              "/mpi\n"
+                              "distribution: {type: mpi, process_count_per_instance: 2}\n"
+                              "resources: {instance_count: 2}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (int rank = 0; rank < 4; ++rank) {
-    EXPECT_THAT(r.output, HasSubstr("rank " + std::to_string(rank) +
-                                    "/4 on "));  // printed by each MPI rank
+    EXPECT_THAT(r.output,
+                HasSubstr("rank " + std::to_string(rank) + "/4 on "));  // printed by each MPI rank
   }
   EXPECT_THAT(r.output, HasSubstr("allreduce sum=10 expected=10 OK"));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("MISMATCH")));
 }
 
 TEST_F(LocalJobsTest, TensorflowWorkersSeeAConsistentTfConfig) {
-  std::string job = Write("tf.yml",
-                          "command: /usr/bin/python3 " + kScripts +
-                              "/tf_config_check.py ${{outputs.markers}}\n"
-                              "distribution: {type: tensorflow, worker_count: 2}\n"
-                              "resources: {instance_count: 2}\n"
-                              "environment_variables: {EXPECT_WORKERS: '2', EXPECT_PS: '0'}\n"
-                              "outputs: {markers: {type: uri_folder, path: " +
-                              (dir_ / "markers").string() + "}}\n");
+  std::string job =
+      Write("tf.yml", "command: /usr/bin/python3 " + kScripts +
+                          "/tf_config_check.py ${{outputs.markers}}\n"
+                          "distribution: {type: tensorflow, worker_count: 2}\n"
+                          "resources: {instance_count: 2}\n"
+                          "environment_variables: {EXPECT_WORKERS: '2', EXPECT_PS: '0'}\n"
+                          "outputs: {markers: {type: uri_folder, path: " +
+                          (dir_ / "markers").string() + "}}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("TF_CONFIG task=worker:0 workers=2 ps=0 TF OK"));
@@ -163,12 +167,12 @@ TEST_F(LocalJobsTest, TensorflowWorkersSeeAConsistentTfConfig) {
 }
 
 TEST_F(LocalJobsTest, KilledRankFailsTheWholeJobFastAndLeavesNothing) {
-  std::string job = Write("sleep.yml", "name: victim\ncommand: echo ready; sleep 120\n"
-                                       "distribution: {type: pytorch, process_count_per_instance: 2}\n"
-                                       "resources: {instance_count: 2}\n");
+  std::string job = Write("sleep.yml",
+                          "name: victim\ncommand: echo ready; sleep 120\n"
+                          "distribution: {type: pytorch, process_count_per_instance: 2}\n"
+                          "resources: {instance_count: 2}\n");
   Submit(job);
-  ASSERT_TRUE(WaitFor([&] { return JobProcesses("victim").size() >= 4; },
-                      std::chrono::seconds(20)))
+  ASSERT_TRUE(WaitFor([&] { return JobProcesses("victim").size() >= 4; }, std::chrono::seconds(20)))
       << "ranks never started";
   std::vector<pid_t> rank1 = JobProcesses("victim", 1);
   ASSERT_FALSE(rank1.empty());
@@ -177,11 +181,11 @@ TEST_F(LocalJobsTest, KilledRankFailsTheWholeJobFastAndLeavesNothing) {
 
   ASSERT_TRUE(WaitFor([&] { return JobProcesses("victim").empty(); }, std::chrono::seconds(5)));
   double gone_s = std::chrono::duration<double>(Clock::now() - killed_at).count();
-  ASSERT_TRUE(WaitFor([&] { return State("victim") == "JOB_STATE_FAILED"; },
-                      std::chrono::seconds(5)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("victim") == "JOB_STATE_FAILED"; }, std::chrono::seconds(5)));
   double failed_s = std::chrono::duration<double>(Clock::now() - killed_at).count();
-  std::cout << "rank death -> all ranks gone: " << gone_s << " s; -> job Failed recorded: "
-            << failed_s << " s\n";
+  std::cout << "rank death -> all ranks gone: " << gone_s
+            << " s; -> job Failed recorded: " << failed_s << " s\n";
   EXPECT_LT(gone_s, 2.0);
   EXPECT_LT(failed_s, 2.5);  // includes polling `job show` from this test
   nlohmann::json j = Show("victim");
@@ -193,11 +197,12 @@ TEST_F(LocalJobsTest, KilledRankFailsTheWholeJobFastAndLeavesNothing) {
 }
 
 TEST_F(LocalJobsTest, FailingRankIsNamedWithExitCodeAndLastLines) {
-  std::string job = Write("fail.yml",
-                          "name: failing\n"
-                          "command: 'if [ $RANK = 2 ]; then echo about to fail; exit 7; fi; sleep 60'\n"
-                          "distribution: {type: pytorch, process_count_per_instance: 2}\n"
-                          "resources: {instance_count: 2}\n");
+  std::string job =
+      Write("fail.yml",
+            "name: failing\n"
+            "command: 'if [ $RANK = 2 ]; then echo about to fail; exit 7; fi; sleep 60'\n"
+            "distribution: {type: pytorch, process_count_per_instance: 2}\n"
+            "resources: {instance_count: 2}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("Failed"));
@@ -208,30 +213,32 @@ TEST_F(LocalJobsTest, FailingRankIsNamedWithExitCodeAndLastLines) {
 }
 
 TEST_F(LocalJobsTest, CancelStopsEveryRank) {
-  std::string job = Write("long.yml", "name: long\ncommand: sleep 120\n"
-                                      "distribution: {type: pytorch, process_count_per_instance: 2}\n");
+  std::string job = Write("long.yml",
+                          "name: long\ncommand: sleep 120\n"
+                          "distribution: {type: pytorch, process_count_per_instance: 2}\n");
   Submit(job);
   ASSERT_TRUE(WaitFor([&] { return JobProcesses("long").size() >= 2; }, std::chrono::seconds(20)));
   CommandResult c = Kt("job cancel long");
   EXPECT_EQ(c.exit_code, 0) << c.output;
-  ASSERT_TRUE(WaitFor([&] { return State("long") == "JOB_STATE_CANCELED"; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("long") == "JOB_STATE_CANCELED"; }, std::chrono::seconds(10)));
   EXPECT_TRUE(JobProcesses("long").empty());
   EXPECT_EQ(Kt("job cancel long").exit_code, 1);  // already ended: says so
 }
 
 TEST_F(LocalJobsTest, CtrlCWithoutATerminalDetachesAndTheJobKeepsRunning) {
   std::string job = Write("detach.yml", "name: detached\ncommand: sleep 120\n");
-  CommandResult r = testing::RunCommand(
-      "(KUBETRAIN_WORKSPACE=" + (dir_ / "ws").string() + " " + testing::KubetrainCli() +
-      "job create --stream -f " + job + " < /dev/null & p=$!; sleep 1; kill -INT $p; wait $p; "
-      "echo rc=$?)");
-  EXPECT_THAT(r.output, HasSubstr("detached; follow it again with `kubetrain job stream detached`"));
+  CommandResult r = testing::RunCommand("(KUBETRAIN_WORKSPACE=" + (dir_ / "ws").string() + " " +
+                                        testing::KubetrainCli() + "job create --stream -f " + job +
+                                        " < /dev/null & p=$!; sleep 1; kill -INT $p; wait $p; "
+                                        "echo rc=$?)");
+  EXPECT_THAT(r.output,
+              HasSubstr("detached; follow it again with `kubetrain job stream detached`"));
   EXPECT_THAT(r.output, HasSubstr("rc=130"));
   EXPECT_EQ(State("detached"), "JOB_STATE_RUNNING");
   EXPECT_EQ(Kt("job cancel detached").exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return State("detached") == "JOB_STATE_CANCELED"; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("detached") == "JOB_STATE_CANCELED"; }, std::chrono::seconds(10)));
   EXPECT_TRUE(JobProcesses("detached").empty());
 }
 
@@ -267,8 +274,9 @@ items:
 };
 
 TEST_F(QueueTest, JobThatCanNeverFitIsRejectedAtSubmit) {
-  std::string job = Write("huge.yml", "command: 'true'\ncompute: tiny\n"
-                                      "resources: {instance_type: huge}\n");
+  std::string job = Write("huge.yml",
+                          "command: 'true'\ncompute: tiny\n"
+                          "resources: {instance_type: huge}\n");
   CommandResult r = Kt("job create -f " + job);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("huge"));
@@ -276,8 +284,9 @@ TEST_F(QueueTest, JobThatCanNeverFitIsRejectedAtSubmit) {
   EXPECT_THAT(r.output, HasSubstr("n0"));  // the largest node it could have used
   EXPECT_THAT(Kt("job list").output, ::testing::Not(HasSubstr("huge")));
 
-  job = Write("many.yml", "command: 'true'\ncompute: tiny\n"
-                          "resources: {instance_type: whole-node, instance_count: 4}\n");
+  job = Write("many.yml",
+              "command: 'true'\ncompute: tiny\n"
+              "resources: {instance_type: whole-node, instance_count: 4}\n");
   r = Kt("job create -f " + job);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("whole-node"));
@@ -290,10 +299,11 @@ metadata: {name: small-mem}
 spec: {resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: "1", memory: 64Mi}}}
 )");
   ASSERT_EQ(Kt("instance-type apply --compute tiny -f " + types).exit_code, 0);
-  std::string job = Write("hog.yml", "name: hog\ncompute: tiny\n"
-                                     "resources: {instance_type: small-mem}\n"
-                                     "command: /usr/bin/python3 -c \"b = bytearray(300 << 20); "
-                                     "print('allocated', len(b))\"\n");
+  std::string job = Write("hog.yml",
+                          "name: hog\ncompute: tiny\n"
+                          "resources: {instance_type: small-mem}\n"
+                          "command: /usr/bin/python3 -c \"b = bytearray(300 << 20); "
+                          "print('allocated', len(b))\"\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   std::ifstream log(dir_ / "ws" / "jobs" / "hog" / "supervisor.log");
   std::string supervisor((std::istreambuf_iterator<char>(log)), {});
@@ -309,13 +319,15 @@ spec: {resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: "1", memor
 TEST_F(QueueTest, TwoJobsThatOverfillTheNodesRunOneAfterTheOtherWithoutDeadlock) {
   // Each job needs 2 of the 3 nodes: together they overfill them. A partial gang of the second
   // would deadlock both; kubetrain queues it holding nothing.
-  std::string a = Write("a.yml", "name: first\ncommand: sleep 2\ncompute: tiny\n"
-                                 "resources: {instance_type: whole-node, instance_count: 2}\n");
-  std::string b = Write("b.yml", "name: second\ncommand: 'true'\ncompute: tiny\n"
-                                 "resources: {instance_type: whole-node, instance_count: 2}\n");
+  std::string a = Write("a.yml",
+                        "name: first\ncommand: sleep 2\ncompute: tiny\n"
+                        "resources: {instance_type: whole-node, instance_count: 2}\n");
+  std::string b = Write("b.yml",
+                        "name: second\ncommand: 'true'\ncompute: tiny\n"
+                        "resources: {instance_type: whole-node, instance_count: 2}\n");
   Submit(a);
-  ASSERT_TRUE(WaitFor([&] { return State("first") == "JOB_STATE_RUNNING"; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("first") == "JOB_STATE_RUNNING"; }, std::chrono::seconds(10)));
   Submit(b);
   ASSERT_TRUE(WaitFor([&] { return !Show("second").value("waiting_for", "").empty(); },
                       std::chrono::seconds(5)));

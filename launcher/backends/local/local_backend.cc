@@ -119,8 +119,8 @@ class LocalGang : public Gang {
 // (without the /proc mount, the agent would see the host's processes as its own). Probed once.
 bool NamespacesWork() {
   static const bool works = [] {
-    pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD,
-                                           nullptr, nullptr, nullptr, nullptr));
+    pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, nullptr,
+                                           nullptr, nullptr, nullptr));
     if (pid < 0) return false;
     if (pid == 0) {
       bool ok = mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
@@ -261,17 +261,18 @@ absl::StatusOr<std::unique_ptr<Gang>> LocalBackend::Launch(const LaunchRequest& 
       }
     }
     bool used_ns = false;
-    absl::StatusOr<pid_t> pid = SpawnInstance(
-        {options_.worker_binary, "--plan", plans[i], "--quiet"},
-        absl::StrCat(request.attempt_dir, "/instance-", i, ".agent.log"),
-        options_.use_namespaces, inst.memory.get(), &used_ns);
+    absl::StatusOr<pid_t> pid =
+        SpawnInstance({options_.worker_binary, "--plan", plans[i], "--quiet"},
+                      absl::StrCat(request.attempt_dir, "/instance-", i, ".agent.log"),
+                      options_.use_namespaces, inst.memory.get(), &used_ns);
     if (!pid.ok()) {
       gang()->Terminate();  // nothing half-started stays behind
       return pid.status();
     }
     if (options_.use_namespaces && !used_ns && !warned_ns && options_.warn) {
-      options_.warn("PID and mount namespaces are not available on this host; instances run in "
-                    "their own process groups");
+      options_.warn(
+          "PID and mount namespaces are not available on this host; instances run in "
+          "their own process groups");
       warned_ns = true;
     }
     inst.pid = *pid;

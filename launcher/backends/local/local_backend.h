@@ -22,9 +22,9 @@
 namespace kubetrain::backends::local {
 
 struct LocalBackendOptions {
-  std::string worker_binary;       // path of kubetrain-worker (required)
-  bool use_namespaces = true;      // PID + mount namespaces when permitted
-  bool use_memory_limits = true;   // cgroup memory limit when permitted
+  std::string worker_binary;      // path of kubetrain-worker (required)
+  bool use_namespaces = true;     // PID + mount namespaces when permitted
+  bool use_memory_limits = true;  // cgroup memory limit when permitted
   // Called once per launch with a one-line warning (namespaces or cgroups unavailable).
   std::function<void(const std::string&)> warn;
 };

@@ -57,9 +57,10 @@ int main(int argc, char** argv) {
     mpis.push_back(RunSeconds(mpi));
   }
   double k = Median(kts), m = Median(mpis);
-  std::printf("launch 4 ranks of `true` (median of %d): kubetrain job create --stream %.0f ms | "
-              "peer mpirun -np 4 %.0f ms | ratio %.2fx | difference %+.0f ms (target <= +300 ms)\n",
-              iterations, k * 1e3, m * 1e3, k / m, (k - m) * 1e3);
+  std::printf(
+      "launch 4 ranks of `true` (median of %d): kubetrain job create --stream %.0f ms | "
+      "peer mpirun -np 4 %.0f ms | ratio %.2fx | difference %+.0f ms (target <= +300 ms)\n",
+      iterations, k * 1e3, m * 1e3, k / m, (k - m) * 1e3);
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -13,9 +13,9 @@ namespace kubetrain {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CommandResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::CommandResult;
 
 class CliValidateTest : public ::testing::Test {
  protected:
@@ -53,7 +53,8 @@ TEST_F(CliValidateTest, EveryCompatFileValidatesWithOverridesForCloudAssets) {
     std::string name = entry.path().filename().string();
     // Map the cloud assets each file names onto local ones, as a user would with --set.
     std::string sets = "--set compute=local";
-    if (name == "gpu-perf-nccl-tests.yml") sets += " --set resources.instance_type=defaultinstancetype";
+    if (name == "gpu-perf-nccl-tests.yml")
+      sets += " --set resources.instance_type=defaultinstancetype";
     if (name == "pytorch-cifar-distributed.yml") {
       sets += " --set 'inputs.cifar={type: uri_folder, path: " + dir_.string() + "}'";
     }
@@ -70,16 +71,19 @@ TEST_F(CliValidateTest, ExampleComputeAndInstanceTypesApplyAndPlaceTheExampleJob
   CommandResult r = Kt("compute attach slices --type local --nodes " + examples +
                        "instance-types/local-nodes.yml");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = Kt("instance-type apply --compute slices -f " + examples + "instance-types/instance-types.yml");
+  r = Kt("instance-type apply --compute slices -f " + examples +
+         "instance-types/instance-types.yml");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* name : {"cpu-small", "cpu-large", "gpu-1", "gpu-8"}) {
     EXPECT_THAT(r.output, HasSubstr(std::string("instance type \"") + name + "\" created"));
   }
-  r = Kt("job validate -f " + examples + "mpi/job.yml --set compute=slices --set "
+  r = Kt("job validate -f " + examples +
+         "mpi/job.yml --set compute=slices --set "
          "resources.instance_type=cpu-small");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   // gpu-1 needs nodes labelled accelerator=nvidia; the slices have none: it can never fit.
-  r = Kt("job validate -f " + examples + "mpi/job.yml --set compute=slices --set "
+  r = Kt("job validate -f " + examples +
+         "mpi/job.yml --set compute=slices --set "
          "resources.instance_type=gpu-1");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("accelerator=nvidia"));
@@ -96,8 +100,9 @@ distribution:
 )");
   CommandResult r = Kt("job validate -f " + job);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(job + ":1:31: error: command: ${{inputs.lr}} refers to an input "
-                                        "the job does not declare; expected one of `learning_rate`"));
+  EXPECT_THAT(r.output,
+              HasSubstr(job + ":1:31: error: command: ${{inputs.lr}} refers to an input "
+                              "the job does not declare; expected one of `learning_rate`"));
   EXPECT_THAT(r.output, HasSubstr(job + ":5:3: error: resources.instance_cout: unknown key; did "
                                         "you mean `instance_count`?"));
   EXPECT_THAT(r.output, HasSubstr(job + ":7:9: error: distribution.type: unknown type \"pytorh\"; "
@@ -120,7 +125,8 @@ TEST_F(CliValidateTest, UnknownComputeAndInstanceTypeSuggestFixes) {
   std::string job = Write("job.yml", "command: x\ncompute: azureml:gpu-cluster\n");
   CommandResult r = Kt("job validate -f " + job);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.output, HasSubstr(":2:10: error: compute: no compute target named \"gpu-cluster\""));
+  EXPECT_THAT(r.output,
+              HasSubstr(":2:10: error: compute: no compute target named \"gpu-cluster\""));
   EXPECT_THAT(r.output, HasSubstr("--set compute=local"));
 
   job = Write("job2.yml", "command: x\nresources:\n  instance_type: gpu-smal\n");

@@ -19,7 +19,8 @@ spec:
   resources:
     requests: {cpu: "4", memory: 32Gi}
     limits:   {cpu: "8", memory: 64Gi, nvidia.com/gpu: 1}
-)", "it.yml");
+)",
+                                  "it.yml");
   ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
   ASSERT_EQ(r.items.size(), 1u);
   const v1::InstanceType& t = r.items[0];
@@ -39,7 +40,8 @@ items:
     spec: {resources: {limits: {cpu: 500m, memory: 1Gi}}}
   - metadata: {name: cpu-large}
     spec: {resources: {limits: {cpu: 2, memory: 4Gi}}}
-)", "list.yml");
+)",
+                                  "list.yml");
   ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
   ASSERT_EQ(r.items.size(), 2u);
   EXPECT_EQ(r.items[0].requests().cpu().value(), 500);
@@ -69,13 +71,13 @@ TEST(InstanceTypesTest, TargetDefinitionOverridesTheDefault) {
 TEST(InstanceTypesTest, UnknownNameSuggestsAndLists) {
   v1::ComputeTarget target;
   target.set_name("local");
-  ApplyInstanceTypes({ParseInstanceTypesYaml(
-                          "apiVersion: amlarc.azureml.com/v1alpha1\nkind: InstanceType\n"
-                          "metadata: {name: gpu-small}\nspec: {resources: {limits: {cpu: 1, "
-                          "memory: 1Gi}}}\n",
-                          "x.yml")
-                          .items[0]},
-                     target);
+  ApplyInstanceTypes(
+      {ParseInstanceTypesYaml("apiVersion: amlarc.azureml.com/v1alpha1\nkind: InstanceType\n"
+                              "metadata: {name: gpu-small}\nspec: {resources: {limits: {cpu: 1, "
+                              "memory: 1Gi}}}\n",
+                              "x.yml")
+           .items[0]},
+      target);
   auto t = FindInstanceType(target, "gpu-smal");
   ASSERT_FALSE(t.ok());
   EXPECT_THAT(t.status().message(), HasSubstr("did you mean `gpu-small`?"));
@@ -134,11 +136,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "spec.resources.limits", 6, "missing"},
         Malformed{"no_cpu_limit", HEAD "spec:\n  resources:\n    limits: {memory: 1Gi}\n",
                   "spec.resources.limits.cpu", 6, "missing"},
-        Malformed{"zero_memory", HEAD "spec:\n  resources:\n    limits:\n      cpu: 1\n      memory: 0\n",
+        Malformed{"zero_memory",
+                  HEAD "spec:\n  resources:\n    limits:\n      cpu: 1\n      memory: 0\n",
                   "spec.resources.limits.memory", 8, "greater than zero"},
-        Malformed{"bad_quantity", HEAD "spec:\n  resources:\n    limits:\n      cpu: 1\n      memory: 2GiB\n",
+        Malformed{"bad_quantity",
+                  HEAD "spec:\n  resources:\n    limits:\n      cpu: 1\n      memory: 2GiB\n",
                   "spec.resources.limits.memory", 8, "did you mean \"2Gi\""},
-        Malformed{"negative_cpu", HEAD "spec:\n  resources:\n    limits:\n      cpu: -1\n      memory: 1Gi\n",
+        Malformed{"negative_cpu",
+                  HEAD "spec:\n  resources:\n    limits:\n      cpu: -1\n      memory: 1Gi\n",
                   "spec.resources.limits.cpu", 7, "negative"},
         Malformed{"gpu_in_requests",
                   HEAD "spec:\n  resources:\n    requests:\n      nvidia.com/gpu: 1\n"
@@ -157,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "    limits: {cpu: 2, memory: 1Gi}\n",
                   "spec.resources.requests.cpu", 7, "exceeds the limit"},
         Malformed{"node_selector_list",
-                  HEAD "spec:\n  nodeSelector: [gpu]\n  resources: {limits: {cpu: 1, memory: 1Gi}}\n",
+                  HEAD
+                  "spec:\n  nodeSelector: [gpu]\n  resources: {limits: {cpu: 1, memory: 1Gi}}\n",
                   "spec.nodeSelector", 5, "expected a mapping"},
         Malformed{"spec_typo", HEAD "spec:\n  resource: {limits: {cpu: 1, memory: 1Gi}}\n",
                   "spec.resource", 5, "did you mean `resources`?"},

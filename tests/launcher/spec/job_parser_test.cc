@@ -114,9 +114,10 @@ TEST(JobParserTest, EnvironmentLabelAndFileForms) {
 }
 
 TEST(JobParserTest, OverridesReplaceFieldsAndCreateMappings) {
-  JobParseResult r = Parse("command: echo ${{inputs.x}}\ncompute: azureml:gpu-cluster\ninputs: {x: 1}\n",
-                           {"compute=local", "resources.instance_count=3", "inputs.x=7",
-                            "distribution={type: mpi, process_count_per_instance: 2}"});
+  JobParseResult r =
+      Parse("command: echo ${{inputs.x}}\ncompute: azureml:gpu-cluster\ninputs: {x: 1}\n",
+            {"compute=local", "resources.instance_count=3", "inputs.x=7",
+             "distribution={type: mpi, process_count_per_instance: 2}"});
   ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
   EXPECT_EQ(r.spec.compute(), "local");
   EXPECT_EQ(r.spec.resources().instance_count(), 3);
@@ -132,7 +133,9 @@ TEST(JobParserTest, ErrorsFromOverridesNameTheOverride) {
 }
 
 TEST(JobParserTest, IgnoredAzureKeysAreWarningsThatNameThem) {
-  JobParseResult r = Parse("command: x\nservices: {my_jupyter: {type: jupyter_lab}}\nidentity: {type: managed}\nqueue_settings: {job_tier: spot}\n");
+  JobParseResult r = Parse(
+      "command: x\nservices: {my_jupyter: {type: jupyter_lab}}\nidentity: {type: "
+      "managed}\nqueue_settings: {job_tier: spot}\n");
   EXPECT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
   std::string text = r.diagnostics.Format();
   EXPECT_THAT(text, HasSubstr("job.yml:2:1: warning: services:"));
@@ -150,8 +153,10 @@ distribution:
   EXPECT_EQ(r.diagnostics.error_count(), 4) << r.diagnostics.Format();
   std::string text = r.diagnostics.Format();
   EXPECT_THAT(text, HasSubstr("job.yml:1:1: error: comand: unknown key; did you mean `command`?"));
-  EXPECT_THAT(text, HasSubstr("job.yml:3:19: error: resources.instance_count: expected an integer"));
-  EXPECT_THAT(text, HasSubstr("job.yml:5:9: error: distribution.type: unknown type \"pytorh\"; did you mean `pytorch`?"));
+  EXPECT_THAT(text,
+              HasSubstr("job.yml:3:19: error: resources.instance_count: expected an integer"));
+  EXPECT_THAT(text, HasSubstr("job.yml:5:9: error: distribution.type: unknown type \"pytorh\"; did "
+                              "you mean `pytorch`?"));
   EXPECT_THAT(text, HasSubstr("error: command: missing"));
 }
 
@@ -212,7 +217,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "expected a mapping"},
         Malformed{"shm_size_bad", "command: x\nresources:\n  shm_size: lots\n",
                   "resources.shm_size", 3, "expected a size"},
-        Malformed{"distribution_no_type", "command: x\ndistribution:\n  process_count_per_instance: 2\n",
+        Malformed{"distribution_no_type",
+                  "command: x\ndistribution:\n  process_count_per_instance: 2\n",
                   "distribution.type", 3, "missing"},
         Malformed{"distribution_bad_type", "command: x\ndistribution:\n  type: horovod\n",
                   "distribution.type", 3, "unknown type"},
@@ -229,16 +235,19 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"ps_negative",
                   "command: x\ndistribution:\n  type: tensorflow\n  parameter_server_count: -1\n",
                   "distribution.parameter_server_count", 4, "found -1"},
-        Malformed{"input_unknown_type", "command: x\ninputs:\n  d:\n    type: uri_foldr\n    path: /tmp\n",
+        Malformed{"input_unknown_type",
+                  "command: x\ninputs:\n  d:\n    type: uri_foldr\n    path: /tmp\n",
                   "inputs.d.type", 4, "did you mean `uri_folder`?"},
         Malformed{"input_missing_path", "command: x\ninputs:\n  d:\n    type: uri_file\n",
                   "inputs.d.path", 4, "missing"},
-        Malformed{"input_bad_mode",
-                  "command: x\ninputs:\n  d:\n    type: uri_folder\n    path: /tmp\n    mode: upload\n",
-                  "inputs.d.mode", 6, "not allowed for an input"},
-        Malformed{"input_typo_mode",
-                  "command: x\ninputs:\n  d:\n    type: uri_folder\n    path: /tmp\n    mode: downlaod\n",
-                  "inputs.d.mode", 6, "did you mean `download`?"},
+        Malformed{
+            "input_bad_mode",
+            "command: x\ninputs:\n  d:\n    type: uri_folder\n    path: /tmp\n    mode: upload\n",
+            "inputs.d.mode", 6, "not allowed for an input"},
+        Malformed{
+            "input_typo_mode",
+            "command: x\ninputs:\n  d:\n    type: uri_folder\n    path: /tmp\n    mode: downlaod\n",
+            "inputs.d.mode", 6, "did you mean `download`?"},
         Malformed{"input_null", "command: x\ninputs:\n  d:\n", "inputs.d", 3, "no value"},
         Malformed{"input_unknown_key",
                   "command: x\ninputs:\n  d:\n    path: /tmp\n    moed: download\n",

@@ -19,7 +19,8 @@ TEST(NodesTest, ParsesVirtualNodes) {
     cpu: 1500m
     memory: 1Gi
     gpus: [0, 1]
-)", "nodes.yml");
+)",
+                          "nodes.yml");
   ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
   ASSERT_EQ(r.nodes.size(), 2u);
   EXPECT_EQ(r.nodes[0].labels().at("pool"), "cpu");
@@ -34,7 +35,8 @@ TEST(NodesTest, RejectsSharedDevicesAndDuplicates) {
   - {name: a, cpu: 1, memory: 1Gi, gpus: [0]}
   - {name: a, cpu: 1, memory: 1Gi, gpus: [0]}
   - {name: c, memory: 1Gi}
-)", "nodes.yml");
+)",
+                          "nodes.yml");
   std::string text = r.diagnostics.Format();
   EXPECT_THAT(text, HasSubstr("nodes.yml:3:"));
   EXPECT_THAT(text, HasSubstr("node \"a\" is listed twice"));

@@ -2,8 +2,8 @@
 //
 // The spec validator uses FindReferences to check every reference names a declared input or output;
 // the worker agent uses Substitute to replace them with paths (or literal values) at launch.
-// Grammar, as in Azure ML: "${{" optional-spaces ("inputs" | "outputs") "." NAME optional-spaces "}}"
-// where NAME is [A-Za-z_][A-Za-z0-9_]*. Any other "${{...}}" is an error.
+// Grammar, as in Azure ML: "${{" optional-spaces ("inputs" | "outputs") "." NAME optional-spaces
+// "}}" where NAME is [A-Za-z_][A-Za-z0-9_]*. Any other "${{...}}" is an error.
 //
 // Thread-safety: pure functions.
 #ifndef KUBETRAIN_COMMON_COMMAND_TEMPLATE_H_
@@ -32,8 +32,8 @@ struct TemplateReference {
 // (an unclosed "${{", an unknown namespace such as "${{params.x}}", a missing or invalid name).
 absl::StatusOr<std::vector<TemplateReference>> FindReferences(absl::string_view command);
 
-// Replaces every reference by its value from `inputs` / `outputs` (name → value). NotFound names the
-// reference when a value is missing; errors of FindReferences pass through.
+// Replaces every reference by its value from `inputs` / `outputs` (name → value). NotFound names
+// the reference when a value is missing; errors of FindReferences pass through.
 absl::StatusOr<std::string> Substitute(absl::string_view command,
                                        const std::map<std::string, std::string>& inputs,
                                        const std::map<std::string, std::string>& outputs);

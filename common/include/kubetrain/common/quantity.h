@@ -7,8 +7,9 @@
 //               | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"                (binary SI)
 //               | ("e" | "E") signed-integer                              (decimal exponent)
 // kubetrain only uses quantities for resource requests and limits, so negative values are rejected
-// (Kubernetes rejects them there too). Values are kept exactly, in thousandths of the base unit, and
-// must fit in int64; anything finer than 1/1000 is rounded up, as Kubernetes' MilliValue() does.
+// (Kubernetes rejects them there too). Values are kept exactly, in thousandths of the base unit,
+// and must fit in int64; anything finer than 1/1000 is rounded up, as Kubernetes' MilliValue()
+// does.
 //
 // Thread-safety: pure functions.
 #ifndef KUBETRAIN_COMMON_QUANTITY_H_
@@ -16,9 +17,9 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace kubetrain::common {
 
