@@ -446,6 +446,14 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
   {
     KT_ASSIGN_OR_RETURN(int raw, OpenFile(shard_path, O_WRONLY | O_CREAT | O_TRUNC));
     Fd fd(raw);
+    // Reserve the whole shard first: with writeback started per chunk (below), ranks writing at
+    // once would otherwise get interleaved extents, and the restore would read a fragmented file.
+    size_t total = 0;
+    for (const auto& b : buffers) total += b.size;
+    if (total > 0 && ::fallocate(fd.get(), 0, 0, static_cast<off_t>(total)) != 0 &&
+        errno != EOPNOTSUPP && errno != ENOSYS) {
+      return ErrnoStatus(errno, "fallocate", shard_path);
+    }
     uint32_t crc = 0;
     off_t offset = 0;
     const size_t chunk = options_.chunk_bytes;
