@@ -418,6 +418,11 @@ HttpResponse MlflowEndpoint::Dispatch(const std::string& method, const std::stri
       return Invalid("Malformed request body: expected a JSON object");
     }
   }
+  // The kubetrain runtime library (kubetrain/worker/runtime.h) names the sending rank.
+  int sender_rank = -1;
+  if (auto it = request.headers.find("x-kubetrain-rank"); it != request.headers.end()) {
+    if (!absl::SimpleAtoi(it->second, &sender_rank)) sender_rank = -1;
+  }
   // Every runs/* and metrics/* call names the run (run_id, or the deprecated run_uuid).
   auto check_run = [&]() -> std::optional<HttpResponse> {
     std::string run_id;
@@ -536,6 +541,7 @@ HttpResponse MlflowEndpoint::Dispatch(const std::string& method, const std::stri
   if (endpoint == "runs/log-metric") {
     v1::Metric m;
     if (auto e = ParseMetric(args, &m)) return *e;
+    m.set_rank(sender_rank);
     AddMetric(std::move(m));
     return Json("{}");
   }
@@ -607,6 +613,7 @@ HttpResponse MlflowEndpoint::Dispatch(const std::string& method, const std::stri
     std::vector<v1::Metric> ms(metrics->size());
     for (size_t i = 0; i < metrics->size(); ++i) {
       if (auto e = ParseMetric((*metrics)[i], &ms[i])) return *e;
+      ms[i].set_rank(sender_rank);
     }
     std::vector<std::pair<std::string, std::string>> ps, ts;
     for (const json& p : *params) {

@@ -19,6 +19,9 @@
 // applying the request's run_name and tags. Other experiments made with experiments/create live in
 // this endpoint only.
 //
+// Points are stored with rank -1 (MLflow requests do not say which rank sent them) unless the
+// request carries `X-Kubetrain-Rank: N`, as the runtime library's do (kubetrain/worker/runtime.h).
+//
 // Delivery: a request only validates, updates the endpoint's in-memory view of the run (for
 // runs/get and metrics/get-history) and enqueues its points; a background thread ships them with
 // `ship` in MetricBatch-es of at most `batch_points` metrics, every `flush_interval` or as soon as
