@@ -115,5 +115,23 @@ TEST_F(MetricsJobTest, JobWithoutMetricsSaysSo) {
   EXPECT_THAT(unknown.output, HasSubstr("not found"));
 }
 
+TEST_F(MetricsJobTest, CppRankLogsAMillionPointsAndAllReachTheWorkspace) {
+  fs::path yml = dir_ / "job.yml";
+  std::ofstream(yml) << "name: cpp-million\ncommand: " << LOG_POINTS_BIN << " 1000000\n";
+  CommandResult run = Kt("job create -f " + yml.string() + " --stream");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("logged 1000000 points"));
+  CommandResult json = Kt("job metrics cpp-million -o json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json summary = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(summary.is_array() && summary.size() == 1u) << json.output;
+  EXPECT_EQ(summary[0]["key"], "cpp/loss");
+  EXPECT_EQ(summary[0]["count"], 1000000);
+  EXPECT_EQ(summary[0]["step"], 999999);
+  EXPECT_EQ(summary[0]["max"], 1.0);
+  CommandResult show = Kt("job show cpp-million");
+  EXPECT_THAT(show.output, HasSubstr("cpp/loss"));
+}
+
 }  // namespace
 }  // namespace kubetrain
