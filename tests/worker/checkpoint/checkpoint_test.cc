@@ -309,6 +309,47 @@ TEST_F(CheckpointTest, CorruptShardIsReportedByRankAndFile) {
   EXPECT_THAT(truncated.status().message(), HasSubstr("rank 1"));
 }
 
+TEST_F(CheckpointTest, StaleShardOfAnEarlierAttemptIsNotPublished) {
+  // Attempt "old" of a 2-rank job was killed after rank 1 finished its shard of step 5.
+  ASSERT_THAT(ForkRanks(2, [&](int rank) {
+                if (rank == 0) return 0;
+                CheckpointOptions o;
+                o.dir = dir_;
+                o.rank = 1;
+                o.world_size = 2;
+                o.attempt = "old";
+                o.barrier_timeout = absl::Milliseconds(300);
+                auto ck = std::move(*Checkpointer::Create(o));
+                Tensors t = MakeTensors(5, 1);
+                // Rank 0 never publishes: rank 1 times out, its shard stays in step-5.tmp.
+                return ck->Save(5, t.buffers).code() == absl::StatusCode::kDeadlineExceeded ? 0
+                                                                                           : 1;
+              }),
+              ElementsAre(0, 0));
+  ASSERT_TRUE(fs::exists(dir_ + "/step-5.tmp/shard-1.meta"));
+  // The retried job's rank 0 (attempt "new") must not take rank 1's stale shard.
+  CheckpointOptions o;
+  o.dir = dir_;
+  o.rank = 0;
+  o.world_size = 2;
+  o.attempt = "new";
+  o.barrier_timeout = absl::Milliseconds(300);
+  auto ck = std::move(*Checkpointer::Create(o));
+  Tensors t = MakeTensors(5, 0);
+  absl::Status s = ck->Save(5, t.buffers);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(s.message(), HasSubstr("rank 1"));
+  EXPECT_EQ(ck->LatestStep().status().code(), absl::StatusCode::kNotFound);
+  // The next attempt, with both ranks, saves step 5 over the stale temporary. (Within one
+  // attempt a step is saved once: that is what tells a fresh shard from a stale one.)
+  ASSERT_THAT(ForkRanks(2, [&](int rank) {
+                Tensors t = MakeTensors(5, rank);
+                return Make(rank, 2, 3, "next")->Save(5, t.buffers).ok() ? 0 : 1;
+              }),
+              ElementsAre(0, 0));
+  ExpectTensors(*Make(1, 2)->Load(5), 5, 1);
+}
+
 TEST_F(CheckpointTest, LatestStepIgnoresTemporaryAndInvalidDirectories) {
   auto ck = Make(0, 1);
   Tensors t = MakeTensors(3, 0);
