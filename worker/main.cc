@@ -149,6 +149,13 @@ int main(int argc, char** argv) {
   mlflow.experiment_name = launch.job().experiment_name();
   mlflow.source = absl::StrCat("instance-", launch.instance_index(), "-attempt-", launch.attempt(),
                                "-pid-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+  if (metrics_workspace != nullptr) {
+    mlflow.history_reader = [&metrics_workspace, job = launch.job().name()](const std::string& key) {
+      return metrics_workspace->MetricHistory(job, key);
+    };
+  }
+#endif
   MlflowEndpoint endpoint(mlflow, [&](const kubetrain::v1::MetricBatch& batch) -> absl::Status {
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
     if (metrics_workspace != nullptr) return metrics_workspace->IngestMetrics(batch);

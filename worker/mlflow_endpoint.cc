@@ -311,7 +311,7 @@ void MlflowEndpoint::AddMetric(v1::Metric metric) {
                        std::make_pair(it->second.step(), it->second.timestamp_ms())) {
     it->second = metric;
   }
-  if (options_.keep_history) {
+  if (options_.keep_history && !options_.history_reader) {
     history_[metric.key()].push_back({metric.value(), metric.step(), metric.timestamp_ms()});
   }
   ++stats_.accepted_points;
@@ -656,13 +656,29 @@ HttpResponse MlflowEndpoint::Dispatch(const std::string& method, const std::stri
                                            !ParseInt64(*it, &offset)) {
       return Invalid("Invalid page_token");
     }
+    std::vector<Point> read;
+    const std::vector<Point>* points = &read;
+    if (options_.history_reader) {
+      absl::StatusOr<std::vector<v1::Metric>> stored = options_.history_reader(key);
+      if (!stored.ok()) {
+        return Error(503, "TEMPORARILY_UNAVAILABLE",
+                     absl::StrCat("cannot read the history of '", key,
+                                  "' from the workspace: ", stored.status().message()));
+      }
+      read.reserve(stored->size());
+      for (const v1::Metric& m : *stored) read.push_back({m.value(), m.step(), m.timestamp_ms()});
+      for (const v1::Metric& m : pending_metrics_) {
+        if (m.key() == key) read.push_back({m.value(), m.step(), m.timestamp_ms()});
+      }
+    } else if (auto h = history_.find(key); h != history_.end()) {
+      points = &h->second;
+    }
     json out = json::array();
-    auto h = history_.find(key);
-    int64_t size = h == history_.end() ? 0 : static_cast<int64_t>(h->second.size());
+    int64_t size = static_cast<int64_t>(points->size());
     int64_t end = offset + std::min(max_results, size);
     if (end > size || end < offset) end = size;
     for (int64_t i = offset; i < end; ++i) {
-      const Point& p = h->second[static_cast<size_t>(i)];
+      const Point& p = (*points)[static_cast<size_t>(i)];
       out.push_back({{"key", key},
                      {"value", ValueJson(p.value)},
                      {"timestamp", p.timestamp_ms},

@@ -49,11 +49,15 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kubetrain/v1/metric.pb.h"
 #include "worker/http_server.h"
 
 namespace kubetrain::worker {
+
+// Reads the stored points of one metric key of the run (Workspace::MetricHistory in the agent).
+using HistoryReader = std::function<absl::StatusOr<std::vector<v1::Metric>>(const std::string&)>;
 
 struct MlflowEndpointOptions {
   std::string job;              // the run id (MLFLOW_RUN_ID) and MetricBatch.job; required
@@ -66,7 +70,11 @@ struct MlflowEndpointOptions {
   size_t max_buffered_points = 4000000;  // pending points kept while shipping fails
   absl::Duration retry_backoff = absl::Milliseconds(200);
   absl::Duration final_flush_timeout = absl::Seconds(15);
-  bool keep_history = true;  // keep every point in memory for metrics/get-history
+  // metrics/get-history: with a reader, the stored points plus those not yet shipped (a batch
+  // being shipped at that instant may be missing from one response); the reader is called with
+  // the endpoint locked. Without one, every point is kept in memory when keep_history is set.
+  HistoryReader history_reader;
+  bool keep_history = true;
 };
 
 // Ships one batch to the workspace (Workspace::IngestMetrics in the agent).

@@ -451,6 +451,9 @@ TEST(MlflowEndpointWorkspaceTest, PointsReachTheWorkspaceOnce) {
   options.job = "job-ws";
   options.experiment_name = "exp";
   options.source = "instance-0-1";
+  options.history_reader = [&](const std::string& key) {
+    return (*ws)->MetricHistory("job-ws", key);
+  };
   MlflowEndpoint endpoint(options, [&](const v1::MetricBatch& b) {
     // Deliver every batch twice, as a sender whose acknowledgement got lost would.
     ++calls;
@@ -475,6 +478,17 @@ TEST(MlflowEndpointWorkspaceTest, PointsReachTheWorkspaceOnce) {
                                                   R"("value": "0.1"})"))
                 .status,
             200);
+  ASSERT_TRUE(endpoint.Flush().ok());
+  // get-history reads the workspace (the endpoint keeps no copy when it has a reader).
+  Reply served = Send(port, Get("metrics/get-history?run_id=job-ws&metric_key=loss"));
+  ASSERT_EQ(served.status, 200);
+  EXPECT_EQ(served.Json()["metrics"].size(), 2000u);
+  EXPECT_EQ(served.Json()["metrics"][1999]["step"], 1999);
+  Reply page = Send(port, Get("metrics/get-history?run_id=job-ws&metric_key=loss&max_results=500"
+                              "&page_token=1500"));
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.Json()["metrics"].size(), 500u);
+  EXPECT_EQ(page.Json()["metrics"][0]["step"], 1500);
   endpoint.Stop();
   auto summary = (*ws)->MetricSummary("job-ws");
   ASSERT_TRUE(summary.ok());
