@@ -133,5 +133,17 @@ TEST_F(MetricsJobTest, CppRankLogsAMillionPointsAndAllReachTheWorkspace) {
   EXPECT_THAT(show.output, HasSubstr("cpp/loss"));
 }
 
+TEST_F(MetricsJobTest, PointsLoggedBeforeACrashReachTheWorkspace) {
+  fs::path yml = dir_ / "job.yml";
+  std::ofstream(yml) << "name: cpp-crash\ncommand: " << LOG_POINTS_BIN << " 100000 abort\n";
+  CommandResult run = Kt("job create -f " + yml.string() + " --stream");
+  EXPECT_NE(run.exit_code, 0) << run.output;  // the rank died of SIGABRT
+  CommandResult json = Kt("job metrics cpp-crash -o json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json summary = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(summary.is_array() && summary.size() == 1u) << json.output << run.output;
+  EXPECT_EQ(summary[0]["count"], 100000);
+}
+
 }  // namespace
 }  // namespace kubetrain
