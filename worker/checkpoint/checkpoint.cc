@@ -538,7 +538,7 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
     if (!publish.ok() && world > 1 && !options_.barrier) {
       (void)WriteFileDurably(tmp_dir, kAbort, options_.attempt);
     }
-    if (options_.barrier && world > 1) {
+    if (options_.barrier) {
       absl::Status b = options_.barrier();  // 4. even on failure, so the others do not hang
       if (publish.ok() && !b.ok()) return b;
     }
@@ -737,6 +737,7 @@ absl::Status Checkpointer::ApplyRetention() {
     if (Exists(JoinPath(StepDir(step), kKeepMarker))) continue;
     const std::string from = StepDir(step);
     const std::string to = absl::StrCat(from, ".deleting");
+    KT_RETURN_IF_ERROR(RemoveTree(to));  // left by a crash mid-delete of an earlier save
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return ErrnoStatus(errno, "rename", absl::StrCat(from, " -> ", to));
     }

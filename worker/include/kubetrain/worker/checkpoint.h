@@ -45,7 +45,9 @@
 //
 // Ownership: Save/SaveAsync borrow the buffers for the duration of the call only. Loaded data is
 // owned by the returned LoadedCheckpoint. Thread-safety: a Checkpointer is used from one thread
-// (plus its own background thread); different processes (ranks) use their own Checkpointer.
+// (plus its own background thread); the const methods (LatestStep, Load, ...) only read the
+// filesystem and may run while a SaveAsync is in flight (a step that retention removes meanwhile
+// reads as NotFound). Different processes (ranks) use their own Checkpointer.
 #ifndef KUBETRAIN_WORKER_CHECKPOINT_H_
 #define KUBETRAIN_WORKER_CHECKPOINT_H_
 
@@ -118,7 +120,8 @@ class Checkpointer {
 
   // Saves this rank's shard of step `step` and returns once the checkpoint is complete and visible
   // (all ranks must call it). `metadata` is recorded in the manifest (rank 0's is used). Fails with
-  // AlreadyExists when step-<step> exists.
+  // AlreadyExists when step-<step> exists. Waits for an in-flight SaveAsync first and returns its
+  // error, if any, without saving.
   absl::Status Save(int64_t step, absl::Span<const NamedBuffer> buffers,
                     const std::map<std::string, std::string>& metadata = {});
 
