@@ -4,7 +4,8 @@
 //
 //   step-<N>/                 a complete checkpoint (only ever created by an atomic rename)
 //     shard-<rank>.bin        the rank's tensors, concatenated in the order given to Save
-//     shard-<rank>.meta       the rank's ShardInfo (size, crc32c, tensor offsets) + attempt token
+//     shard-<rank>.meta       the rank's ShardInfo (size, crc32c, tensor offsets) as a one-shard
+//                             CheckpointManifest carrying the attempt token
 //     manifest.pb             kubetrain.v1.CheckpointManifest (binary), written last by rank 0
 //     keep                    optional marker: retention never deletes this checkpoint
 //   step-<N>.tmp/             a checkpoint being written; never read
