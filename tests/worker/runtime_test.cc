@@ -52,7 +52,8 @@ worker::MlflowEndpoint& Endpoint() {
     rt.tracking_uri = e->uri();
     rt.run_id = "rt-job";
     rt.rank = 3;
-    rt.ring_points = 4096;  // small, so that the tests wrap it many times
+    rt.ring_points = 4096;             // small, so that the tests wrap it many times
+    rt.full_wait = absl::Seconds(60);  // slow (sanitizer) builds wait rather than drop
     rt.install_signal_handlers = false;
     EXPECT_TRUE(InitRuntime(rt).ok());
     return e;

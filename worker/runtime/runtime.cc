@@ -401,12 +401,17 @@ class Runtime {
           failed = true;
         }
       }
-      for (const auto& r : rings) {
-        if (failed) break;
-        while (true) {
+      // Round robin over the rings, one request per ring per pass, so that no thread's ring
+      // starves behind a busy one; at most 64 requests per cycle, then the lock is taken again
+      // (Flush waiters, params) and, if points remain, the next cycle starts at once.
+      bool more = true;
+      for (int budget = 64; more && !failed && budget > 0;) {
+        more = false;
+        for (const auto& r : rings) {
+          if (failed || budget <= 0) break;
           uint64_t t = r->tail.load(std::memory_order_relaxed);
           uint64_t h = r->head.load(std::memory_order_acquire);
-          if (h == t) break;
+          if (h == t) continue;
           uint64_t n = std::min<uint64_t>(h - t, kMaxPointsPerRequest);
           // Keys interned after the snapshot: refresh it.
           for (uint64_t i = t; i < t + n; ++i) {
@@ -418,6 +423,7 @@ class Runtime {
           }
           std::string body = BatchBody(r.get(), t, n, keys, {}, {});
           int status = Send(body);
+          --budget;
           if (status == 200) {
             shipped_.fetch_add(static_cast<int64_t>(n));
           } else if (status >= 400 && status < 500) {
@@ -427,11 +433,16 @@ class Runtime {
             break;
           }
           r->tail.store(t + n, std::memory_order_release);
+          more = more || r->head.load(std::memory_order_acquire) != t + n;
         }
       }
       lock.lock();
       drained_.notify_all();
-      if (failed) wait = absl::Milliseconds(200);
+      if (failed) {
+        wait = absl::Milliseconds(200);
+      } else if (more) {
+        wait = absl::ZeroDuration();
+      }
       if (stopping_) {
         bool empty = params_.empty() && tags_.empty();
         for (const auto& r : rings_) {
