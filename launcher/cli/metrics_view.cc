@@ -113,11 +113,16 @@ void PrintMetricHistory(const std::string& key, const std::vector<v1::Metric>& h
   out << key << ": " << history.size() << " point(s), steps " << history.front().step() << ".."
       << history.back().step() << ", min " << FormatMetricValue(lo) << ", max "
       << FormatMetricValue(hi) << ", last " << FormatMetricValue(history.back().value()) << "\n";
+  // A loss that falls by orders of magnitude reads better on a log scale.
+  const bool log_scale = lo > 0 && hi / lo >= 100;
+  if (log_scale) {
+    for (double& v : values) v = v > 0 ? std::log10(v) : NAN;
+  }
   std::string high = FormatMetricValue(hi), low = FormatMetricValue(lo);
   int label = static_cast<int>(std::max(high.size(), low.size()));
   int chart = std::max(10, width - label - 3);
   out << absl::StrFormat("%*s ┤", label, high) << Sparkline(values, chart) << "\n"
-      << absl::StrFormat("%*s ┘", label, low) << "\n\n";
+      << absl::StrFormat("%*s ┘", label, low) << (log_scale ? " (log scale)" : "") << "\n\n";
   Table table({"STEP", "VALUE", "TIMESTAMP_MS"});
   size_t n = history.size();
   size_t rows = std::min(n, static_cast<size_t>(std::max(max_rows, 2)));

@@ -31,7 +31,8 @@ nlohmann::json MetricSummaryJson(const std::vector<storage::MetricKeySummary>& s
 // averaged into `width` buckets. NaN values are skipped; an empty series gives "".
 std::string Sparkline(const std::vector<double>& values, int width);
 
-// `--key K`: a summary line, the sparkline scaled to `width`, and a table of at most `max_rows`
+// `--key K`: a summary line, the sparkline scaled to `width` (on a log scale when every value is
+// positive and they span two orders of magnitude or more), and a table of at most `max_rows`
 // points spread evenly over the history (always the first and the last).
 void PrintMetricHistory(const std::string& key, const std::vector<v1::Metric>& history, int width,
                         int max_rows, std::ostream& out);
