@@ -73,8 +73,9 @@ if rank == 0:
     mlflow("POST", "runs/log-batch", {"run_id": RUN_ID, "metrics": [
         {"key": "final_loss", "value": mean_loss, "timestamp": now_ms(), "step": steps - 1}],
         "params": [], "tags": [{"key": "framework", "value": "pytorch"}]})
+    history = mlflow("GET", "metrics/get-history", {"run_id": RUN_ID, "metric_key": "loss"})
     mlflow("POST", "runs/update", {"run_id": RUN_ID, "status": "FINISHED",
                                    "end_time": now_ms()})
     print(f"rank 0: logged {steps} loss points to {TRACKING_URI} run {RUN_ID}; "
-          f"final loss {mean_loss:.4f}", flush=True)
+          f"history has {len(history['metrics'])} points; final loss {mean_loss:.4f}", flush=True)
 dist.destroy_process_group()

@@ -55,6 +55,7 @@ TEST_F(MetricsJobTest, DdpJobLogsLossPerStepThroughTheMlflowEndpoint) {
   CommandResult run = Kt("job create -f " + yml.string() + " --stream");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("logged 30 loss points"));
+  EXPECT_THAT(run.output, HasSubstr("history has 30 points"));  // metrics/get-history
 
   CommandResult table = Kt("job metrics ddp-metrics");
   ASSERT_EQ(table.exit_code, 0) << table.output;
