@@ -130,9 +130,7 @@ int List(const GlobalFlags& global, const ComputeFlags& f) {
   auto targets = compute::LoadComputeTargets(**ws);
   if (!targets.ok()) return PrintError(targets.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
-    nlohmann::json all = nlohmann::json::array();
-    for (const auto& t : *targets) all.push_back(ToJson(t));
-    PrintStructured(all, *format, std::cout);
+    PrintStructured(ToJsonArray(*targets), *format, std::cout);
     return kExitOk;
   }
   Table table({"NAME", "TYPE", "NODES", "CPU", "MEMORY", "GPUS", "INSTANCE TYPES"});

@@ -65,9 +65,7 @@ int List(const GlobalFlags& global, const InstanceTypeFlags& f) {
   if (!target.ok()) return PrintError(target.status()), kExitFailure;
   std::vector<v1::InstanceType> types = compute::EffectiveInstanceTypes(*target);
   if (*format != OutputFormat::kTable) {
-    nlohmann::json all = nlohmann::json::array();
-    for (const auto& t : types) all.push_back(ToJson(t));
-    PrintStructured(all, *format, std::cout);
+    PrintStructured(ToJsonArray(types), *format, std::cout);
     return kExitOk;
   }
   Table table({"NAME", "CPU REQ", "MEM REQ", "CPU LIMIT", "MEM LIMIT", "GPU", "NODE SELECTOR"});

@@ -122,9 +122,7 @@ int List(const GlobalFlags& global, const JobFlags& f) {
   auto all = (*ws)->ListJobs();
   if (!all.ok()) return PrintError(all.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& j : *all) out.push_back(ToJson(j));
-    PrintStructured(out, *format, std::cout);
+    PrintStructured(ToJsonArray(*all), *format, std::cout);
   } else {
     PrintJobTable(*all, std::cout);
   }

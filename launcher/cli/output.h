@@ -24,6 +24,14 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(const std::string& text);
 // A protobuf message as JSON (proto3 JSON mapping, original field names, defaults omitted).
 nlohmann::json ToJson(const google::protobuf::Message& message);
 
+// A list of protobuf messages as a JSON array of ToJson(message).
+template <typename Messages>
+nlohmann::json ToJsonArray(const Messages& messages) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : messages) out.push_back(ToJson(m));
+  return out;
+}
+
 // Prints `value` as pretty JSON or as YAML.
 void PrintStructured(const nlohmann::json& value, OutputFormat format, std::ostream& out);
 

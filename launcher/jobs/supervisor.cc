@@ -53,10 +53,17 @@ void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
   }
 }
 
-// Waits in the queue until the job may start. Returns the record with its placement, or a record
-// in a terminal state (canceled while queued, or can never fit).
-absl::StatusOr<v1::JobRecord> WaitForPlacement(storage::Workspace& ws, const std::string& name,
-                                               const SupervisorOptions& options) {
+// A job that left the queue: placed (with the instance type it was placed as), or ended.
+struct Dequeued {
+  v1::JobRecord job;
+  v1::InstanceType type;
+};
+
+// Waits in the queue until the job may start. Returns the record with its placement and the
+// instance type the placement was computed for, or a record in a terminal state (canceled while
+// queued, or can never fit).
+absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::string& name,
+                                          const SupervisorOptions& options) {
   std::string last_wait;
   while (true) {
     KT_ASSIGN_OR_RETURN(v1::JobRecord current, ws.GetJob(name));
@@ -89,7 +96,7 @@ absl::StatusOr<v1::JobRecord> WaitForPlacement(storage::Workspace& ws, const std
           }
           return absl::OkStatus();
         }));
-    if (job.status().state() != v1::JOB_STATE_QUEUED) return job;
+    if (job.status().state() != v1::JOB_STATE_QUEUED) return Dequeued{std::move(job), type};
     if (job.waiting_for() != last_wait) {
       spdlog::info("queued: {}", job.waiting_for());
       last_wait = job.waiting_for();
@@ -200,13 +207,10 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
                          return absl::OkStatus();
                        }).status());
   while (true) {
-    KT_ASSIGN_OR_RETURN(v1::JobRecord job, WaitForPlacement(ws, name, options));
+    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, options));
+    const v1::JobRecord& job = dequeued.job;
     if (IsTerminal(job.status().state())) return job;
 
-    KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
-                        compute::FindComputeTarget(ws, job.spec().compute()));
-    KT_ASSIGN_OR_RETURN(v1::InstanceType type,
-                        compute::FindInstanceType(target, job.spec().resources().instance_type()));
     backends::LaunchRequest request;
     request.job = job;
     request.attempt = job.status().attempt();
@@ -214,7 +218,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     request.attempt_dir = absl::StrCat(job.job_dir(), "/attempt-", request.attempt);
     request.checkpoint_dir = absl::StrCat(job.job_dir(), "/checkpoints");
     request.grace = options.grace;
-    request.memory_limit_bytes = type.limits().memory().value();
+    request.memory_limit_bytes = dequeued.type.limits().memory().value();
 
     absl::StatusOr<std::unique_ptr<backends::Gang>> gang = backend.Launch(request);
     if (!gang.ok()) {
