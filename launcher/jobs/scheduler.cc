@@ -6,10 +6,6 @@
 
 namespace kubetrain::jobs {
 
-bool IsActive(v1::JobState s) {
-  return s == v1::JOB_STATE_QUEUED || s == v1::JOB_STATE_STARTING || s == v1::JOB_STATE_RUNNING;
-}
-
 bool IsTerminal(v1::JobState s) {
   return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELED;
 }

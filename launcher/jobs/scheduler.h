@@ -21,8 +21,6 @@
 
 namespace kubetrain::jobs {
 
-// True for Queued, Starting and Running.
-bool IsActive(v1::JobState state);
 // True for Completed, Failed and Canceled.
 bool IsTerminal(v1::JobState state);
 

@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <limits>
 #include <regex>
 
 #include "absl/strings/ascii.h"
@@ -20,7 +19,6 @@ namespace kubetrain::spec {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
 
 const std::vector<std::string> kTopLevelKeys = {"$schema",
                                                 "type",
@@ -356,14 +354,13 @@ std::string ResolveDataPath(ParseContext& c, const YAML::Node& node, absl::strin
   }
   if (IsRemoteUri(path)) return path;
   absl::string_view local = path;
-  bool was_uri = absl::ConsumePrefix(&local, "file://");
+  absl::ConsumePrefix(&local, "file://");
   std::string resolved = c.Resolve(local);
   std::error_code ec;
   if (must_exist && !fs::exists(resolved, ec)) {
     c.reader.Error(node, field, absl::StrCat("the local path ", resolved, " does not exist"),
                    "fix the path (relative paths start at the YAML file's folder)");
   }
-  (void)was_uri;
   return resolved;
 }
 
@@ -698,7 +695,6 @@ JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,
   }
 
   if (command && command.IsScalar()) CheckCommandReferences(c, command);
-  (void)kIntMax;
   return result;
 }
 
