@@ -27,6 +27,8 @@ struct EngineOptions {
   float momentum = 0.9f;
   size_t first_bucket_bytes = 2048;  // the bucketer's first bucket (small: starts early)
   size_t bucket_bytes = 8192;        // later buckets
+  int cuda_device = -1;  // CUDA engine: the GPU ordinal; -1: local_rank % visible devices (as NCCL)
+  int local_rank = 0;
 };
 
 // Global (all-rank) results of a step or an evaluation.

@@ -110,6 +110,10 @@ absl::Status Run(const Config& cfg) {
   eopts.bucket_bytes = cfg.bucket_bytes;
   std::unique_ptr<Engine> engine;
   if (cuda) {
+    // The GPU the NCCL communicator uses: LOCAL_RANK modulo the visible devices
+    // (CUDA_VISIBLE_DEVICES comes from the placement).
+    eopts.cuda_device = copts.cuda_device;
+    eopts.local_rank = copts.local_rank;
     KT_ASSIGN_OR_RETURN(engine, MakeCudaEngine(eopts, comm.get()));
   } else {
     KT_ASSIGN_OR_RETURN(engine, MakeCpuEngine(eopts, comm.get()));

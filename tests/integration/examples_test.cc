@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -215,6 +216,43 @@ TEST_F(ExamplesTest, NativeMlpOnTheExampleComputeWithInstanceTypes) {
   EXPECT_THAT(run.output, HasSubstr("on node slice-a"));
   EXPECT_THAT(run.output, HasSubstr("on node slice-b"));
   ExpectLossFell(run.output, 0.5);
+}
+
+// The CUDA engine (cuBLAS + NCCL): one rank per GPU on a local compute with a GPU node and the
+// example's gpu-1 instance type.
+TEST_F(ExamplesTest, NativeMlpCudaEngineTrainsOnGpus) {
+  if (!NATIVE_MLP_CUDA) {
+    GTEST_SKIP() << "native-mlp was built without its CUDA engine (no CUDA toolkit / nvcc found "
+                    "at configure time)";
+  }
+  CommandResult smi = testing::RunCommand("nvidia-smi -L 2>&1");
+  const int gpus = static_cast<int>(std::count(smi.output.begin(), smi.output.end(), '\n'));
+  if (smi.exit_code != 0 || gpus == 0) {
+    GTEST_SKIP() << "no GPU on this machine (nvidia-smi -L: " << smi.output << ")";
+  }
+  std::string ids;
+  for (int g = 0; g < gpus; ++g) ids += (g ? "," : "") + std::to_string(g);
+  const fs::path nodes = dir_ / "gpu-nodes.yml";
+  std::ofstream(nodes) << "nodes:\n  - name: gpu-node\n    labels: {accelerator: nvidia}\n"
+                          "    cpu: \"8\"\n    memory: 64Gi\n    gpus: ["
+                       << ids << "]\n";
+  ASSERT_EQ(Kt("compute attach gpus --type local --nodes " + nodes.string()).exit_code, 0);
+  ASSERT_EQ(Kt("instance-type apply -f " + kExamples +
+               "/instance-types/instance-types.yml --compute gpus").exit_code, 0);
+  const fs::path yml = dir_ / "cuda.yml";
+  std::ofstream(yml) << "name: mlp-cuda\ncompute: gpus\n"
+                        "command: native-mlp --device cuda --steps 300 --output ${{outputs.model}}\n"
+                        "outputs: {model: {type: uri_folder}}\n"
+                        "distribution: {type: pytorch, process_count_per_instance: 1}\n"
+                        "resources: {instance_count: 1, instance_type: gpu-1}\n";
+  CommandResult run = Kt("job create -f " + yml.string() + " --stream");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("cuda engine on GPU"));
+  ExpectLossFell(run.output, 0.5);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(run.output, m, std::regex(R"(final accuracy ([0-9.]+) on 4096)")));
+  EXPECT_GT(std::stod(m[1]), 0.75);
+  EXPECT_TRUE(fs::exists(JobDir("mlp-cuda") / "checkpoints" / "step-300" / "manifest.pb"));
 }
 
 TEST_F(ExamplesTest, PytorchDdpLogsMetricsSavesCheckpointsAndResumesAfterAKill) {
