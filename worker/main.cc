@@ -60,8 +60,8 @@ void PutOwnDirectoryFirstOnPath() {
   dir.resize(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
   if (dir.empty()) return;
   const char* path = std::getenv("PATH");
-  setenv("PATH", (path != nullptr && *path != '\0' ? dir + ":" + path : dir + ":/usr/bin:/bin").c_str(),
-         1);
+  setenv("PATH",
+         (path != nullptr && *path != '\0' ? dir + ":" + path : dir + ":/usr/bin:/bin").c_str(), 1);
 }
 
 }  // namespace

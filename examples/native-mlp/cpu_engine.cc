@@ -38,9 +38,10 @@ class CpuEngine : public Engine {
   }
 
   std::string Describe() const override {
-    return absl::StrCat("cpu engine, ", options_.shape.size(), " parameters, gradients averaged by ",
-                        comm_->world_size(), " rank(s) through the ",
-                        std::string(coll::BackendName(comm_->backend())), " communicator");
+    return absl::StrCat("cpu engine, ", options_.shape.size(),
+                        " parameters, gradients averaged by ", comm_->world_size(),
+                        " rank(s) through the ", std::string(coll::BackendName(comm_->backend())),
+                        " communicator");
   }
 
   absl::Status SetState(const std::vector<float>& params,
@@ -73,8 +74,7 @@ class CpuEngine : public Engine {
     return Combine(local, count);
   }
 
-  absl::StatusOr<GlobalResult> Evaluate(const float* x, const int32_t* y,
-                                        int64_t count) override {
+  absl::StatusOr<GlobalResult> Evaluate(const float* x, const int32_t* y, int64_t count) override {
     return Combine(model_.Evaluate(params_.data(), x, y, count), count);
   }
 

@@ -27,10 +27,10 @@ absl::Status Blas(cublasStatus_t s, const char* what) {
   if (s == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
   return absl::InternalError(absl::StrCat(what, ": cuBLAS status ", static_cast<int>(s)));
 }
-#define NM_RETURN_IF_ERROR(expr)         \
-  do {                                   \
-    absl::Status _s = (expr);            \
-    if (!_s.ok()) return _s;             \
+#define NM_RETURN_IF_ERROR(expr) \
+  do {                           \
+    absl::Status _s = (expr);    \
+    if (!_s.ok()) return _s;     \
   } while (0)
 
 constexpr int kThreads = 256;
@@ -129,8 +129,8 @@ class CudaEngine : public Engine {
       options_.cuda_device = options_.local_rank % devices;
     }
     NM_RETURN_IF_ERROR(Cuda(cudaSetDevice(options_.cuda_device), "cudaSetDevice"));
-    NM_RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
-                            "cudaStreamCreate"));
+    NM_RETURN_IF_ERROR(
+        Cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
     NM_RETURN_IF_ERROR(Blas(cublasCreate(&blas_), "cublasCreate"));
     NM_RETURN_IF_ERROR(Blas(cublasSetStream(blas_, stream_), "cublasSetStream"));
     const size_t n = options_.shape.size();
@@ -178,18 +178,18 @@ class CudaEngine : public Engine {
     NM_RETURN_IF_ERROR(Backward(count));
     // The gradient is complete on this rank's stream: average it over the ranks (NCCL).
     NM_RETURN_IF_ERROR(Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
-    NM_RETURN_IF_ERROR(comm_->AllReduce(grad_.ptr, options_.shape.size(), coll::DataType::kFloat32,
-                                        coll::ReduceOp::kAvg)
+    NM_RETURN_IF_ERROR(comm_
+                           ->AllReduce(grad_.ptr, options_.shape.size(), coll::DataType::kFloat32,
+                                       coll::ReduceOp::kAvg)
                            ->Wait());
     const int64_t n = static_cast<int64_t>(options_.shape.size());
     SgdMomentum<<<Blocks(n), kThreads, 0, stream_>>>(params_.ptr, velocity_.ptr, grad_.ptr, n,
-                                                    options_.lr, options_.momentum);
+                                                     options_.lr, options_.momentum);
     NM_RETURN_IF_ERROR(Cuda(cudaGetLastError(), "SgdMomentum"));
     return Combine(local, count);
   }
 
-  absl::StatusOr<GlobalResult> Evaluate(const float* x, const int32_t* y,
-                                        int64_t count) override {
+  absl::StatusOr<GlobalResult> Evaluate(const float* x, const int32_t* y, int64_t count) override {
     double local[2];
     NM_RETURN_IF_ERROR(Forward(x, y, count, local));
     return Combine(local, count);
@@ -206,31 +206,36 @@ class CudaEngine : public Engine {
     NM_RETURN_IF_ERROR(z_.Reserve(count * s.classes));
     NM_RETURN_IF_ERROR(row_loss_.Reserve(count));
     NM_RETURN_IF_ERROR(row_hit_.Reserve(count));
-    NM_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(x_.ptr, x, count * s.dims * 4, cudaMemcpyHostToDevice,
-                                            stream_), "cudaMemcpy x"));
+    NM_RETURN_IF_ERROR(
+        Cuda(cudaMemcpyAsync(x_.ptr, x, count * s.dims * 4, cudaMemcpyHostToDevice, stream_),
+             "cudaMemcpy x"));
     NM_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(y_.ptr, y, count * 4, cudaMemcpyHostToDevice, stream_),
                             "cudaMemcpy y"));
     const float one = 1.0f, zero = 0.0f;
     const float* p = params_.ptr;
     // pre (count x hidden) = x · w1ᵀ
-    NM_RETURN_IF_ERROR(Blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, s.hidden, count, s.dims,
-                                        &one, p + s.w1_offset(), s.dims, x_.ptr, s.dims, &zero,
-                                        pre_.ptr, s.hidden), "sgemm w1"));
-    BiasRelu<<<Blocks(count * s.hidden), kThreads, 0, stream_>>>(pre_.ptr, act_.ptr,
-                                                                p + s.b1_offset(), count, s.hidden);
+    NM_RETURN_IF_ERROR(
+        Blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, s.hidden, count, s.dims, &one,
+                         p + s.w1_offset(), s.dims, x_.ptr, s.dims, &zero, pre_.ptr, s.hidden),
+             "sgemm w1"));
+    BiasRelu<<<Blocks(count * s.hidden), kThreads, 0, stream_>>>(
+        pre_.ptr, act_.ptr, p + s.b1_offset(), count, s.hidden);
     // z (count x classes) = act · w2ᵀ
-    NM_RETURN_IF_ERROR(Blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, s.classes, count,
-                                        s.hidden, &one, p + s.w2_offset(), s.hidden, act_.ptr,
-                                        s.hidden, &zero, z_.ptr, s.classes), "sgemm w2"));
+    NM_RETURN_IF_ERROR(
+        Blas(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, s.classes, count, s.hidden, &one,
+                         p + s.w2_offset(), s.hidden, act_.ptr, s.hidden, &zero, z_.ptr, s.classes),
+             "sgemm w2"));
     SoftmaxXent<<<Blocks(count), kThreads, 0, stream_>>>(z_.ptr, p + s.b2_offset(), y_.ptr, count,
                                                          s.classes, row_loss_.ptr, row_hit_.ptr);
     NM_RETURN_IF_ERROR(Cuda(cudaGetLastError(), "forward kernels"));
     std::vector<float> loss(count);
     std::vector<int32_t> hit(count);
-    NM_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(loss.data(), row_loss_.ptr, count * 4,
-                                            cudaMemcpyDeviceToHost, stream_), "cudaMemcpy loss"));
-    NM_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(hit.data(), row_hit_.ptr, count * 4,
-                                            cudaMemcpyDeviceToHost, stream_), "cudaMemcpy hit"));
+    NM_RETURN_IF_ERROR(Cuda(
+        cudaMemcpyAsync(loss.data(), row_loss_.ptr, count * 4, cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpy loss"));
+    NM_RETURN_IF_ERROR(
+        Cuda(cudaMemcpyAsync(hit.data(), row_hit_.ptr, count * 4, cudaMemcpyDeviceToHost, stream_),
+             "cudaMemcpy hit"));
     NM_RETURN_IF_ERROR(Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
     double sum = 0, correct = 0;
     for (int64_t i = 0; i < count; ++i) sum += loss[i], correct += hit[i];
@@ -247,35 +252,38 @@ class CudaEngine : public Engine {
     float* g = grad_.ptr;
     NM_RETURN_IF_ERROR(dh_.Reserve(count * s.hidden));
     // gw2 (classes x hidden) = dzᵀ · act
-    NM_RETURN_IF_ERROR(Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, s.hidden, s.classes, count,
-                                        &one, act_.ptr, s.hidden, z_.ptr, s.classes, &zero,
-                                        g + s.w2_offset(), s.hidden), "sgemm gw2"));
+    NM_RETURN_IF_ERROR(
+        Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, s.hidden, s.classes, count, &one,
+                         act_.ptr, s.hidden, z_.ptr, s.classes, &zero, g + s.w2_offset(), s.hidden),
+             "sgemm gw2"));
     ColumnSums<<<Blocks(s.classes), kThreads, 0, stream_>>>(z_.ptr, g + s.b2_offset(), count,
-                                                             s.classes);
+                                                            s.classes);
     // dh (count x hidden) = dz · w2, then the ReLU mask
-    NM_RETURN_IF_ERROR(Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, s.hidden, count, s.classes,
-                                        &one, p + s.w2_offset(), s.hidden, z_.ptr, s.classes,
-                                        &zero, dh_.ptr, s.hidden), "sgemm dh"));
+    NM_RETURN_IF_ERROR(
+        Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, s.hidden, count, s.classes, &one,
+                         p + s.w2_offset(), s.hidden, z_.ptr, s.classes, &zero, dh_.ptr, s.hidden),
+             "sgemm dh"));
     ReluGrad<<<Blocks(count * s.hidden), kThreads, 0, stream_>>>(dh_.ptr, pre_.ptr,
                                                                  count * s.hidden);
     // gw1 (hidden x dims) = dhᵀ · x
-    NM_RETURN_IF_ERROR(Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, s.dims, s.hidden, count,
-                                        &one, x_.ptr, s.dims, dh_.ptr, s.hidden, &zero,
-                                        g + s.w1_offset(), s.dims), "sgemm gw1"));
+    NM_RETURN_IF_ERROR(
+        Blas(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, s.dims, s.hidden, count, &one, x_.ptr,
+                         s.dims, dh_.ptr, s.hidden, &zero, g + s.w1_offset(), s.dims),
+             "sgemm gw1"));
     ColumnSums<<<Blocks(s.hidden), kThreads, 0, stream_>>>(dh_.ptr, g + s.b1_offset(), count,
-                                                            s.hidden);
+                                                           s.hidden);
     return Cuda(cudaGetLastError(), "backward kernels");
   }
 
   // {loss, correct, samples} summed over ranks through the NCCL communicator (device memory).
   absl::StatusOr<GlobalResult> Combine(const double* local, int64_t count) {
     double v[3] = {local[0], local[1], static_cast<double>(count)};
-    NM_RETURN_IF_ERROR(Cuda(cudaMemcpy(stats_.ptr, v, sizeof(v), cudaMemcpyHostToDevice),
-                            "cudaMemcpy stats"));
+    NM_RETURN_IF_ERROR(
+        Cuda(cudaMemcpy(stats_.ptr, v, sizeof(v), cudaMemcpyHostToDevice), "cudaMemcpy stats"));
     NM_RETURN_IF_ERROR(
         comm_->AllReduce(stats_.ptr, 3, coll::DataType::kFloat64, coll::ReduceOp::kSum)->Wait());
-    NM_RETURN_IF_ERROR(Cuda(cudaMemcpy(v, stats_.ptr, sizeof(v), cudaMemcpyDeviceToHost),
-                            "cudaMemcpy stats"));
+    NM_RETURN_IF_ERROR(
+        Cuda(cudaMemcpy(v, stats_.ptr, sizeof(v), cudaMemcpyDeviceToHost), "cudaMemcpy stats"));
     GlobalResult r;
     r.loss = v[0] / comm_->world_size();
     r.samples = static_cast<int64_t>(v[2]);

@@ -2,8 +2,8 @@
 //
 // Sample i (a global index) is a function of (seed, i) alone: x ~ N(0, 1)^dims from a counter-based
 // generator, and its label is the argmax of a fixed random "teacher" network (dims -> 32 tanh ->
-// classes) drawn from the seed. So any rank can generate exactly its own shard, any number of times,
-// with identical bits, and a restarted job sees the same data as the first attempt.
+// classes) drawn from the seed. So any rank can generate exactly its own shard, any number of
+// times, with identical bits, and a restarted job sees the same data as the first attempt.
 //
 // Sharding: rank r of world w owns the training samples with i % w == r (i < train_samples). Test
 // samples come from a disjoint index range (the same teacher), sharded the same way.

@@ -78,17 +78,18 @@ absl::Status WriteFile(const std::filesystem::path& path, const void* data, size
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename to ", path.string(), ": ",
-                                                  ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("cannot rename to ", path.string(), ": ", ec.message()));
   return absl::OkStatus();
 }
 
 absl::Status Run(const Config& cfg) {
   const rt::RankInfo& info = rt::GetRankInfo();
   const bool cuda = cfg.device == "cuda";
-  KT_ASSIGN_OR_RETURN(coll::Backend backend,
-                      coll::ParseBackend(cfg.backend.empty() ? (cuda ? "nccl" : "cpu")
-                                                             : cfg.backend));
+  KT_ASSIGN_OR_RETURN(
+      coll::Backend backend,
+      coll::ParseBackend(cfg.backend.empty() ? (cuda ? "nccl" : "cpu") : cfg.backend));
   KT_ASSIGN_OR_RETURN(coll::CommunicatorOptions copts, coll::OptionsFromEnvironment());
   // Each kubetrain instance is a node of its own (a pod on Kubernetes; on the local compute its
   // own PID namespace, where a peer's pid means nothing): shared memory inside an instance, TCP
@@ -159,10 +160,10 @@ absl::Status Run(const Config& cfg) {
       std::memcpy(velocity.data(), v->data.data(), v->data.size());
       start = *latest;
       if (rank == 0) {
-        std::printf("resuming from checkpoint %s (step %lld, restart %s)\n",
-                    ckpt->StepDir(start).c_str(), static_cast<long long>(start),
-                    std::getenv("KUBETRAIN_RESTART_COUNT") ? std::getenv("KUBETRAIN_RESTART_COUNT")
-                                                           : "0");
+        std::printf(
+            "resuming from checkpoint %s (step %lld, restart %s)\n", ckpt->StepDir(start).c_str(),
+            static_cast<long long>(start),
+            std::getenv("KUBETRAIN_RESTART_COUNT") ? std::getenv("KUBETRAIN_RESTART_COUNT") : "0");
       }
     } else if (latest.status().code() != absl::StatusCode::kNotFound) {
       return latest.status();
@@ -171,12 +172,13 @@ absl::Status Run(const Config& cfg) {
   KT_RETURN_IF_ERROR(engine->SetState(params, velocity));
 
   if (rank == 0) {
-    std::printf("native-mlp: %d rank(s); %s; %lld training samples per rank, batch %lld per rank, "
-                "%lld steps, checkpoints %s\n",
-                world, engine->Describe().c_str(), static_cast<long long>(train.count),
-                static_cast<long long>(cfg.batch), static_cast<long long>(cfg.steps),
-                ckpt ? absl::StrCat("every ", cfg.checkpoint_every, " steps in ", ckpt_dir).c_str()
-                     : "off");
+    std::printf(
+        "native-mlp: %d rank(s); %s; %lld training samples per rank, batch %lld per rank, "
+        "%lld steps, checkpoints %s\n",
+        world, engine->Describe().c_str(), static_cast<long long>(train.count),
+        static_cast<long long>(cfg.batch), static_cast<long long>(cfg.steps),
+        ckpt ? absl::StrCat("every ", cfg.checkpoint_every, " steps in ", ckpt_dir).c_str()
+             : "off");
     std::fflush(stdout);
     rt::LogParam("lr", absl::StrCat(cfg.lr));
     rt::LogParam("momentum", absl::StrCat(cfg.momentum));
@@ -194,8 +196,7 @@ absl::Status Run(const Config& cfg) {
   for (int64_t step = start; step < cfg.steps; ++step) {
     for (int64_t j = 0; j < cfg.batch; ++j) {  // this step's batch: the next rows of the shard
       const int64_t row = (step * cfg.batch + j) % train.count;
-      std::memcpy(&xb[j * data.dims], &train.features[row * data.dims],
-                  sizeof(float) * data.dims);
+      std::memcpy(&xb[j * data.dims], &train.features[row * data.dims], sizeof(float) * data.dims);
       yb[j] = train.labels[row];
     }
     KT_ASSIGN_OR_RETURN(GlobalResult r, engine->Step(xb.data(), yb.data(), cfg.batch));
@@ -205,9 +206,10 @@ absl::Status Run(const Config& cfg) {
       rt::LogMetric("loss", r.loss, step);
       rt::LogMetric("train_accuracy", r.accuracy, step);
       if (step == start || (step + 1) % cfg.print_every == 0 || step + 1 == cfg.steps) {
-        const double ms = std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - t0).count() /
-                          static_cast<double>(step - start + 1);
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count() /
+            static_cast<double>(step - start + 1);
         std::printf("step %lld/%lld loss %.4f train_accuracy %.3f (%.1f ms/step)\n",
                     static_cast<long long>(step + 1), static_cast<long long>(cfg.steps), r.loss,
                     r.accuracy, ms);
@@ -223,9 +225,10 @@ absl::Status Run(const Config& cfg) {
       const NamedBuffer buffers[] = {
           {"params", snap_params.data(), snap_params.size() * sizeof(float)},
           {"velocity", snap_velocity.data(), snap_velocity.size() * sizeof(float)}};
-      const std::map<std::string, std::string> meta = {
-          {"model", "native-mlp"}, {"seed", absl::StrCat(cfg.seed)},
-          {"hidden", absl::StrCat(cfg.hidden)}, {"loss", absl::StrCat(r.loss)}};
+      const std::map<std::string, std::string> meta = {{"model", "native-mlp"},
+                                                       {"seed", absl::StrCat(cfg.seed)},
+                                                       {"hidden", absl::StrCat(cfg.hidden)},
+                                                       {"loss", absl::StrCat(r.loss)}};
       // The copy is taken now; the write continues in the background while training goes on.
       KT_RETURN_IF_ERROR(ckpt->SaveAsync(done, buffers, meta));
     }
@@ -241,8 +244,7 @@ absl::Status Run(const Config& cfg) {
     rt::LogMetric("test_loss", eval.loss, cfg.steps);
     if (first_loss >= 0) {
       std::printf("loss %.4f at step %lld -> %.4f at step %lld\n", first_loss,
-                  static_cast<long long>(start + 1), last_loss,
-                  static_cast<long long>(cfg.steps));
+                  static_cast<long long>(start + 1), last_loss, static_cast<long long>(cfg.steps));
     }
     std::printf("final accuracy %.4f on %lld held-out samples (test loss %.4f)\n", eval.accuracy,
                 static_cast<long long>(eval.samples), eval.loss);
@@ -306,8 +308,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (cfg.steps < 0 || cfg.batch <= 0 || cfg.hidden <= 0 || cfg.print_every <= 0 ||
       cfg.data.train_samples <= 0 || cfg.data.test_samples <= 0) {
-    std::fprintf(stderr, "native-mlp: --steps must be >= 0; --batch, --hidden, --print-every, "
-                         "--train-samples and --test-samples must be > 0\n");
+    std::fprintf(stderr,
+                 "native-mlp: --steps must be >= 0; --batch, --hidden, --print-every, "
+                 "--train-samples and --test-samples must be > 0\n");
     return 2;
   }
   absl::Status s = native_mlp::Run(cfg);

@@ -62,9 +62,9 @@ class CpuMlp {
   void BackwardHidden(const float* params, const float* x, int64_t count, float* grad);
 
   MlpShape shape_;
-  std::vector<float> pre_;     // count x hidden, before ReLU
-  std::vector<float> act_;     // count x hidden, after ReLU
-  std::vector<float> dlogit_;  // count x classes: softmax probabilities, then their gradient
+  std::vector<float> pre_;           // count x hidden, before ReLU
+  std::vector<float> act_;           // count x hidden, after ReLU
+  std::vector<float> dlogit_;        // count x classes: softmax probabilities, then their gradient
   const int32_t* labels_ = nullptr;  // the labels of the last Forward
 };
 

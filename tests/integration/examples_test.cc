@@ -108,8 +108,7 @@ void ExpectLossFell(const std::string& output, double factor) {
 }
 
 TEST_F(ExamplesTest, NativeMlpTrainsLogsLossPerStepAndCheckpoints) {
-  CommandResult run =
-      Kt("job create -f " + kExamples + "/native-mlp/job.yml --name mlp --stream");
+  CommandResult run = Kt("job create -f " + kExamples + "/native-mlp/job.yml --name mlp --stream");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("native-mlp: 4 rank(s); cpu engine"));
   EXPECT_THAT(run.output, HasSubstr("4 ranks on 2 node(s), transport shm+tcp"));
@@ -202,9 +201,9 @@ TEST_F(ExamplesTest, NativeMlpOnTheExampleComputeWithInstanceTypes) {
                "/instance-types/local-nodes.yml")
                 .exit_code,
             0);
-  CommandResult types =
-      Kt("instance-type apply -f " + kExamples + "/instance-types/instance-types.yml --compute "
-         "slices");
+  CommandResult types = Kt("instance-type apply -f " + kExamples +
+                           "/instance-types/instance-types.yml --compute "
+                           "slices");
   ASSERT_EQ(types.exit_code, 0) << types.output;
   for (const char* t : {"cpu-small", "cpu-large", "gpu-1", "gpu-8"}) {
     EXPECT_THAT(types.output, HasSubstr(std::string("\"") + t + "\" created"));
@@ -238,13 +237,16 @@ TEST_F(ExamplesTest, NativeMlpCudaEngineTrainsOnGpus) {
                        << ids << "]\n";
   ASSERT_EQ(Kt("compute attach gpus --type local --nodes " + nodes.string()).exit_code, 0);
   ASSERT_EQ(Kt("instance-type apply -f " + kExamples +
-               "/instance-types/instance-types.yml --compute gpus").exit_code, 0);
+               "/instance-types/instance-types.yml --compute gpus")
+                .exit_code,
+            0);
   const fs::path yml = dir_ / "cuda.yml";
-  std::ofstream(yml) << "name: mlp-cuda\ncompute: gpus\n"
-                        "command: native-mlp --device cuda --steps 300 --output ${{outputs.model}}\n"
-                        "outputs: {model: {type: uri_folder}}\n"
-                        "distribution: {type: pytorch, process_count_per_instance: 1}\n"
-                        "resources: {instance_count: 1, instance_type: gpu-1}\n";
+  std::ofstream(yml)
+      << "name: mlp-cuda\ncompute: gpus\n"
+         "command: native-mlp --device cuda --steps 300 --output ${{outputs.model}}\n"
+         "outputs: {model: {type: uri_folder}}\n"
+         "distribution: {type: pytorch, process_count_per_instance: 1}\n"
+         "resources: {instance_count: 1, instance_type: gpu-1}\n";
   CommandResult run = Kt("job create -f " + yml.string() + " --stream");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("cuda engine on GPU"));
@@ -256,13 +258,13 @@ TEST_F(ExamplesTest, NativeMlpCudaEngineTrainsOnGpus) {
 }
 
 TEST_F(ExamplesTest, PytorchDdpLogsMetricsSavesCheckpointsAndResumesAfterAKill) {
-  CommandResult run =
-      Kt("job create -f " + kExamples + "/pytorch-ddp/job.yml --name ddp --stream");
+  CommandResult run = Kt("job create -f " + kExamples + "/pytorch-ddp/job.yml --name ddp --stream");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("logged 50 loss points"));
   EXPECT_THAT(run.output, HasSubstr("backend gloo; checkpoints [30, 40, 50]"));
   for (int step : {30, 40, 50}) {
-    EXPECT_TRUE(fs::exists(JobDir("ddp") / "checkpoints" / ("step-" + std::to_string(step) + ".pt")));
+    EXPECT_TRUE(
+        fs::exists(JobDir("ddp") / "checkpoints" / ("step-" + std::to_string(step) + ".pt")));
   }
   nlohmann::json metrics = Json("job metrics ddp");
   ASSERT_TRUE(metrics.is_array()) << metrics.dump();
