@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -39,6 +41,7 @@ constexpr char kManifest[] = "manifest.pb";
 constexpr char kKeepMarker[] = "keep";
 constexpr char kAbort[] = "abort";
 constexpr char kAttemptKey[] = "kubetrain.attempt";
+constexpr char kJournal[] = "checkpoints.journal";
 
 absl::StatusCode CodeForErrno(int err) {
   switch (err) {
@@ -188,6 +191,27 @@ absl::Status WriteFileDurably(const std::string& dir, const std::string& name,
     return ErrnoStatus(errno, "rename", absl::StrCat(part, " -> ", final_path));
   }
   return FsyncPath(dir);
+}
+
+// Appends "<step> <bytes> <save ms> <created unix ms> <attempt>" for a published checkpoint to
+// `dir`/checkpoints.journal with one O_APPEND write. Best effort: the checkpoint is already
+// published, and ListPublishedCheckpoints also finds it by its directory.
+void AppendJournal(const std::string& dir, const CheckpointManifest& m) {
+  int64_t bytes = 0;
+  for (const ShardInfo& s : m.shards()) bytes += s.size();
+  std::string attempt = m.attempt().empty() ? "0" : m.attempt();
+  for (char& c : attempt) {
+    if (c == ' ' || c == '\n') c = '_';
+  }
+  const std::string line = absl::StrCat(m.step(), " ", bytes, " ", m.save_duration_ms(), " ",
+                                        m.created_unix_ms(), " ", attempt, "\n");
+  const std::string path = JoinPath(dir, kJournal);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    std::fprintf(stderr, "kubetrain checkpoint: cannot append to %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+  }
+  if (fd >= 0) ::close(fd);
 }
 
 bool Exists(const std::string& path) {
@@ -425,6 +449,7 @@ absl::Status Checkpointer::Wait() {
 absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> buffers,
                                     const std::map<std::string, std::string>& metadata) {
   if (step < 0) return absl::InvalidArgumentError(absl::StrCat("negative step ", step));
+  const absl::Time started = absl::Now();
   const int rank = options_.rank;
   const int world = options_.world_size;
   const std::string final_dir = StepDir(step);
@@ -529,11 +554,15 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
         }
       }
       manifest.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+      manifest.set_save_duration_ms(absl::ToInt64Milliseconds(absl::Now() - started));
+      manifest.set_attempt(options_.attempt);
       KT_RETURN_IF_ERROR(WriteFileDurably(tmp_dir, kManifest, manifest.SerializeAsString()));
       if (::rename(tmp_dir.c_str(), final_dir.c_str()) != 0) {
         return ErrnoStatus(errno, "rename", absl::StrCat(tmp_dir, " -> ", final_dir));
       }
-      return FsyncPath(options_.dir);
+      KT_RETURN_IF_ERROR(FsyncPath(options_.dir));
+      AppendJournal(options_.dir, manifest);
+      return absl::OkStatus();
     }();
     if (!publish.ok() && world > 1 && !options_.barrier) {
       (void)WriteFileDurably(tmp_dir, kAbort, options_.attempt);
@@ -600,6 +629,50 @@ absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(
+    const std::string& dir) {
+  std::map<int64_t, PublishedCheckpoint> found;
+  if (absl::StatusOr<std::string> journal = ReadSmallFile(JoinPath(dir, kJournal));
+      journal.ok()) {
+    for (absl::string_view line : absl::StrSplit(*journal, '\n')) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+      PublishedCheckpoint c;
+      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &c.step) ||
+          !absl::SimpleAtoi(f[1], &c.size_bytes) || !absl::SimpleAtoi(f[2], &c.save_duration_ms) ||
+          !absl::SimpleAtoi(f[3], &c.created_unix_ms) || c.step < 0) {
+        continue;  // a torn last line of a crashed append
+      }
+      c.attempt = std::string(f[4]);
+      c.location = JoinPath(dir, absl::StrCat("step-", c.step));
+      found[c.step] = std::move(c);
+    }
+  } else if (!absl::IsNotFound(journal.status())) {
+    return journal.status();
+  }
+  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+  if (!names.ok()) {
+    if (absl::IsNotFound(names.status())) return std::vector<PublishedCheckpoint>();
+    return names.status();
+  }
+  for (const auto& n : *names) {
+    std::optional<int64_t> step = ParseStepName(n, "");
+    if (!step || found.count(*step) > 0) continue;
+    absl::StatusOr<CheckpointManifest> m = ReadCompleteManifest(JoinPath(dir, n), *step);
+    if (!m.ok()) continue;
+    PublishedCheckpoint c;
+    c.step = *step;
+    for (const ShardInfo& shard : m->shards()) c.size_bytes += shard.size();
+    c.save_duration_ms = m->save_duration_ms();
+    c.created_unix_ms = m->created_unix_ms();
+    c.attempt = m->attempt();
+    c.location = JoinPath(dir, n);
+    found[c.step] = std::move(c);
+  }
+  std::vector<PublishedCheckpoint> out;
+  for (auto& [step, c] : found) out.push_back(std::move(c));
+  return out;
+}
 
 absl::StatusOr<std::vector<int64_t>> Checkpointer::CompleteSteps() const {
   KT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.dir));

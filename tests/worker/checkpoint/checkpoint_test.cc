@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -398,6 +399,41 @@ TEST_F(CheckpointTest, RetentionKeepsLastKPlusMarked) {
   ASSERT_TRUE(one->ApplyRetention().ok());
   EXPECT_THAT(*one->CompleteSteps(), ElementsAre(2, 6));
   ExpectTensors(*one->Load(6), 6, 0, 1024);
+}
+
+TEST_F(CheckpointTest, PublishedCheckpointsIncludeRetiredOnesAndSurviveATornJournal) {
+  auto ck = Make(0, 1, /*keep_last=*/2, "4");
+  for (int64_t step = 1; step <= 4; ++step) {
+    Tensors t = MakeTensors(step, 0, 1024);
+    ASSERT_TRUE(ck->Save(step, t.buffers).ok());
+  }
+  EXPECT_THAT(*ck->CompleteSteps(), ElementsAre(3, 4));
+  // A crash mid-append leaves a torn line; a crash after the rename but before the append leaves
+  // a complete directory without a line (simulated by removing the journal's line for step 4).
+  std::string journal;
+  {
+    std::ifstream in(dir_ + "/checkpoints.journal");
+    std::getline(in, journal, '\0');
+  }
+  ASSERT_EQ(std::count(journal.begin(), journal.end(), '\n'), 4) << journal;
+  journal = journal.substr(0, journal.rfind('\n', journal.size() - 2) + 1) + "5 12";
+  std::ofstream(dir_ + "/checkpoints.journal", std::ios::trunc) << journal;
+
+  auto published = ListPublishedCheckpoints(dir_);
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_EQ(published->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const PublishedCheckpoint& c = (*published)[i];
+    EXPECT_EQ(c.step, i + 1);
+    EXPECT_EQ(c.size_bytes, 1024 + (i + 1) % 13 + 3 * 1024) << "step " << c.step;
+    EXPECT_EQ(c.attempt, "4");
+    EXPECT_GE(c.save_duration_ms, 0);
+    EXPECT_GT(c.created_unix_ms, 0);
+    EXPECT_EQ(c.location, dir_ + "/step-" + std::to_string(i + 1));
+  }
+  auto none = ListPublishedCheckpoints(root_ + "/missing");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST_F(CheckpointTest, SaveAsyncReturnsBeforePersistingAndSnapshotsTheBuffers) {

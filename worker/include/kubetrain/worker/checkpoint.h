@@ -9,6 +9,9 @@
 //     manifest.pb             kubetrain.v1.CheckpointManifest (binary), written last by rank 0
 //     keep                    optional marker: retention never deletes this checkpoint
 //   step-<N>.tmp/             a checkpoint being written; never read
+//   checkpoints.journal       one line per published checkpoint, appended by rank 0 after the
+//                             rename: "<step> <bytes> <save ms> <created unix ms> <attempt>";
+//                             read by ListPublishedCheckpoints (the agent records them)
 //
 // Save protocol (every rank calls Save(N) with its own buffers):
 //   1. each rank writes shard-<rank>.bin into step-<N>.tmp/ with large pwrite()s, fsyncs it, then
@@ -109,6 +112,21 @@ struct LoadedCheckpoint {
 // crc32c (Castagnoli) of `data`, continuing from `crc` (0 for a fresh checksum). Uses SSE4.2 with
 // three interleaved streams when the CPU has it, else a table.
 uint32_t Crc32c(const void* data, size_t size, uint32_t crc = 0);
+
+// A checkpoint published in a checkpoint directory (see the layout above).
+struct PublishedCheckpoint {
+  int64_t step = 0;
+  int64_t size_bytes = 0;        // all shards
+  int64_t save_duration_ms = 0;  // rank 0's save, from its start to the publishing rename
+  int64_t created_unix_ms = 0;
+  std::string attempt;           // the attempt token of the ranks that saved it
+  std::string location;          // `dir`/step-<N> (it may since have been removed by retention)
+};
+
+// Every checkpoint published in `dir`: those in its journal (also ones retention has removed
+// since) and every complete step-<N>/ (also one whose journal line a crash lost), ascending by
+// step. Empty when `dir` does not exist. Reads only; safe while ranks save.
+absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(const std::string& dir);
 
 class Checkpointer {
  public:
