@@ -30,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/v1/checkpoint.pb.h"
+#include "cow_snapshot.h"
 
 namespace kubetrain::worker {
 namespace {
@@ -42,6 +43,8 @@ constexpr char kKeepMarker[] = "keep";
 constexpr char kAbort[] = "abort";
 constexpr char kAttemptKey[] = "kubetrain.attempt";
 constexpr char kJournal[] = "checkpoints.journal";
+// Copy-on-write granularity: what one write fault copies.
+constexpr size_t kCowChunkBytes = 1 << 20;
 
 absl::StatusCode CodeForErrno(int err) {
   switch (err) {
@@ -359,6 +362,8 @@ struct Checkpointer::AsyncState {
   std::thread thread;
   absl::Status status;  // of the finished save, valid after join
   Staging staging;
+  std::unique_ptr<checkpoint_internal::CowSnapshot> cow;  // kCopyOnWrite, until copied
+  int64_t cow_faulted_chunks = 0;
   std::vector<NamedBuffer> views;
   std::map<std::string, std::string> metadata;
 };
@@ -425,14 +430,38 @@ absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer>
   for (const auto& b : buffers) total += b.size;
   KT_RETURN_IF_ERROR(async_->staging.Reserve(total));
   async_->views.clear();
+  std::vector<checkpoint_internal::CowSnapshot::Part> parts;
   size_t off = 0;
   for (const auto& b : buffers) {
-    if (b.size > 0) std::memcpy(async_->staging.data + off, b.data, b.size);
+    parts.push_back({static_cast<const uint8_t*>(b.data), async_->staging.data + off, b.size});
     async_->views.push_back(NamedBuffer{b.name, async_->staging.data + off, b.size});
     off += b.size;
   }
+  async_->cow.reset();
+  if (options_.async_snapshot == AsyncSnapshot::kCopyOnWrite) {
+    auto cow = checkpoint_internal::CowSnapshot::Start(parts, kCowChunkBytes);
+    if (cow.ok()) {
+      async_->cow = std::move(*cow);
+    } else {
+      static std::once_flag warn_once;
+      std::call_once(warn_once, [&] {
+        std::fprintf(stderr, "kubetrain checkpoint: copy-on-write snapshot not possible (%s); "
+                     "SaveAsync copies the buffers instead\n", cow.status().ToString().c_str());
+      });
+    }
+  }
+  if (async_->cow == nullptr) {
+    for (const auto& p : parts) {
+      if (p.size > 0) std::memcpy(p.dst, p.src, p.size);
+    }
+  }
   async_->metadata = metadata;
   async_->thread = std::thread([this, step] {
+    if (async_->cow != nullptr) {  // copy what no write has copied yet, then unprotect
+      async_->cow->Finish();
+      async_->cow_faulted_chunks = async_->cow->faulted_chunks();
+      async_->cow.reset();
+    }
     async_->status = SaveImpl(step, async_->views, async_->metadata);
   });
   return absl::OkStatus();

@@ -482,6 +482,54 @@ TEST_F(CheckpointTest, SaveAsyncReturnsBeforePersistingAndSnapshotsTheBuffers) {
   ExpectTensors(*ck->Load(13), 13, 0, 1 << 20);
 }
 
+// kCopyOnWrite: the caller overwrites its buffers right after SaveAsync returns, from two
+// threads, while the background thread copies; the checkpoint still holds the old bytes, and the
+// buffers are writable (unprotected) afterwards.
+TEST_F(CheckpointTest, CopyOnWriteSnapshotSurvivesImmediateOverwrites) {
+  CheckpointOptions o;
+  o.dir = dir_;
+  o.rank = 0;
+  o.world_size = 1;
+  o.async_snapshot = AsyncSnapshot::kCopyOnWrite;
+  auto ck = std::move(*Checkpointer::Create(o));
+  for (int64_t step = 1; step <= 6; ++step) {
+    // Odd sizes: unaligned heads and tails around the protected interiors.
+    Tensors t = MakeTensors(step, 0, (8 << 20) + 123);
+    ASSERT_TRUE(ck->SaveAsync(step, t.buffers).ok());
+    std::thread other([&] { std::fill(t.data[2].begin(), t.data[2].end(), 0x5A); });
+    if (step % 2 == 0) {
+      for (size_t i = 0; i < t.data[0].size(); i += 4096) t.data[0][i] ^= 0xFF;  // page by page
+    } else {
+      std::fill(t.data[0].rbegin(), t.data[0].rend(), 0xA5);  // backwards
+    }
+    other.join();
+    ASSERT_TRUE(ck->Wait().ok());
+    auto loaded = ck->Load(step);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    ExpectTensors(*loaded, step, 0, (8 << 20) + 123);
+    std::fill(t.data[0].begin(), t.data[0].end(), 1);  // writable again, no fault left
+  }
+}
+
+// A fault outside every snapshot still takes the default action once the handler is installed.
+TEST_F(CheckpointTest, CopyOnWriteHandlerPassesOtherFaultsOn) {
+  CheckpointOptions o;
+  o.dir = dir_;
+  o.rank = 0;
+  o.world_size = 1;
+  o.async_snapshot = AsyncSnapshot::kCopyOnWrite;
+  auto ck = std::move(*Checkpointer::Create(o));
+  Tensors t = MakeTensors(1, 0, 1 << 20);
+  ASSERT_TRUE(ck->SaveAsync(1, t.buffers).ok());
+  ASSERT_TRUE(ck->Wait().ok());
+  EXPECT_DEATH(
+      {
+        volatile int* bad = reinterpret_cast<volatile int*>(16);
+        *bad = 1;
+      },
+      "");
+}
+
 TEST_F(CheckpointTest, AsyncErrorIsReportedByWaitAndErrorsNameThePath) {
   auto ck = Make(0, 1);
   Tensors t = MakeTensors(1, 0, 1024);

@@ -40,10 +40,21 @@
 // step-<N> to step-<N>.deleting first, so a crash mid-delete never leaves a torn step-<N>. Stale
 // step-<M>.tmp directories with M below the newest complete step are removed too.
 //
-// Asynchronous saves: SaveAsync copies the buffers into a host staging buffer owned by the
+// Asynchronous saves: SaveAsync snapshots the buffers into a host staging buffer owned by the
 // Checkpointer (reused across saves), returns, and persists on a background thread. At most one
 // save is in flight: SaveAsync and Save first wait for the previous one. Wait() returns its status.
-// (No CUDA path yet: buffers must be host memory.)
+// How the snapshot is taken (CheckpointOptions::async_snapshot):
+//   kCopy (default): SaveAsync copies every byte before it returns; the buffers are only borrowed
+//     for the call. Works for any host memory.
+//   kCopyOnWrite: SaveAsync write-protects the buffers' pages and returns at once; the background
+//     thread copies them, and a write by the program to a page not yet copied first copies that
+//     1 MiB chunk (in a SIGSEGV handler) and then proceeds. SaveAsync then blocks for a fraction of
+//     a copy, and the copy is paid by the background thread or, for chunks written at once, by
+//     those writes. Only for buffers that this process writes with the CPU: memory written by the
+//     kernel (read(2) fails with EFAULT on a protected page), by other processes (MPI shared
+//     memory) or by devices (DMA) must use kCopy; the buffers must stay allocated until Wait() or
+//     the next save returns; a SIGSEGV handler installed later (ASan) defeats it. When the pages
+//     cannot be protected SaveAsync falls back to kCopy (and says so once on stderr).
 //
 // Errors: absl::Status; system call failures name the path and the errno text.
 //
@@ -78,6 +89,9 @@ struct NamedBuffer {
   size_t size = 0;
 };
 
+// How SaveAsync snapshots the buffers (see above).
+enum class AsyncSnapshot { kCopy, kCopyOnWrite };
+
 struct CheckpointOptions {
   std::string dir;       // empty: $KUBETRAIN_CHECKPOINT_DIR
   int rank = -1;         // <0: $RANK (else 0)
@@ -88,6 +102,7 @@ struct CheckpointOptions {
   std::string attempt;   // empty: from the environment (see above)
   absl::Duration barrier_timeout = absl::Minutes(30);  // file barrier only
   size_t chunk_bytes = 8 << 20;  // pwrite()/pread() size
+  AsyncSnapshot async_snapshot = AsyncSnapshot::kCopy;  // SaveAsync's snapshot (see above)
 };
 
 // One tensor of a loaded shard: a view into LoadedCheckpoint::bytes.
