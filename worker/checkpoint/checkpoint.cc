@@ -31,6 +31,7 @@
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/v1/checkpoint.pb.h"
 #include "cow_snapshot.h"
+#include "device_memory.h"
 
 namespace kubetrain::worker {
 namespace {
@@ -326,10 +327,20 @@ struct Staging {
   uint8_t* data = nullptr;
   size_t capacity = 0;
   ~Staging() { Release(); }
+  bool pinned = false;  // registered with CUDA for device copies
   void Release() {
+    if (pinned) checkpoint_internal::UnpinHost(data);
     if (data != nullptr) ::munmap(data, capacity);
     data = nullptr;
     capacity = 0;
+    pinned = false;
+  }
+  // Page-locks the buffer once, for copies out of device memory.
+  absl::Status Pin() {
+    if (pinned || capacity == 0) return absl::OkStatus();
+    KT_RETURN_IF_ERROR(checkpoint_internal::PinHost(data, capacity));
+    pinned = true;
+    return absl::OkStatus();
   }
   absl::Status Reserve(size_t size) {
     if (size <= capacity) return absl::OkStatus();
@@ -420,7 +431,34 @@ std::string Checkpointer::StepDir(int64_t step) const {
 absl::Status Checkpointer::Save(int64_t step, absl::Span<const NamedBuffer> buffers,
                                 const std::map<std::string, std::string>& metadata) {
   KT_RETURN_IF_ERROR(Wait());
-  return SaveImpl(step, buffers, metadata);
+  bool any_device = false;
+  for (const auto& b : buffers) any_device |= b.memory == Memory::kCuda && b.size > 0;
+  if (!any_device) return SaveImpl(step, buffers, metadata);
+  // Device buffers go through the (pinned) staging buffer; host buffers are written in place.
+  KT_RETURN_IF_ERROR(StageDeviceBuffers(buffers));
+  return SaveImpl(step, async_->views, metadata);
+}
+
+absl::Status Checkpointer::StageDeviceBuffers(absl::Span<const NamedBuffer> buffers) {
+  size_t device_bytes = 0;
+  for (const auto& b : buffers) device_bytes += b.memory == Memory::kCuda ? b.size : 0;
+  KT_RETURN_IF_ERROR(async_->staging.Reserve(device_bytes));
+  if (device_bytes > 0) KT_RETURN_IF_ERROR(async_->staging.Pin());
+  async_->views.clear();
+  size_t off = 0;
+  for (const auto& b : buffers) {
+    if (b.memory != Memory::kCuda) {
+      async_->views.push_back(NamedBuffer{b.name, b.data, b.size});
+      continue;
+    }
+    uint8_t* dst = async_->staging.data + off;
+    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
+    }
+    async_->views.push_back(NamedBuffer{b.name, dst, b.size});
+    off += b.size;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer> buffers,
@@ -430,12 +468,21 @@ absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer>
   for (const auto& b : buffers) total += b.size;
   KT_RETURN_IF_ERROR(async_->staging.Reserve(total));
   async_->views.clear();
-  std::vector<checkpoint_internal::CowSnapshot::Part> parts;
+  std::vector<checkpoint_internal::CowSnapshot::Part> parts;  // host buffers
   size_t off = 0;
   for (const auto& b : buffers) {
-    parts.push_back({static_cast<const uint8_t*>(b.data), async_->staging.data + off, b.size});
-    async_->views.push_back(NamedBuffer{b.name, async_->staging.data + off, b.size});
+    uint8_t* dst = async_->staging.data + off;
+    async_->views.push_back(NamedBuffer{b.name, dst, b.size});
     off += b.size;
+    if (b.memory != Memory::kCuda) {
+      parts.push_back({static_cast<const uint8_t*>(b.data), dst, b.size});
+      continue;
+    }
+    // Device buffers: a DMA copy into the pinned staging buffer, before returning.
+    KT_RETURN_IF_ERROR(async_->staging.Pin());
+    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
+    }
   }
   async_->cow.reset();
   if (options_.async_snapshot == AsyncSnapshot::kCopyOnWrite) {

@@ -530,6 +530,20 @@ TEST_F(CheckpointTest, CopyOnWriteHandlerPassesOtherFaultsOn) {
       "");
 }
 
+#ifdef KUBETRAIN_CHECKPOINT_NO_CUDA
+TEST_F(CheckpointTest, DeviceBufferWithoutCudaIsAClearError) {
+  auto ck = Make(0, 1);
+  uint8_t byte = 1;
+  NamedBuffer b{"weights", &byte, 1, Memory::kCuda};
+  for (bool async : {false, true}) {
+    absl::Status s = async ? ck->SaveAsync(1, {&b, 1}) : ck->Save(1, {&b, 1});
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_THAT(s.message(), HasSubstr("built without CUDA"));
+  }
+  EXPECT_EQ(ck->LatestStep().status().code(), absl::StatusCode::kNotFound);
+}
+#endif
+
 TEST_F(CheckpointTest, AsyncErrorIsReportedByWaitAndErrorsNameThePath) {
   auto ck = Make(0, 1);
   Tensors t = MakeTensors(1, 0, 1024);

@@ -43,7 +43,9 @@
 // Asynchronous saves: SaveAsync snapshots the buffers into a host staging buffer owned by the
 // Checkpointer (reused across saves), returns, and persists on a background thread. At most one
 // save is in flight: SaveAsync and Save first wait for the previous one. Wait() returns its status.
-// How the snapshot is taken (CheckpointOptions::async_snapshot):
+// Device buffers (Memory::kCuda) are copied into the staging buffer, page-locked with
+// cudaHostRegister so the copy runs at DMA speed, before SaveAsync returns (Save stages them the
+// same way); host buffers are snapshot as follows (CheckpointOptions::async_snapshot):
 //   kCopy (default): SaveAsync copies every byte before it returns; the buffers are only borrowed
 //     for the call. Works for any host memory.
 //   kCopyOnWrite: SaveAsync write-protects the buffers' pages and returns at once; the background
@@ -82,11 +84,18 @@
 
 namespace kubetrain::worker {
 
-// A named byte buffer to save; borrowed for the duration of Save / SaveAsync.
+// Where a buffer's bytes are.
+enum class Memory {
+  kHost,  // host memory of this process
+  kCuda,  // CUDA device memory (builds with CUDA; else Save/SaveAsync fail with FailedPrecondition)
+};
+
+// A named byte buffer to save; borrowed for the duration of Save / SaveAsync (see kCopyOnWrite).
 struct NamedBuffer {
   std::string name;
   const void* data = nullptr;
   size_t size = 0;
+  Memory memory = Memory::kHost;
 };
 
 // How SaveAsync snapshots the buffers (see above).
@@ -196,6 +205,10 @@ class Checkpointer {
  private:
   struct AsyncState;
   explicit Checkpointer(CheckpointOptions options);
+
+  // Copies the kCuda buffers into the pinned staging buffer; async_->views then holds every
+  // buffer as host memory (host buffers in place).
+  absl::Status StageDeviceBuffers(absl::Span<const NamedBuffer> buffers);
 
   // Writes the shard from `buffers` and runs the protocol.
   absl::Status SaveImpl(int64_t step, absl::Span<const NamedBuffer> buffers,
