@@ -13,7 +13,6 @@
 // --output DIR it also writes DIR/params.bin (raw float32) and DIR/final.json.
 //
 // Run it as a kubetrain job (examples/native-mlp/job.yml), or alone: `native-mlp --steps 100`.
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -85,18 +84,11 @@ absl::Status WriteFile(const std::filesystem::path& path, const void* data, size
 }
 
 absl::Status Run(const Config& cfg) {
-  const rt::RankInfo& info = rt::GetRankInfo();
   const bool cuda = cfg.device == "cuda";
   KT_ASSIGN_OR_RETURN(
       coll::Backend backend,
       coll::ParseBackend(cfg.backend.empty() ? (cuda ? "nccl" : "cpu") : cfg.backend));
   KT_ASSIGN_OR_RETURN(coll::CommunicatorOptions copts, coll::OptionsFromEnvironment());
-  // Each kubetrain instance is a node of its own (a pod on Kubernetes; on the local compute its
-  // own PID namespace, where a peer's pid means nothing): shared memory inside an instance, TCP
-  // between instances, as on a real cluster.
-  char host[256] = {0};
-  gethostname(host, sizeof(host) - 1);
-  copts.cpu_node_id = absl::StrCat(host, "/instance-", info.node_rank);
   KT_ASSIGN_OR_RETURN(std::unique_ptr<coll::Communicator> comm,
                       coll::CreateCommunicator(backend, copts));
   const int rank = comm->rank(), world = comm->world_size();
