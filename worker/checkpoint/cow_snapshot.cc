@@ -29,19 +29,36 @@ size_t PageSize() {
   return page;
 }
 
+// The address of this thread's last fault that no snapshot claimed (see OnSegv).
+__attribute__((tls_model("initial-exec"))) thread_local uintptr_t t_unclaimed_fault = 0;
+
 void OnSegv(int sig, siginfo_t* info, void* context) {
-  g_in_handler.fetch_add(1, std::memory_order_acq_rel);
+  // seq_cst pairs with the destructor's store-then-load: either it sees this handler running,
+  // or this handler does not see the snapshot it is destroying.
+  g_in_handler.fetch_add(1, std::memory_order_seq_cst);
   const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
   bool handled = false;
   for (auto& slot : g_active) {
-    CowSnapshot* s = slot.load(std::memory_order_acquire);
+    CowSnapshot* s = slot.load(std::memory_order_seq_cst);
     if (s != nullptr && s->HandleFault(addr)) {
       handled = true;
       break;
     }
   }
-  g_in_handler.fetch_sub(1, std::memory_order_acq_rel);
-  if (handled) return;  // the faulting write runs again, on a writable page
+  g_in_handler.fetch_sub(1, std::memory_order_seq_cst);
+  if (handled) {
+    t_unclaimed_fault = 0;
+    return;  // the faulting write runs again, on a writable page
+  }
+  // A write can fault on a protected chunk and reach this handler only after the background
+  // thread copied and unprotected that chunk and retired the snapshot. So the first time no
+  // snapshot claims an access fault, run the write again; a second fault at the same address is
+  // not ours.
+  if (info->si_code == SEGV_ACCERR && t_unclaimed_fault != addr) {
+    t_unclaimed_fault = addr;
+    return;
+  }
+  t_unclaimed_fault = 0;
   // Not ours: what was there before us.
   if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
     g_previous.sa_sigaction(sig, info, context);
@@ -149,9 +166,9 @@ absl::StatusOr<std::unique_ptr<CowSnapshot>> CowSnapshot::Start(const std::vecto
 CowSnapshot::~CowSnapshot() {
   Finish();
   if (slot_ >= 0) {
-    g_active[slot_].store(nullptr, std::memory_order_release);
+    g_active[slot_].store(nullptr, std::memory_order_seq_cst);
     // A handler may still be reading this object (it loaded the pointer before the store).
-    while (g_in_handler.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    while (g_in_handler.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
   }
 }
 

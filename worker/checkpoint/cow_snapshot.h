@@ -12,7 +12,9 @@
 // (read(2) into a buffer fails with EFAULT while it is protected), by another process (MPI
 // shared-memory / CMA transfers) or by a device (DMA into registered host memory) must not be
 // snapshot this way. A SIGSEGV handler installed after ours (ASan, a JVM) bypasses it. Faults at
-// addresses outside every snapshot go to the handler that was installed before ours.
+// addresses outside every snapshot go to the handler that was installed before ours (an access
+// fault no snapshot claims is first retried once: the write may have faulted just before the
+// background thread unprotected its chunk and retired the snapshot).
 //
 // Thread-safety: Start/Finish/destruction from the owner; faults may come from any thread.
 #ifndef KUBETRAIN_WORKER_CHECKPOINT_COW_SNAPSHOT_H_
