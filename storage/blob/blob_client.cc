@@ -591,7 +591,11 @@ absl::Status BlobClient::GetRange(absl::string_view name, int64_t offset, int64_
   req.range_offset = offset;
   req.range_length = length;
   req.what = "read";
-  if (!if_match.empty()) req.headers.emplace_back("If-Match", std::string(if_match));
+  if (!if_match.empty()) {
+    req.headers.emplace_back("If-Match", absl::StartsWith(if_match, "\"")
+                                             ? std::string(if_match)
+                                             : absl::StrCat("\"", if_match, "\""));
+  }
   return Perform(req).status();
 }
 
