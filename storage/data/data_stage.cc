@@ -49,10 +49,11 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
   }
   const v1::DataMode mode =
       input.mode() == v1::DATA_MODE_UNSPECIFIED ? v1::DATA_MODE_RO_MOUNT : input.mode();
-  if (mode != v1::DATA_MODE_RO_MOUNT && mode != v1::DATA_MODE_DOWNLOAD) {
+  if (mode != v1::DATA_MODE_RO_MOUNT && mode != v1::DATA_MODE_DOWNLOAD &&
+      mode != v1::DATA_MODE_RW_MOUNT) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": this mode cannot be used for an input; use ro_mount, download or "
-                           "direct"));
+        absl::StrCat(what, ": this mode cannot be used for an input; use ro_mount, rw_mount, "
+                           "download or direct"));
   }
   const bool is_file = input.type() == v1::DATA_TYPE_URI_FILE;
   absl::StatusOr<DataLocation> loc = Locate(input.path(), options);
@@ -80,6 +81,13 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
       absl::StatusOr<std::vector<LocalFile>> files = ListTreeInside(src, what);
       if (!files.ok()) return files.status();
     }
+    if (mode == v1::DATA_MODE_RW_MOUNT) {
+      // A writable view of the data itself: writes reach it.
+      absl::StatusOr<std::string> w = MakeWritableView(src, target, options.private_mount_namespace);
+      if (!w.ok()) return Named(w.status(), what);
+      result.how = absl::StrCat(*w, " of ", src, " (writable)");
+      return result;
+    }
     if (mode == v1::DATA_MODE_DOWNLOAD) {
       absl::StatusOr<TransferStats> s = CopyLocalPath(src, is_file, target, topts);
       if (!s.ok()) return Named(s.status(), what);
@@ -95,12 +103,18 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
     }
     absl::StatusOr<std::unique_ptr<BlobClient>> client = BlobClient::Create(loc->account, options.blob);
     if (!client.ok()) return Named(client.status(), what);
-    const std::string dest = mode == v1::DATA_MODE_DOWNLOAD ? target : target + ".cache";
+    const bool copy = mode == v1::DATA_MODE_DOWNLOAD || mode == v1::DATA_MODE_RW_MOUNT;
+    const std::string dest = copy ? target : target + ".cache";
     absl::StatusOr<TransferStats> s = DownloadBlobPath(**client, loc->blob_path, is_file, dest, topts);
     if (!s.ok()) return Named(s.status(), what);
     result.stats = *s;
     result.how = absl::StrCat("downloaded ", Describe(*s), " (", s->bytes_fetched, " bytes fetched)");
-    if (mode == v1::DATA_MODE_DOWNLOAD) return result;
+    if (mode == v1::DATA_MODE_RW_MOUNT) {
+      result.warnings.push_back(absl::StrCat(
+          what, ": rw_mount of blob data is a downloaded, writable copy (there is no blob mount "
+                "here); changes to it are not written back — write results to an output"));
+    }
+    if (copy) return result;
     view_source = dest;
   }
   absl::StatusOr<std::string> warning =

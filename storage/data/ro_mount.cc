@@ -60,4 +60,36 @@ absl::StatusOr<std::string> MakeReadOnlyView(const std::string& source, const st
                       ", which the job can write to — treat it as read-only");
 }
 
+absl::StatusOr<std::string> MakeWritableView(const std::string& source, const std::string& target,
+                                             bool try_mount) {
+  std::error_code ec;
+  if (!fs::exists(source, ec)) {
+    return absl::NotFoundError(absl::StrCat("rw_mount: ", source, " does not exist"));
+  }
+  const bool is_dir = fs::is_directory(source, ec);
+  fs::create_directories(fs::path(target).parent_path(), ec);
+  if (try_mount) umount2(target.c_str(), MNT_DETACH);
+  if (fs::is_symlink(target, ec) || (fs::exists(target, ec) && !fs::is_directory(target, ec))) {
+    fs::remove(target, ec);
+  } else if (fs::is_directory(target, ec)) {
+    fs::remove(target, ec);
+  }
+  if (try_mount) {
+    if (is_dir) {
+      fs::create_directory(target, ec);
+    } else {
+      std::ofstream(target).close();
+    }
+    if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0) {
+      return std::string("bind mount");
+    }
+    fs::remove(target, ec);
+  }
+  if (symlink(source.c_str(), target.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("rw_mount: cannot link ", target, " to ", source, ": ",
+                                            std::strerror(errno)));
+  }
+  return std::string("symlink");
+}
+
 }  // namespace kubetrain::storage

@@ -141,9 +141,12 @@ TEST_F(DataStageTest, EveryInputModeWithEveryPathForm) {
   Seed();
   int n = 0;
   for (v1::DataMode mode : {v1::DATA_MODE_UNSPECIFIED, v1::DATA_MODE_RO_MOUNT,
-                            v1::DATA_MODE_DOWNLOAD, v1::DATA_MODE_DIRECT}) {
+                            v1::DATA_MODE_RW_MOUNT, v1::DATA_MODE_DOWNLOAD,
+                            v1::DATA_MODE_DIRECT}) {
     for (bool is_file : {false, true}) {
+      int form = 0;
       for (const std::string& path : Forms(is_file ? "one.bin" : "folder")) {
+        const bool local_data = form++ < 3;
         SCOPED_TRACE(absl::StrCat(v1::DataMode_Name(mode), " ", path));
         v1::JobInput in;
         in.set_type(is_file ? v1::DATA_TYPE_URI_FILE : v1::DATA_TYPE_URI_FOLDER);
@@ -167,6 +170,10 @@ TEST_F(DataStageTest, EveryInputModeWithEveryPathForm) {
         if (mode == v1::DATA_MODE_DOWNLOAD) {
           EXPECT_FALSE(fs::is_symlink(target));
           EXPECT_TRUE(r->warnings.empty());
+        } else if (mode == v1::DATA_MODE_RW_MOUNT) {
+          // Local data: a writable link to the data itself; blob data: a copy, with a warning.
+          EXPECT_EQ(fs::is_symlink(target), local_data);
+          EXPECT_EQ(r->warnings.size(), local_data ? 0u : 1u);
         } else {
           // No mount namespace of our own here: a symlink and a warning that says so.
           EXPECT_TRUE(fs::is_symlink(target));

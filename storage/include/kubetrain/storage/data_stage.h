@@ -8,8 +8,13 @@
 //                           symlink to the data and a warning says the view is writable. Blob data
 //                           (there is no FUSE driver here): downloaded to "<target>.cache", then
 //                           viewed the same way.
+//   rw_mount                a writable view. Local data: a bind mount (private namespace) or a
+//                           symlink; writes reach the data. Blob data: a downloaded copy, with a
+//                           warning that changes are not written back.
 //   download                a private, writable copy at `target` (blob: parallel ranged GETs,
 //                           checksummed, resumable — see transfer.h; local: a copy).
+//   eval_mount / eval_download are refused when the job is validated (kubetrain does not
+//                           evaluate MLTable).
 //   direct                  nothing staged: the URI is passed to the command as written.
 // Outputs (the command writes to a local folder / file; PublishOutput runs when the ranks end,
 // also when they failed, so partial results are kept):
@@ -69,6 +74,10 @@ absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::J
 // The read-only view of ro_mount: `target` shows `source` read-only. Returns a warning (empty
 // when a read-only bind mount was made) or an error when neither a mount nor a symlink works.
 absl::StatusOr<std::string> MakeReadOnlyView(const std::string& source, const std::string& target,
+                                             bool try_mount);
+// rw_mount's view: a bind mount (when `try_mount`) or a symlink; returns which ("bind mount" /
+// "symlink").
+absl::StatusOr<std::string> MakeWritableView(const std::string& source, const std::string& target,
                                              bool try_mount);
 
 }  // namespace kubetrain::storage
