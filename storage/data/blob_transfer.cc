@@ -87,9 +87,57 @@ struct FileJob {
   std::string part, state;
   int fd = -1;
   int64_t chunks = 0;
+  int64_t chunk_size = 0;
   std::atomic<int64_t> remaining{0};
-  std::mutex mu;  // the state file
+  std::mutex mu;  // the state file and the fields below
+  // The MD5 is computed while the download runs: whichever thread completes the chunk at the
+  // front of the finished prefix hashes forward (from the page cache), one thread at a time.
+  std::vector<bool> complete;
+  int64_t next_hash = 0;
+  bool hashing = false;
+  shared_key::Md5Stream md5;
+  absl::Status hash_error;
 };
+
+// Marks chunk `index` finished and, if this thread is the one to do it, hashes the finished
+// prefix of the file forward.
+void ChunkFinished(FileJob& f, int64_t index) {
+  {
+    std::lock_guard<std::mutex> lock(f.mu);
+    f.complete[static_cast<size_t>(index)] = true;
+    if (f.hashing || f.item.blob.content_md5.empty()) return;
+    f.hashing = true;
+  }
+  std::vector<char> buf;
+  while (true) {
+    int64_t next;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      if (f.next_hash >= f.chunks || !f.complete[static_cast<size_t>(f.next_hash)] ||
+          !f.hash_error.ok()) {
+        f.hashing = false;
+        return;
+      }
+      next = f.next_hash;
+    }
+    const int64_t offset = next * f.chunk_size;
+    const int64_t length = std::min(f.chunk_size, f.item.blob.size - offset);
+    buf.resize(static_cast<size_t>(length));
+    int64_t got = 0;
+    while (got < length) {
+      ssize_t n = pread(f.fd, buf.data() + got, static_cast<size_t>(length - got), offset + got);
+      if (n <= 0) break;
+      got += n;
+    }
+    std::lock_guard<std::mutex> lock(f.mu);
+    if (got != length) {
+      f.hash_error = absl::InternalError(absl::StrCat("cannot read back ", f.part));
+    } else {
+      f.md5.Update(buf.data(), buf.size());
+    }
+    f.next_hash++;
+  }
+}
 
 // Reads a sidecar: "etag size chunk_size" then one finished chunk index per line.
 std::vector<bool> ReadState(const FileJob& f, int64_t chunk_size) {
@@ -125,7 +173,10 @@ absl::Status Finalize(FileJob& f) {
                                             " bytes, the blob has ", f.item.blob.size));
   }
   if (!f.item.blob.content_md5.empty()) {
-    absl::StatusOr<std::string> md5 = FileMd5(f.part);
+    absl::StatusOr<std::string> md5 =
+        f.next_hash == f.chunks && f.hash_error.ok() && f.chunks > 0
+            ? absl::StatusOr<std::string>(absl::Base64Escape(f.md5.Finish()))
+            : FileMd5(f.part);
     if (!md5.ok()) return md5.status();
     if (*md5 != f.item.blob.content_md5) {
       fs::remove(f.part, ec);
@@ -159,6 +210,7 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
   std::vector<Task> tasks;
   int64_t to_fetch = 0;
   for (BlobDownload& item : items) {
+    if (!options.verify_md5) item.blob.content_md5.clear();
     stats.files++;
     stats.bytes += item.blob.size;
     if (absl::Status s = MakeParent(item.dest); !s.ok()) return s;
@@ -178,9 +230,12 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
       if (same) continue;  // already complete
     }
     f->chunks = (f->item.blob.size + chunk - 1) / chunk;
+    f->chunk_size = chunk;
+    f->complete.assign(static_cast<size_t>(f->chunks), false);
     std::vector<bool> done = ReadState(*f, chunk);
+    f->complete = done;
     const bool resuming = std::any_of(done.begin(), done.end(), [](bool b) { return b; });
-    f->fd = open(f->part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (resuming ? 0 : O_TRUNC), 0644);
+    f->fd = open(f->part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resuming ? 0 : O_TRUNC), 0644);
     if (f->fd < 0) {
       return absl::InternalError(absl::StrCat("cannot write ", f->part, ": ", strerror(errno)));
     }
@@ -236,7 +291,19 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
       std::ofstream st(f.state, std::ios::app);
       st << tasks[t].index << "\n";
     }
-    if (f.remaining.fetch_sub(1) == 1) return Finalize(f);
+    ChunkFinished(f, tasks[t].index);
+    if (f.remaining.fetch_sub(1) == 1) {
+      // The last chunk: wait for a hashing thread still working on the prefix.
+      while (true) {
+        {
+          std::lock_guard<std::mutex> lock(f.mu);
+          if (!f.hashing) break;
+        }
+        std::this_thread::yield();
+      }
+      ChunkFinished(f, tasks[t].index);
+      return Finalize(f);
+    }
     return absl::OkStatus();
   });
   for (auto& f : jobs) {

@@ -37,6 +37,9 @@ struct TransferOptions {
   int64_t chunk_size = 8 << 20;          // ranged GET / block size
   int64_t single_put_limit = 16 << 20;   // larger files are uploaded as blocks
   bool progress_bar = false;             // draw a progress bar on stderr
+  // Verify downloads against the blob's Content-MD5 where it has one (else by size only). The MD5
+  // is computed while the download runs, but costs ~1 s of CPU per GiB.
+  bool verify_md5 = true;
   std::string label;                     // shown before the bar ("input data")
 };
 
