@@ -96,4 +96,28 @@ TEST_F(DatastoreCliTest, BadDatastoresAreRefusedWithTheFix) {
   EXPECT_THAT(r.output, HasSubstr("datastore list"));
 }
 
+TEST_F(DatastoreCliTest, JobValidateNamesMissingDatastoresAndBadDataPaths) {
+  std::ofstream(dir_ / "job.yml")
+      << "command: echo ${{inputs.a}} ${{inputs.b}} ${{outputs.o}}\n"
+         "inputs:\n"
+         "  a: {type: uri_folder, path: azureml://datastores/nosuch/paths/x}\n"
+         "  b: {type: uri_folder, path: 'https://acct.blob.core.windows.net/c/../../etc'}\n"
+         "  w: {type: uri_folder, path: azureml://datastores/workspaceblobstore/paths/x}\n"
+         "outputs:\n"
+         "  o: {path: 'abfss://c@a.dfs.core.windows.net/x'}\n";
+  CommandResult r = Cli("job validate -f " + (dir_ / "job.yml").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("job.yml:3:3: error: inputs.a.path: no datastore \"nosuch\""));
+  EXPECT_THAT(r.output, HasSubstr("kubetrain datastore create nosuch"));
+  EXPECT_THAT(r.output, HasSubstr("inputs.b.path"));
+  EXPECT_THAT(r.output, HasSubstr("'../../etc' would escape its root"));
+  EXPECT_THAT(r.output, HasSubstr("outputs.o.path"));
+  EXPECT_THAT(r.output, Not(HasSubstr("inputs.w")));
+  EXPECT_THAT(r.output, HasSubstr("3 errors"));
+  // Once registered, the datastore is accepted.
+  ASSERT_EQ(Cli("datastore create nosuch --type local --path " + (dir_ / "data").string()).exit_code, 0);
+  r = Cli("job validate -f " + (dir_ / "job.yml").string());
+  EXPECT_THAT(r.output, Not(HasSubstr("inputs.a")));
+}
+
 }  // namespace
