@@ -162,12 +162,13 @@ void CuttingProxy::Serve() {
 }
 
 void CuttingProxy::Pipe(int client) {
-  if (busy_left_.fetch_sub(1) > 0) {
+  if (int left = busy_left_.fetch_sub(1); left > 0) {
     char req[16384];
     (void)!read(client, req, sizeof(req));
-    const char kBusy[] =
-        "HTTP/1.1 503 Server Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    (void)!write(client, kBusy, sizeof(kBusy) - 1);
+    const std::string busy = absl::StrCat(
+        left % 2 == 1 ? "HTTP/1.1 503 Server Busy" : "HTTP/1.1 429 Too Many Requests",
+        "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    (void)!write(client, busy.data(), busy.size());
     close(client);
     return;
   }

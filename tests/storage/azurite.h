@@ -50,7 +50,8 @@ class Azurite {
 
 class CuttingProxy {
  public:
-  // `busy` more connections (before the cut ones) are answered "503 Server Busy" at once.
+  // `busy` more connections (before the cut ones) are answered at once with "503 Server Busy"
+  // (odd ones) or "429 Too Many Requests" (even ones).
   CuttingProxy(int target_port, int64_t cut_after, int cuts, int busy = 0);
   ~CuttingProxy();
   int port() const { return port_; }
