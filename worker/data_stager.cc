@@ -72,7 +72,8 @@ absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Repo
         storage::StageInput(name, input, target->second, options);
     if (!r.ok()) return r.status();
     for (const std::string& w : r->warnings) reporter->Agent(w, "warn");
-    reporter->Agent(absl::StrCat("input '", name, "' (", input.path(), ") at ", r->local_path,
+    reporter->Agent(absl::StrCat("input '", name, "' (", storage::RedactDataUri(input.path()),
+                                 ") at ", r->local_path,
                                  ": ", r->how));
   }
   return absl::OkStatus();
@@ -95,7 +96,7 @@ absl::Status PublishOutputs(const v1::InstanceLaunch& launch, AgentSink* sink, R
     record.set_output(name);
     record.set_attempt(launch.attempt());
     record.set_instance(launch.instance_index());
-    record.set_destination(output.path());
+    record.set_destination(storage::RedactDataUri(output.path()));
     record.set_duration_ms(absl::ToInt64Milliseconds(absl::Now() - start));
     record.set_finished_unix_ms(absl::ToUnixMillis(absl::Now()));
     if (r.ok()) {
@@ -104,7 +105,7 @@ absl::Status PublishOutputs(const v1::InstanceLaunch& launch, AgentSink* sink, R
       record.set_status("completed");
       reporter->Agent(absl::StrCat("output '", name, "': uploaded ", r->stats.files, " files, ",
                                    r->stats.bytes, " bytes from ", local->second, " to ",
-                                   output.path(), " in ", record.duration_ms(), " ms"));
+                                   record.destination(), " in ", record.duration_ms(), " ms"));
     } else {
       record.set_status(absl::StrCat("failed: ", r.status().message()));
       reporter->Agent(absl::StrCat("output upload failed: ", r.status().message()), "error");

@@ -2,7 +2,8 @@
 // with the file, line and field instead of failing later in the worker agent: every input and
 // output path must be a form kubetrain reads (kubetrain/storage/data_uri.h — no escaping "..", no
 // SAS token in the URL, no abfss://), and every azureml://datastores/<name> must be registered in
-// the workspace (`workspaceblobstore` always exists).
+// the workspace (`workspaceblobstore` always exists); a local input must match its type (a folder
+// for uri_folder, a file for uri_file). `direct` paths are the script's business and not checked.
 //
 // Thread-safety: as the Workspace passed in.
 #ifndef KUBETRAIN_LAUNCHER_CLI_DATA_CHECK_H_

@@ -189,6 +189,8 @@ struct CallContext {
   absl::Status sink_status;
   bool streaming = false;  // decided at the first body byte: success status → sink
   bool decided = false;
+  bool accept_200 = false;  // a 200 (whole blob) is the asked range only when it starts at 0
+  int64_t limit = 0;        // bytes the sink may receive in total (the range's length)
 };
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -210,16 +212,20 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   if (!ctx->decided) {
     long status = 0;
     curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &status);
-    ctx->streaming = ctx->sink != nullptr && (status == 200 || status == 206);
+    ctx->streaming = ctx->sink != nullptr && (status == 206 || (status == 200 && ctx->accept_200));
     ctx->decided = true;
   }
   if (!ctx->streaming) {
     if (ctx->response->body.size() < (1 << 24)) ctx->response->body.append(data, bytes);
     return bytes;
   }
-  ctx->sink_status = (*ctx->sink)(data, bytes);
+  // Never more than the range asked for (a server that ignored the range sends the whole blob).
+  const size_t give =
+      static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(bytes), ctx->limit - *ctx->delivered));
+  if (give == 0) return bytes;
+  ctx->sink_status = (*ctx->sink)(data, give);
   if (!ctx->sink_status.ok()) return 0;
-  *ctx->delivered += static_cast<int64_t>(bytes);
+  *ctx->delivered += static_cast<int64_t>(give);
   return bytes;
 }
 
@@ -423,6 +429,8 @@ absl::StatusOr<BlobClient::Response> BlobClient::PerformOnce(const Request& req,
 
   Response response;
   CallContext ctx{&response, req.sink, curl, delivered, absl::OkStatus()};
+  ctx.accept_200 = req.range_offset + *delivered == 0;
+  ctx.limit = req.range_length;
   curl_easy_setopt(curl, CURLOPT_URL, full_url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

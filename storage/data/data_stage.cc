@@ -40,7 +40,7 @@ bool OutputNeedsPublish(const v1::JobOutput& output) {
 
 absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInput& input,
                                        const std::string& target, const StageOptions& options) {
-  const std::string what = absl::StrCat("input '", name, "' (", input.path(), ")");
+  const std::string what = absl::StrCat("input '", name, "' (", RedactDataUri(input.path()), ")");
   StageResult result;
   if (!InputNeedsStaging(input)) {
     result.local_path = input.type() == v1::DATA_TYPE_LITERAL ? input.literal() : input.path();
@@ -132,9 +132,10 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
 
 absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::JobOutput& output,
                                             const std::string& local, const StageOptions& options) {
-  const std::string what = absl::StrCat("output '", name, "' (", output.path(), ")");
+  const std::string what =
+      absl::StrCat("output '", name, "' (", RedactDataUri(output.path()), ")");
   PublishResult result;
-  result.destination = output.path();
+  result.destination = RedactDataUri(output.path());
   if (!OutputNeedsPublish(output)) return result;
   const bool is_file = output.type() == v1::DATA_TYPE_URI_FILE;
   std::error_code ec;

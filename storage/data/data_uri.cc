@@ -11,8 +11,6 @@
 namespace kubetrain::storage {
 namespace {
 
-constexpr absl::string_view kBlobHostSuffix = ".blob.core.windows.net";
-
 absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view uri) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -23,7 +21,7 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view
     int v = 0;
     if (i + 2 >= s.size() || !absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("data path '", uri, "': bad percent-encoding at '", s.substr(i), "'"));
+          absl::StrCat("data path '", RedactDataUri(uri), "': bad percent-encoding"));
     }
     out.push_back(static_cast<char>(v));
     i += 2;
@@ -33,13 +31,21 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view
 
 absl::Status Bad(absl::string_view uri, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
-      "data path '", uri, "': ", why,
+      "data path '", RedactDataUri(uri), "': ", why,
       "; use a local path, file://, azureml://datastores/<name>/paths/<path>, "
       "https://<account>.blob.core.windows.net/<container>/<path> or "
       "wasbs://<container>@<account>.blob.core.windows.net/<path>"));
 }
 
 }  // namespace
+
+std::string RedactDataUri(absl::string_view uri) {
+  size_t q = uri.find('?');
+  if (q == absl::string_view::npos || !absl::StrContains(uri.substr(0, q), "://")) {
+    return std::string(uri);
+  }
+  return absl::StrCat(uri.substr(0, q), "?<redacted>");
+}
 
 bool IsRemoteDataUri(absl::string_view uri) {
   return (absl::StrContains(uri, "://") && !absl::StartsWith(uri, "file://")) ||
@@ -48,8 +54,8 @@ bool IsRemoteDataUri(absl::string_view uri) {
 
 absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri) {
   DataUri out;
-  out.original = std::string(uri);
-  const std::string what = absl::StrCat("data path '", uri, "'");
+  out.original = RedactDataUri(uri);
+  const std::string what = absl::StrCat("data path '", out.original, "'");
   absl::string_view rest = uri;
   if (absl::ConsumePrefix(&rest, "file://") || !absl::StrContains(uri, ":")) {
     if (!absl::StartsWith(rest, "/")) return Bad(uri, "a local path must be absolute here");

@@ -39,12 +39,16 @@ struct DataUri {
   std::string container;   // kBlobUrl
   std::string endpoint;    // kBlobUrl: the service endpoint the URL names (scheme://host[/account])
   std::string path;        // kDatastore / kBlobUrl: cleaned path inside it ("" = its root)
-  std::string original;    // as written
+  std::string original;    // as written, with any query string redacted (RedactDataUri)
 };
 
 // InvalidArgument (naming the URI and the form expected) for anything else, e.g. a relative path,
 // an abfss:// URL or an azureml:name:version asset.
 absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri);
+
+// The URI for messages and records: a query string (which may hold a SAS token) becomes
+// "?<redacted>".
+std::string RedactDataUri(absl::string_view uri);
 
 // True for what ParseDataUri would not treat as a local path.
 bool IsRemoteDataUri(absl::string_view uri);
