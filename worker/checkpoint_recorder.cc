@@ -43,7 +43,9 @@ void CheckpointRecorder::Stop() {
 
 std::set<int64_t> CheckpointRecorder::recorded() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return recorded_;
+  std::set<int64_t> steps;
+  for (const auto& [step, retired] : recorded_) steps.insert(step);
+  return steps;
 }
 
 bool CheckpointRecorder::ScanOnce() {
@@ -51,9 +53,11 @@ bool CheckpointRecorder::ScanOnce() {
   if (!published.ok()) return false;  // tried again on the next scan
   bool all = true;
   for (const PublishedCheckpoint& c : *published) {
+    const bool retired = !c.present;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (recorded_.count(c.step) > 0) continue;
+      auto it = recorded_.find(c.step);
+      if (it != recorded_.end() && it->second == retired) continue;
     }
     v1::CheckpointRecord r;
     r.set_job(job_);
@@ -65,12 +69,13 @@ bool CheckpointRecorder::ScanOnce() {
     if (!c.attempt.empty()) (void)absl::SimpleAtoi(c.attempt, &attempt);
     r.set_attempt(attempt);
     r.set_created_unix_ms(c.created_unix_ms);
+    r.set_retired(retired);
     if (!sink_->RecordCheckpoint(r).ok()) {
       all = false;  // tried again on the next scan
       continue;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    recorded_.insert(c.step);
+    recorded_[c.step] = retired;
   }
   return all;
 }

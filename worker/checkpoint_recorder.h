@@ -8,8 +8,9 @@
 //
 // What was published is read with ListPublishedCheckpoints (the directory's journal, which rank 0
 // appends to after each publishing rename, plus every complete step-<N>/), so a checkpoint that
-// retention removed between two scans is recorded too. A record the sink refuses is tried again
-// on the next scan.
+// retention removed between two scans is recorded too; a checkpoint retention removes after it
+// was recorded is recorded again as retired. A record the sink refuses is tried again on the next
+// scan.
 //
 // Ownership: borrows the sink, which must outlive the recorder. Thread-safety: Start/Stop from one
 // thread; the scanning runs on the recorder's own thread.
@@ -19,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -46,6 +48,7 @@ class CheckpointRecorder {
   // Steps recorded so far.
   std::set<int64_t> recorded() const;
 
+
  private:
   // Records what is new; false when something could not be read or recorded.
   bool ScanOnce();
@@ -58,7 +61,7 @@ class CheckpointRecorder {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::set<int64_t> recorded_;  // guarded by mu_
+  std::map<int64_t, bool> recorded_;  // step -> recorded as retired; guarded by mu_
   std::thread thread_;
 };
 

@@ -239,7 +239,8 @@ void PrintCheckpointTable(const std::vector<v1::CheckpointRecord>& checkpoints,
   for (const v1::CheckpointRecord& c : checkpoints) {
     t.AddRow({absl::StrCat(indent, c.step()), common::FormatBytes(c.size_bytes()),
               absl::StrCat(c.duration_ms(), " ms"), absl::StrCat(c.attempt() + 1),
-              Created(c.created_unix_ms()), c.location()});
+              Created(c.created_unix_ms()),
+              c.retired() ? absl::StrCat(c.location(), " (removed by retention)") : c.location()});
   }
   t.Print(out);
 }

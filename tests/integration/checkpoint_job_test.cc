@@ -60,12 +60,15 @@ TEST_F(CheckpointJobTest, EveryCheckpointIsRecordedAndListed) {
                 HasSubstr("/checkpoints/step-" + std::to_string(10 * (i + 1))));
   }
   EXPECT_FALSE(fs::exists(list[0]["location"].get<std::string>()));  // retired by retention
+  EXPECT_EQ(list[0].value("retired", false), true) << json.output;
   EXPECT_TRUE(fs::exists(list[4]["location"].get<std::string>()));
+  EXPECT_EQ(list[4].value("retired", false), false) << json.output;
 
   CommandResult table = Kt("job checkpoints ckpt-job");
   ASSERT_EQ(table.exit_code, 0) << table.output;
   EXPECT_THAT(table.output, HasSubstr("STEP"));
   EXPECT_THAT(table.output, HasSubstr("768Ki"));
+  EXPECT_THAT(table.output, HasSubstr("step-10 (removed by retention)"));
 
   CommandResult show = Kt("job show ckpt-job");
   ASSERT_EQ(show.exit_code, 0) << show.output;

@@ -733,9 +733,13 @@ absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(
   }
   for (const auto& n : *names) {
     std::optional<int64_t> step = ParseStepName(n, "");
-    if (!step || found.count(*step) > 0) continue;
+    if (!step) continue;
     absl::StatusOr<CheckpointManifest> m = ReadCompleteManifest(JoinPath(dir, n), *step);
     if (!m.ok()) continue;
+    if (auto it = found.find(*step); it != found.end()) {
+      it->second.present = true;
+      continue;
+    }
     PublishedCheckpoint c;
     c.step = *step;
     for (const ShardInfo& shard : m->shards()) c.size_bytes += shard.size();
@@ -743,6 +747,7 @@ absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(
     c.created_unix_ms = m->created_unix_ms();
     c.attempt = m->attempt();
     c.location = JoinPath(dir, n);
+    c.present = true;
     found[c.step] = std::move(c);
   }
   std::vector<PublishedCheckpoint> out;

@@ -430,6 +430,7 @@ TEST_F(CheckpointTest, PublishedCheckpointsIncludeRetiredOnesAndSurviveATornJour
     EXPECT_GE(c.save_duration_ms, 0);
     EXPECT_GT(c.created_unix_ms, 0);
     EXPECT_EQ(c.location, dir_ + "/step-" + std::to_string(i + 1));
+    EXPECT_EQ(c.present, c.step >= 3) << "step " << c.step;  // keep_last 2
   }
   auto none = ListPublishedCheckpoints(root_ + "/missing");
   ASSERT_TRUE(none.ok());

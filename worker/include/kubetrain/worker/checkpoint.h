@@ -144,7 +144,8 @@ struct PublishedCheckpoint {
   int64_t save_duration_ms = 0;  // rank 0's save, from its start to the publishing rename
   int64_t created_unix_ms = 0;
   std::string attempt;           // the attempt token of the ranks that saved it
-  std::string location;          // `dir`/step-<N> (it may since have been removed by retention)
+  std::string location;          // `dir`/step-<N>
+  bool present = false;          // step-<N>/ is still on disk (false: removed by retention)
 };
 
 // Every checkpoint published in `dir`: those in its journal (also ones retention has removed
