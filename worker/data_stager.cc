@@ -73,8 +73,7 @@ absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Repo
     if (!r.ok()) return r.status();
     for (const std::string& w : r->warnings) reporter->Agent(w, "warn");
     reporter->Agent(absl::StrCat("input '", name, "' (", storage::RedactDataUri(input.path()),
-                                 ") at ", r->local_path,
-                                 ": ", r->how));
+                                 ") at ", r->local_path, ": ", r->how));
   }
   return absl::OkStatus();
 }
@@ -113,8 +112,8 @@ absl::Status PublishOutputs(const v1::InstanceLaunch& launch, AgentSink* sink, R
     }
     if (sink != nullptr) {
       if (absl::Status s = sink->RecordOutputUpload(record); !s.ok()) {
-        reporter->Agent(absl::StrCat("cannot record the upload of output '", name, "': ",
-                                     s.message()), "warn");
+        reporter->Agent(
+            absl::StrCat("cannot record the upload of output '", name, "': ", s.message()), "warn");
       }
     }
   }

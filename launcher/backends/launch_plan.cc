@@ -50,7 +50,8 @@ absl::StatusOr<v1::InstanceLaunch> BuildInstanceLaunch(const LaunchRequest& requ
       (*launch.mutable_input_paths())[name] = input.path();
     } else {
       std::string target = absl::StrCat(data_dir, "/inputs/", name);
-      if (input.type() == v1::DATA_TYPE_URI_FILE) absl::StrAppend(&target, "/", BaseName(input.path()));
+      if (input.type() == v1::DATA_TYPE_URI_FILE)
+        absl::StrAppend(&target, "/", BaseName(input.path()));
       (*launch.mutable_input_paths())[name] = target;
     }
   }
@@ -67,7 +68,8 @@ absl::StatusOr<v1::InstanceLaunch> BuildInstanceLaunch(const LaunchRequest& requ
       local = output.path();
     } else {
       local = absl::StrCat(data_dir, "/outputs/", name);
-      if (output.type() == v1::DATA_TYPE_URI_FILE) absl::StrAppend(&local, "/", BaseName(output.path()));
+      if (output.type() == v1::DATA_TYPE_URI_FILE)
+        absl::StrAppend(&local, "/", BaseName(output.path()));
     }
     (*launch.mutable_output_paths())[name] = local;
   }

@@ -38,9 +38,9 @@ v1::Datastore Masked(v1::Datastore d) {
 
 std::string Location(const v1::Datastore& d) {
   if (!d.account_name().empty()) {
-    std::string endpoint = d.endpoint().empty()
-                               ? absl::StrCat("https://", d.account_name(), ".blob.core.windows.net")
-                               : d.endpoint();
+    std::string endpoint =
+        d.endpoint().empty() ? absl::StrCat("https://", d.account_name(), ".blob.core.windows.net")
+                             : d.endpoint();
     return absl::StrCat(endpoint, "/", d.container_name());
   }
   return d.path();
@@ -68,8 +68,8 @@ absl::Status ReadDatastoreFile(const std::string& file, v1::Datastore* d) {
   }
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(file, ": expected a mapping"));
   static const std::vector<std::string> kKeys = {
-      "$schema", "name",      "type",     "description", "account_name", "container_name",
-      "endpoint", "protocol", "credentials", "tags",     "path"};
+      "$schema",  "name",     "type",        "description", "account_name", "container_name",
+      "endpoint", "protocol", "credentials", "tags",        "path"};
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
@@ -84,9 +84,10 @@ absl::Status ReadDatastoreFile(const std::string& file, v1::Datastore* d) {
   } else if (type == "local" || type == "workspaceblobstore") {
     d->set_type(type);
   } else if (!type.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file, ":", root["type"].Mark().line + 1, ": type \"", type,
-        "\" is not supported; kubetrain supports azure_blob (and its own local, workspaceblobstore)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ":", root["type"].Mark().line + 1, ": type \"", type,
+                     "\" is not supported; kubetrain supports azure_blob (and its own local, "
+                     "workspaceblobstore)"));
   }
   d->set_description(Scalar(root["description"]));
   d->set_account_name(Scalar(root["account_name"]));
@@ -110,11 +111,12 @@ absl::Status ReadDatastoreFile(const std::string& file, v1::Datastore* d) {
 absl::Status Validate(v1::Datastore* d, const std::string& workspace_dir) {
   static const std::regex kName("[A-Za-z0-9_][A-Za-z0-9_-]{0,254}");
   if (d->name().empty()) {
-    return absl::InvalidArgumentError("the datastore has no name (give NAME or `name:` in the file)");
+    return absl::InvalidArgumentError(
+        "the datastore has no name (give NAME or `name:` in the file)");
   }
   if (!std::regex_match(d->name(), kName)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "datastore name \"", d->name(), "\": use letters, digits, '_' and '-' only"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("datastore name \"", d->name(), "\": use letters, digits, '_' and '-' only"));
   }
   if (d->type().empty()) {
     d->set_type(d->account_name().empty() ? "local" : "azureblob");
@@ -154,7 +156,8 @@ absl::Status Validate(v1::Datastore* d, const std::string& workspace_dir) {
       !d->endpoint().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--account-key, --sas-token, --container-name and --endpoint are for azureblob datastores; "
-        "datastore \"", d->name(), "\" is ", t));
+        "datastore \"",
+        d->name(), "\" is ", t));
   }
   if (d->path().empty() && t == "workspaceblobstore") {
     d->set_path(absl::StrCat(workspace_dir, "/datastores/workspaceblobstore"));
@@ -195,7 +198,8 @@ int Create(const GlobalFlags& global, const DatastoreFlags& f) {
   set(f.account_key, [&](const std::string& v) { d.set_account_key(v); });
   set(f.sas_token, [&](const std::string& v) { d.set_sas_token(v); });
   set(f.description, [&](const std::string& v) { d.set_description(v); });
-  std::string ws_dir = global.workspace.empty() ? storage::DefaultWorkspacePath() : global.workspace;
+  std::string ws_dir =
+      global.workspace.empty() ? storage::DefaultWorkspacePath() : global.workspace;
   if (absl::Status s = Validate(&d, ws_dir); !s.ok()) return PrintError(s), kExitFailure;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
@@ -284,9 +288,11 @@ void AddDatastoreCommands(CLI::App& app, const GlobalFlags& flags, int* exit_cod
   create->add_option("--path", f->path, "local: the folder");
   create->add_option("--account-name", f->account_name, "azureblob: storage account");
   create->add_option("--container-name", f->container_name, "azureblob: container");
-  create->add_option("--endpoint", f->endpoint,
-                     "azureblob: service URL override (Azurite: http://127.0.0.1:10000/devstoreaccount1)");
-  create->add_option("--account-key", f->account_key, "azureblob: account key (stored, never shown)")
+  create->add_option(
+      "--endpoint", f->endpoint,
+      "azureblob: service URL override (Azurite: http://127.0.0.1:10000/devstoreaccount1)");
+  create
+      ->add_option("--account-key", f->account_key, "azureblob: account key (stored, never shown)")
       ->envname("KUBETRAIN_DATASTORE_ACCOUNT_KEY");
   create->add_option("--sas-token", f->sas_token, "azureblob: SAS token (stored, never shown)")
       ->envname("KUBETRAIN_DATASTORE_SAS_TOKEN");

@@ -91,11 +91,16 @@ std::string Unescape(absl::string_view s) {
       continue;
     }
     absl::string_view ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "amp") out.push_back('&');
-    else if (ent == "lt") out.push_back('<');
-    else if (ent == "gt") out.push_back('>');
-    else if (ent == "quot") out.push_back('"');
-    else if (ent == "apos") out.push_back('\'');
+    if (ent == "amp")
+      out.push_back('&');
+    else if (ent == "lt")
+      out.push_back('<');
+    else if (ent == "gt")
+      out.push_back('>');
+    else if (ent == "quot")
+      out.push_back('"');
+    else if (ent == "apos")
+      out.push_back('\'');
     else if (absl::StartsWith(ent, "#")) {
       uint32_t cp = 0;
       bool ok = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X')
@@ -127,7 +132,8 @@ std::string Unescape(absl::string_view s) {
 }
 
 // Finds <tag ...>text</tag> in `xml` starting at *pos; on success advances *pos past it.
-bool NextElement(absl::string_view xml, absl::string_view tag, size_t* pos, absl::string_view* inner) {
+bool NextElement(absl::string_view xml, absl::string_view tag, size_t* pos,
+                 absl::string_view* inner) {
   const std::string open = absl::StrCat("<", tag);
   size_t at = *pos;
   while (true) {
@@ -200,8 +206,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     ctx->response->headers.clear();  // a new response (after 100 Continue or a redirect)
   } else if (size_t colon = line.find(':'); colon != absl::string_view::npos) {
     std::string name = absl::AsciiStrToLower(line.substr(0, colon));
-    ctx->response->headers[name] =
-        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    ctx->response->headers[name] = std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
   }
   return size * n;
 }
@@ -220,8 +225,8 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
     return bytes;
   }
   // Never more than the range asked for (a server that ignored the range sends the whole blob).
-  const size_t give =
-      static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(bytes), ctx->limit - *ctx->delivered));
+  const size_t give = static_cast<size_t>(
+      std::min<int64_t>(static_cast<int64_t>(bytes), ctx->limit - *ctx->delivered));
   if (give == 0) return bytes;
   ctx->sink_status = (*ctx->sink)(data, give);
   if (!ctx->sink_status.ok()) return 0;
@@ -235,9 +240,7 @@ namespace blob_internal {
 
 std::string EncodeBlobName(absl::string_view name) { return PercentEncode(name, true); }
 
-std::string Md5Base64(absl::string_view data) {
-  return absl::Base64Escape(shared_key::Md5(data));
-}
+std::string Md5Base64(absl::string_view data) { return absl::Base64Escape(shared_key::Md5(data)); }
 
 absl::StatusOr<BlobListPage> ParseListBlobs(absl::string_view xml) {
   if (!absl::StrContains(xml, "<EnumerationResults")) {
@@ -280,11 +283,11 @@ std::string StringToSign(absl::string_view method, const Params& headers,
   };
   std::string length = h("content-length");
   if (length == "0") length.clear();
-  std::string out = absl::StrCat(method, "\n", h("content-encoding"), "\n", h("content-language"),
-                                 "\n", length, "\n", h("content-md5"), "\n", h("content-type"),
-                                 "\n", h("date"), "\n", h("if-modified-since"), "\n",
-                                 h("if-match"), "\n", h("if-none-match"), "\n",
-                                 h("if-unmodified-since"), "\n", h("range"), "\n");
+  std::string out =
+      absl::StrCat(method, "\n", h("content-encoding"), "\n", h("content-language"), "\n", length,
+                   "\n", h("content-md5"), "\n", h("content-type"), "\n", h("date"), "\n",
+                   h("if-modified-since"), "\n", h("if-match"), "\n", h("if-none-match"), "\n",
+                   h("if-unmodified-since"), "\n", h("range"), "\n");
   for (const auto& [name, value] : ms_headers) absl::StrAppend(&out, name, ":", value, "\n");
   absl::StrAppend(&out, canonical_resource);
   return out;
@@ -301,10 +304,9 @@ absl::StatusOr<std::unique_ptr<BlobClient>> BlobClient::Create(BlobAccount accou
     return absl::InvalidArgumentError(
         absl::StrCat("Azure Blob account '", account.account_name, "': the container is empty"));
   }
-  std::string endpoint = account.endpoint.empty()
-                             ? absl::StrCat("https://", account.account_name,
-                                            ".blob.core.windows.net")
-                             : account.endpoint;
+  std::string endpoint = account.endpoint.empty() ? absl::StrCat("https://", account.account_name,
+                                                                 ".blob.core.windows.net")
+                                                  : account.endpoint;
   while (absl::EndsWith(endpoint, "/")) endpoint.pop_back();
   if (!absl::StartsWith(endpoint, "http://") && !absl::StartsWith(endpoint, "https://")) {
     return absl::InvalidArgumentError(absl::StrCat("Azure Blob account '", account.account_name,
@@ -409,10 +411,10 @@ absl::StatusOr<BlobClient::Response> BlobClient::PerformOnce(const Request& req,
   }
   if (!decoded_key_.empty() && account_.sas_token.empty()) {
     std::string to_sign = blob_internal::StringToSign(req.method, headers, canonical);
-    headers.emplace_back("Authorization",
-                         absl::StrCat("SharedKey ", account_.account_name, ":",
-                                      absl::Base64Escape(shared_key::HmacSha256(decoded_key_,
-                                                                                to_sign))));
+    headers.emplace_back(
+        "Authorization",
+        absl::StrCat("SharedKey ", account_.account_name, ":",
+                     absl::Base64Escape(shared_key::HmacSha256(decoded_key_, to_sign))));
   }
 
   curl_slist* list = nullptr;
@@ -437,8 +439,9 @@ absl::StatusOr<BlobClient::Response> BlobClient::PerformOnce(const Request& req,
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
+  curl_easy_setopt(
+      curl, CURLOPT_LOW_SPEED_TIME,
+      static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &ctx);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -504,9 +507,9 @@ absl::StatusOr<BlobClient::Response> BlobClient::Perform(const Request& req) {
     if (code.empty() && r->headers.count("x-ms-error-code")) code = r->headers["x-ms-error-code"];
     std::string where = req.blob.empty() ? absl::StrCat("container ", Describe())
                                          : absl::StrCat("blob ", BlobUrl(req.blob));
-    std::string text = absl::StrCat("Azure Blob ", req.what, " of ", where, ": HTTP ", r->status,
-                                    code.empty() ? "" : " ", code,
-                                    message.empty() ? "" : ": ", message);
+    std::string text =
+        absl::StrCat("Azure Blob ", req.what, " of ", where, ": HTTP ", r->status,
+                     code.empty() ? "" : " ", code, message.empty() ? "" : ": ", message);
     switch (r->status) {
       case 401:
       case 403:
@@ -526,8 +529,8 @@ absl::StatusOr<BlobClient::Response> BlobClient::Perform(const Request& req) {
   }
   curl_easy_cleanup(static_cast<CURL*>(handle));  // a broken connection: do not pool it
   if (!absl::IsUnavailable(last)) return last;
-  return absl::UnavailableError(absl::StrCat(last.message(), " (gave up after ",
-                                             options_.max_attempts, " attempts)"));
+  return absl::UnavailableError(
+      absl::StrCat(last.message(), " (gave up after ", options_.max_attempts, " attempts)"));
 }
 
 absl::Status BlobClient::CreateContainer() {
@@ -627,7 +630,8 @@ absl::Status BlobClient::PutBlob(absl::string_view name, absl::string_view data,
   req.blob = std::string(name);
   req.body = data;
   req.headers = {{"x-ms-blob-type", "BlockBlob"}, {"Content-Type", "application/octet-stream"}};
-  if (!content_md5.empty()) req.headers.emplace_back("x-ms-blob-content-md5", std::string(content_md5));
+  if (!content_md5.empty())
+    req.headers.emplace_back("x-ms-blob-content-md5", std::string(content_md5));
   req.what = "write";
   return Perform(req).status();
 }
@@ -658,7 +662,8 @@ absl::Status BlobClient::PutBlockList(absl::string_view name,
   req.body = body;
   req.query = {{"comp", "blocklist"}};
   req.headers = {{"Content-Type", "application/xml"}};
-  if (!content_md5.empty()) req.headers.emplace_back("x-ms-blob-content-md5", std::string(content_md5));
+  if (!content_md5.empty())
+    req.headers.emplace_back("x-ms-blob-content-md5", std::string(content_md5));
   req.what = "commit block list";
   return Perform(req).status();
 }

@@ -47,7 +47,8 @@ absl::Status RunParallel(size_t n, int parallelism, const std::function<absl::St
       }
     }
   };
-  int threads = static_cast<int>(std::min<size_t>(n, static_cast<size_t>(std::max(1, parallelism))));
+  int threads =
+      static_cast<int>(std::min<size_t>(n, static_cast<size_t>(std::max(1, parallelism))));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(work);
   if (threads > 0) work();
@@ -77,7 +78,8 @@ absl::Status MakeParent(const std::string& path) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create the folder of ", path, ": ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot create the folder of ", path, ": ", ec.message()));
   }
   return absl::OkStatus();
 }
@@ -273,9 +275,11 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
         [&](const char* data, size_t n) -> absl::Status {
           size_t off = 0;
           while (off < n) {
-            ssize_t w = pwrite(f.fd, data + off, n - off, offset + written + static_cast<int64_t>(off));
+            ssize_t w =
+                pwrite(f.fd, data + off, n - off, offset + written + static_cast<int64_t>(off));
             if (w < 0) {
-              return absl::InternalError(absl::StrCat("cannot write ", f.part, ": ", strerror(errno)));
+              return absl::InternalError(
+                  absl::StrCat("cannot write ", f.part, ": ", strerror(errno)));
             }
             off += static_cast<size_t>(w);
           }
@@ -338,8 +342,9 @@ absl::StatusOr<TransferStats> DownloadBlobPath(BlobClient& client, const std::st
       items.push_back({std::move(b), *local});
     }
     if (items.empty()) {
-      return absl::NotFoundError(absl::StrCat("no blobs under '", prefix, "' in ", client.Describe(),
-                                              " (", client.BlobUrl(blob_path), ")"));
+      return absl::NotFoundError(absl::StrCat("no blobs under '", prefix, "' in ",
+                                              client.Describe(), " (", client.BlobUrl(blob_path),
+                                              ")"));
     }
     std::error_code ec;
     fs::create_directories(dest, ec);
@@ -347,8 +352,8 @@ absl::StatusOr<TransferStats> DownloadBlobPath(BlobClient& client, const std::st
   return DownloadBlobs(client, std::move(items), options);
 }
 
-absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& local,
-                                         bool is_file, const std::string& blob_path,
+absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& local, bool is_file,
+                                         const std::string& blob_path,
                                          const TransferOptions& options) {
   const absl::Time start = absl::Now();
   std::vector<LocalFile> files;
@@ -382,7 +387,8 @@ absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& 
     if (is_file) {
       names[i] = blob_path;
     } else {
-      names[i] = blob_path.empty() ? files[i].relative : absl::StrCat(blob_path, "/", files[i].relative);
+      names[i] =
+          blob_path.empty() ? files[i].relative : absl::StrCat(blob_path, "/", files[i].relative);
     }
     stats.files++;
     stats.bytes += files[i].size;
@@ -405,7 +411,8 @@ absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& 
     const int64_t length = pieces[p].block < 0 ? f.size : std::min(chunk, f.size - offset);
     std::string buf(static_cast<size_t>(length), '\0');
     int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return absl::InternalError(absl::StrCat("cannot read ", f.path, ": ", strerror(errno)));
+    if (fd < 0)
+      return absl::InternalError(absl::StrCat("cannot read ", f.path, ": ", strerror(errno)));
     int64_t got = 0;
     while (got < length) {
       ssize_t n = pread(fd, buf.data() + got, static_cast<size_t>(length - got), offset + got);

@@ -52,8 +52,9 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
   if (mode != v1::DATA_MODE_RO_MOUNT && mode != v1::DATA_MODE_DOWNLOAD &&
       mode != v1::DATA_MODE_RW_MOUNT) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": this mode cannot be used for an input; use ro_mount, rw_mount, "
-                           "download or direct"));
+        absl::StrCat(what,
+                     ": this mode cannot be used for an input; use ro_mount, rw_mount, "
+                     "download or direct"));
   }
   const bool is_file = input.type() == v1::DATA_TYPE_URI_FILE;
   absl::StatusOr<DataLocation> loc = Locate(input.path(), options);
@@ -71,10 +72,11 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
       return absl::NotFoundError(absl::StrCat(what, ": ", src, " does not exist"));
     }
     if (is_file != !fs::is_directory(src, ec)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": ", src, is_file ? " is a folder but the input is uri_file"
-                                   : " is a file but the input is uri_folder",
-          "; fix `type:`"));
+      return absl::InvalidArgumentError(absl::StrCat(what, ": ", src,
+                                                     is_file
+                                                         ? " is a folder but the input is uri_file"
+                                                         : " is a file but the input is uri_folder",
+                                                     "; fix `type:`"));
     }
     if (!is_file) {
       // A symlink out of the folder would let the job read outside what it was given.
@@ -83,7 +85,8 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
     }
     if (mode == v1::DATA_MODE_RW_MOUNT) {
       // A writable view of the data itself: writes reach it.
-      absl::StatusOr<std::string> w = MakeWritableView(src, target, options.private_mount_namespace);
+      absl::StatusOr<std::string> w =
+          MakeWritableView(src, target, options.private_mount_namespace);
       if (!w.ok()) return Named(w.status(), what);
       result.how = absl::StrCat(*w, " of ", src, " (writable)");
       return result;
@@ -101,18 +104,22 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": a uri_file input must name a blob, not a container"));
     }
-    absl::StatusOr<std::unique_ptr<BlobClient>> client = BlobClient::Create(loc->account, options.blob);
+    absl::StatusOr<std::unique_ptr<BlobClient>> client =
+        BlobClient::Create(loc->account, options.blob);
     if (!client.ok()) return Named(client.status(), what);
     const bool copy = mode == v1::DATA_MODE_DOWNLOAD || mode == v1::DATA_MODE_RW_MOUNT;
     const std::string dest = copy ? target : target + ".cache";
-    absl::StatusOr<TransferStats> s = DownloadBlobPath(**client, loc->blob_path, is_file, dest, topts);
+    absl::StatusOr<TransferStats> s =
+        DownloadBlobPath(**client, loc->blob_path, is_file, dest, topts);
     if (!s.ok()) return Named(s.status(), what);
     result.stats = *s;
-    result.how = absl::StrCat("downloaded ", Describe(*s), " (", s->bytes_fetched, " bytes fetched)");
+    result.how =
+        absl::StrCat("downloaded ", Describe(*s), " (", s->bytes_fetched, " bytes fetched)");
     if (mode == v1::DATA_MODE_RW_MOUNT) {
       result.warnings.push_back(absl::StrCat(
-          what, ": rw_mount of blob data is a downloaded, writable copy (there is no blob mount "
-                "here); changes to it are not written back — write results to an output"));
+          what,
+          ": rw_mount of blob data is a downloaded, writable copy (there is no blob mount "
+          "here); changes to it are not written back — write results to an output"));
     }
     if (copy) return result;
     view_source = dest;
@@ -132,8 +139,7 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
 
 absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::JobOutput& output,
                                             const std::string& local, const StageOptions& options) {
-  const std::string what =
-      absl::StrCat("output '", name, "' (", RedactDataUri(output.path()), ")");
+  const std::string what = absl::StrCat("output '", name, "' (", RedactDataUri(output.path()), ")");
   PublishResult result;
   result.destination = RedactDataUri(output.path());
   if (!OutputNeedsPublish(output)) return result;
@@ -159,7 +165,8 @@ absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::J
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": a uri_file output must name a blob, not a container"));
   }
-  absl::StatusOr<std::unique_ptr<BlobClient>> client = BlobClient::Create(loc->account, options.blob);
+  absl::StatusOr<std::unique_ptr<BlobClient>> client =
+      BlobClient::Create(loc->account, options.blob);
   if (!client.ok()) return Named(client.status(), what);
   absl::StatusOr<TransferStats> s = UploadPath(**client, local, is_file, loc->blob_path, topts);
   if (!s.ok()) return Named(s.status(), what);

@@ -30,11 +30,11 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view s, absl::string_view
 }
 
 absl::Status Bad(absl::string_view uri, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "data path '", RedactDataUri(uri), "': ", why,
-      "; use a local path, file://, azureml://datastores/<name>/paths/<path>, "
-      "https://<account>.blob.core.windows.net/<container>/<path> or "
-      "wasbs://<container>@<account>.blob.core.windows.net/<path>"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("data path '", RedactDataUri(uri), "': ", why,
+                   "; use a local path, file://, azureml://datastores/<name>/paths/<path>, "
+                   "https://<account>.blob.core.windows.net/<container>/<path> or "
+                   "wasbs://<container>@<account>.blob.core.windows.net/<path>"));
 }
 
 }  // namespace
@@ -61,13 +61,16 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri) {
     if (!absl::StartsWith(rest, "/")) return Bad(uri, "a local path must be absolute here");
     out.kind = DataUri::Kind::kLocal;
     out.local_path = std::string(rest);
-    while (out.local_path.size() > 1 && absl::EndsWith(out.local_path, "/")) out.local_path.pop_back();
+    while (out.local_path.size() > 1 && absl::EndsWith(out.local_path, "/"))
+      out.local_path.pop_back();
     return out;
   }
   if (absl::ConsumePrefix(&rest, "azureml://")) {
     size_t at = rest.find("datastores/");
     if (at == absl::string_view::npos || (at != 0 && rest[at - 1] != '/')) {
-      return Bad(uri, "an azureml:// URI must name a datastore (azureml://datastores/<name>/paths/<path>)");
+      return Bad(
+          uri,
+          "an azureml:// URI must name a datastore (azureml://datastores/<name>/paths/<path>)");
     }
     rest.remove_prefix(at + sizeof("datastores/") - 1);
     size_t slash = rest.find('/');
@@ -87,8 +90,12 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri) {
   if (absl::StartsWith(uri, "azureml:")) {
     return Bad(uri, "Azure ML data assets (azureml:name:version) are not supported by kubetrain");
   }
-  std::string scheme = absl::AsciiStrToLower(rest.substr(0, rest.find("://")));
-  rest.remove_prefix(scheme.size() + 3);
+  const size_t scheme_end = rest.find("://");
+  if (scheme_end == absl::string_view::npos) {
+    return Bad(uri, "it is neither an absolute local path nor a URL");
+  }
+  std::string scheme = absl::AsciiStrToLower(rest.substr(0, scheme_end));
+  rest.remove_prefix(scheme_end + 3);
   if (scheme == "wasbs" || scheme == "wasb") {
     size_t at = rest.find('@');
     size_t slash = rest.find('/');
@@ -96,12 +103,13 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri) {
       return Bad(uri, "expected wasbs://<container>@<account>.blob.core.windows.net/<path>");
     }
     out.container = std::string(rest.substr(0, at));
-    absl::string_view host = rest.substr(at + 1, slash == absl::string_view::npos ? absl::string_view::npos : slash - at - 1);
+    absl::string_view host = rest.substr(
+        at + 1, slash == absl::string_view::npos ? absl::string_view::npos : slash - at - 1);
     size_t dot = host.find('.');
     out.account = std::string(host.substr(0, dot));
     out.endpoint = absl::StrCat(scheme == "wasbs" ? "https://" : "http://", host);
-    absl::StatusOr<std::string> path = PercentDecode(
-        slash == absl::string_view::npos ? "" : rest.substr(slash + 1), uri);
+    absl::StatusOr<std::string> path =
+        PercentDecode(slash == absl::string_view::npos ? "" : rest.substr(slash + 1), uri);
     if (!path.ok()) return path.status();
     absl::StatusOr<std::string> clean = CleanRelativePath(*path, what, true);
     if (!clean.ok()) return clean.status();
@@ -111,8 +119,9 @@ absl::StatusOr<DataUri> ParseDataUri(absl::string_view uri) {
     absl::string_view host = rest.substr(0, slash);
     absl::string_view path = slash == absl::string_view::npos ? "" : rest.substr(slash + 1);
     if (size_t q = path.find('?'); q != absl::string_view::npos) {
-      return Bad(uri, "a query string (SAS token) does not belong in a data path: register the "
-                      "token with `kubetrain datastore create --sas-token` instead");
+      return Bad(uri,
+                 "a query string (SAS token) does not belong in a data path: register the "
+                 "token with `kubetrain datastore create --sas-token` instead");
     }
     absl::StatusOr<std::string> decoded = PercentDecode(path, uri);
     if (!decoded.ok()) return decoded.status();
@@ -207,8 +216,8 @@ absl::StatusOr<DataLocation> ResolveData(const DataUri& uri, const DatastoreReso
         for (const DatastoreConfig& d : *all) {
           if (d.account_name != uri.account) continue;
           if (d.account_key.empty() && d.sas_token.empty() && d.endpoint.empty()) continue;
-          if (best == nullptr || (d.container_name == uri.container &&
-                                  best->container_name != uri.container)) {
+          if (best == nullptr ||
+              (d.container_name == uri.container && best->container_name != uri.container)) {
             best = &d;
           }
         }

@@ -21,7 +21,8 @@ absl::StatusOr<TransferStats> CopyLocalPath(const std::string& src, bool is_file
     if (!fs::is_regular_file(src, ec)) return absl::NotFoundError(absl::StrCat("no file ", src));
     files.push_back({"", src, static_cast<int64_t>(fs::file_size(src, ec))});
   } else {
-    absl::StatusOr<std::vector<LocalFile>> listed = ListTreeInside(src, absl::StrCat("copy of ", src));
+    absl::StatusOr<std::vector<LocalFile>> listed =
+        ListTreeInside(src, absl::StrCat("copy of ", src));
     if (!listed.ok()) return listed.status();
     files = std::move(*listed);
     fs::create_directories(dest, ec);

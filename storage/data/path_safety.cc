@@ -15,9 +15,8 @@ namespace fs = std::filesystem;
 absl::StatusOr<std::string> CleanRelativePath(absl::string_view path, absl::string_view what,
                                               bool allow_leading_slash) {
   auto refuse = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": the path '", path,
-                                                   "' would escape its root (", why,
-                                                   "); use a path inside it"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": the path '", path, "' would escape its root (", why, "); use a path inside it"));
   };
   if (path.find('\0') != absl::string_view::npos) return refuse("it contains a NUL byte");
   if (path.find('\\') != absl::string_view::npos) return refuse("it contains a backslash");
@@ -61,7 +60,8 @@ absl::StatusOr<std::vector<LocalFile>> ListTreeInside(const std::string& root,
   }
   std::vector<LocalFile> files;
   fs::recursive_directory_iterator it(canonical_root, fs::directory_options::none, ec);
-  if (ec) return absl::InternalError(absl::StrCat(what, ": cannot read ", root, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat(what, ": cannot read ", root, ": ", ec.message()));
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) {
       return absl::InternalError(absl::StrCat(what, ": cannot read ", root, ": ", ec.message()));
@@ -71,19 +71,20 @@ absl::StatusOr<std::vector<LocalFile>> ListTreeInside(const std::string& root,
     if (e.is_symlink(ec)) {
       fs::path target = fs::weakly_canonical(e.path(), ec);
       if (ec || !Inside(canonical_root, target)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, ": '", rel.string(), "' is a symlink to '", fs::read_symlink(e.path(), ec).string(),
-            "', outside ", root, "; a symlink must stay inside the folder (copy the file in)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": '", rel.string(), "' is a symlink to '",
+                         fs::read_symlink(e.path(), ec).string(), "', outside ", root,
+                         "; a symlink must stay inside the folder (copy the file in)"));
       }
       if (fs::is_directory(target, ec)) continue;  // not descended into
       if (!fs::is_regular_file(target, ec)) continue;
-      files.push_back({rel.generic_string(), target.string(),
-                       static_cast<int64_t>(fs::file_size(target, ec))});
+      files.push_back(
+          {rel.generic_string(), target.string(), static_cast<int64_t>(fs::file_size(target, ec))});
       continue;
     }
     if (e.is_regular_file(ec)) {
-      files.push_back({rel.generic_string(), e.path().string(),
-                       static_cast<int64_t>(e.file_size(ec))});
+      files.push_back(
+          {rel.generic_string(), e.path().string(), static_cast<int64_t>(e.file_size(ec))});
     }
   }
   std::sort(files.begin(), files.end(),

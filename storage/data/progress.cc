@@ -5,7 +5,9 @@
 namespace kubetrain::storage::data_internal {
 
 ProgressBar::ProgressBar(bool enabled, std::string label, int64_t total_bytes)
-    : enabled_(enabled), label_(std::move(label)), total_(total_bytes),
+    : enabled_(enabled),
+      label_(std::move(label)),
+      total_(total_bytes),
       start_(std::chrono::steady_clock::now()) {
   if (!enabled_) return;
   thread_ = std::thread([this] {

@@ -40,8 +40,7 @@ absl::StatusOr<std::string> MakeReadOnlyView(const std::string& source, const st
       std::ofstream(target).close();
     }
     if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0) {
-      if (mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) ==
-          0) {
+      if (mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0) {
         return std::string();
       }
       why = absl::StrCat("remounting read-only failed: ", std::strerror(errno));
@@ -52,11 +51,11 @@ absl::StatusOr<std::string> MakeReadOnlyView(const std::string& source, const st
     fs::remove(target, ec);
   }
   if (symlink(source.c_str(), target.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("ro_mount: cannot link ", target, " to ", source, ": ",
-                                            std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("ro_mount: cannot link ", target, " to ", source, ": ", std::strerror(errno)));
   }
-  return absl::StrCat("ro_mount: a read-only bind mount is not possible here (", why, "); ",
-                      target, " is a symlink to ", source,
+  return absl::StrCat("ro_mount: a read-only bind mount is not possible here (", why, "); ", target,
+                      " is a symlink to ", source,
                       ", which the job can write to — treat it as read-only");
 }
 
@@ -86,8 +85,8 @@ absl::StatusOr<std::string> MakeWritableView(const std::string& source, const st
     fs::remove(target, ec);
   }
   if (symlink(source.c_str(), target.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("rw_mount: cannot link ", target, " to ", source, ": ",
-                                            std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("rw_mount: cannot link ", target, " to ", source, ": ", std::strerror(errno)));
   }
   return std::string("symlink");
 }

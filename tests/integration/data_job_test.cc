@@ -26,9 +26,9 @@
 namespace kubetrain {
 namespace {
 namespace fs = std::filesystem;
+using testing::CommandResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::CommandResult;
 
 void WriteRandom(const fs::path& p, size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -68,10 +68,10 @@ class DataJobTest : public ::testing::Test {
     ASSERT_TRUE(c.ok());
     client_ = std::move(*c);
     ASSERT_TRUE(client_->CreateContainer().ok());
-    CommandResult r = Kt(absl::StrCat(
-        "datastore create blobs --type azureblob --account-name ", testing::kAzuriteAccount,
-        " --container-name training --endpoint ", azurite_.endpoint(), " --account-key ",
-        testing::kAzuriteKey));
+    CommandResult r =
+        Kt(absl::StrCat("datastore create blobs --type azureblob --account-name ",
+                        testing::kAzuriteAccount, " --container-name training --endpoint ",
+                        azurite_.endpoint(), " --account-key ", testing::kAzuriteKey));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void TearDown() override {
@@ -106,23 +106,25 @@ TEST_F(DataJobTest, TwoHundredFilesWithOne256MiBComeBackByteForByte) {
   ASSERT_TRUE(up.ok()) << up.status();
   ASSERT_EQ(up->files, 200);
   // The job checks what it got against the source's MD5s before it copies it to its output.
-  CommandResult sums = testing::RunCommand("cd " + src.string() +
-                                           " && find . -type f | sort | xargs md5sum > " +
-                                           (dir_ / "MD5SUMS").string());
+  CommandResult sums =
+      testing::RunCommand("cd " + src.string() + " && find . -type f | sort | xargs md5sum > " +
+                          (dir_ / "MD5SUMS").string());
   ASSERT_EQ(sums.exit_code, 0) << sums.output;
 
-  std::string job = Write(
-      "job.yml",
-      "name: data-e2e\n"
-      "command: >-\n"
-      "  cd ${{inputs.data}} && md5sum --quiet -c ${{inputs.sums}} && echo ALL-MD5-OK &&\n"
-      "  cp -r . ${{outputs.copy}}/ && echo lr=${{inputs.lr}}\n"
-      "inputs:\n"
-      "  data: {type: uri_folder, path: azureml://datastores/blobs/paths/datasets/v1, mode: download}\n"
-      "  sums: {type: uri_file, path: ./MD5SUMS}\n"
-      "  lr: 0.01\n"
-      "outputs:\n"
-      "  copy: {type: uri_folder, path: azureml://datastores/blobs/paths/results/data-e2e, mode: upload}\n");
+  std::string job =
+      Write("job.yml",
+            "name: data-e2e\n"
+            "command: >-\n"
+            "  cd ${{inputs.data}} && md5sum --quiet -c ${{inputs.sums}} && echo ALL-MD5-OK &&\n"
+            "  cp -r . ${{outputs.copy}}/ && echo lr=${{inputs.lr}}\n"
+            "inputs:\n"
+            "  data: {type: uri_folder, path: azureml://datastores/blobs/paths/datasets/v1, mode: "
+            "download}\n"
+            "  sums: {type: uri_file, path: ./MD5SUMS}\n"
+            "  lr: 0.01\n"
+            "outputs:\n"
+            "  copy: {type: uri_folder, path: azureml://datastores/blobs/paths/results/data-e2e, "
+            "mode: upload}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("ALL-MD5-OK"));
@@ -133,8 +135,8 @@ TEST_F(DataJobTest, TwoHundredFilesWithOne256MiBComeBackByteForByte) {
 
   // Every byte came back: download the output (checked against each blob's Content-MD5) and
   // compare it with the source.
-  auto back = storage::DownloadBlobPath(*client_, "results/data-e2e", false,
-                                        (dir_ / "back").string(), t);
+  auto back =
+      storage::DownloadBlobPath(*client_, "results/data-e2e", false, (dir_ / "back").string(), t);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->files, 200);
   int compared = 0;
@@ -160,13 +162,12 @@ TEST_F(DataJobTest, TwoHundredFilesWithOne256MiBComeBackByteForByte) {
 }
 
 TEST_F(DataJobTest, OutputsOfAFailingJobAreStillUploaded) {
-  std::string job = Write(
-      "fail.yml",
-      "name: partial\n"
-      "command: echo step-1 > ${{outputs.ckpt}}/partial.txt && exit 3\n"
-      "outputs:\n"
-      "  ckpt: {type: uri_folder, path: "
-      "wasbs://training@devstoreaccount1.blob.core.windows.net/partial}\n");
+  std::string job = Write("fail.yml",
+                          "name: partial\n"
+                          "command: echo step-1 > ${{outputs.ckpt}}/partial.txt && exit 3\n"
+                          "outputs:\n"
+                          "  ckpt: {type: uri_folder, path: "
+                          "wasbs://training@devstoreaccount1.blob.core.windows.net/partial}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");
   EXPECT_NE(r.exit_code, 0) << r.output;
   auto got = client_->GetBlob("partial/partial.txt");
@@ -186,9 +187,10 @@ TEST_F(DataJobTest, AWrongAccountKeyFailsTheJobBeforeAnyRankRuns) {
       "datastore create blobs --type azureblob --account-name ", testing::kAzuriteAccount,
       " --container-name training --endpoint ", azurite_.endpoint(), " --account-key ", wrong));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::string job = Write("job.yml",
-                          "name: badkey\ncommand: echo RANK-RAN\n"
-                          "inputs:\n  d: {type: uri_folder, path: azureml://datastores/blobs/paths/d}\n");
+  std::string job =
+      Write("job.yml",
+            "name: badkey\ncommand: echo RANK-RAN\n"
+            "inputs:\n  d: {type: uri_folder, path: azureml://datastores/blobs/paths/d}\n");
   r = Kt("job create -f " + job + " --stream");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("authentication failed"));

@@ -36,16 +36,19 @@ class DatastoreCliTest : public ::testing::Test {
 };
 
 TEST_F(DatastoreCliTest, CreateListShowNeverPrintSecrets) {
-  CommandResult r = Cli("datastore create blobs --type azureblob --account-name devstoreaccount1 "
-                        "--container-name data --endpoint http://127.0.0.1:10000/devstoreaccount1 "
-                        "--account-key " + std::string(kKey));
+  CommandResult r =
+      Cli("datastore create blobs --type azureblob --account-name devstoreaccount1 "
+          "--container-name data --endpoint http://127.0.0.1:10000/devstoreaccount1 "
+          "--account-key " +
+          std::string(kKey));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("created"));
   EXPECT_THAT(r.output, Not(HasSubstr(kKey)));
-  std::ofstream(dir_ / "ds.yml") << "$schema: https://azuremlschemas.azureedge.net/latest/"
-                                    "azureBlob.schema.json\n"
-                                    "name: fromyaml\ntype: azure_blob\naccount_name: acct\n"
-                                    "container_name: c1\ncredentials:\n  sas_token: sv=1&sig=TOPSECRET\n";
+  std::ofstream(dir_ / "ds.yml")
+      << "$schema: https://azuremlschemas.azureedge.net/latest/"
+         "azureBlob.schema.json\n"
+         "name: fromyaml\ntype: azure_blob\naccount_name: acct\n"
+         "container_name: c1\ncredentials:\n  sas_token: sv=1&sig=TOPSECRET\n";
   r = Cli("datastore create -f " + (dir_ / "ds.yml").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = Cli("datastore create mylocal --type local --path " + (dir_ / "data").string());
@@ -78,7 +81,8 @@ TEST_F(DatastoreCliTest, BadDatastoresAreRefusedWithTheFix) {
   CommandResult r = Cli("datastore create x --type azureblob --account-name a");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("--container-name"));
-  r = Cli("datastore create x --type azureblob --account-name a --container-name c "
+  r =
+      Cli("datastore create x --type azureblob --account-name a --container-name c "
           "--account-key 'not base64!'");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("not valid base64"));
@@ -115,7 +119,8 @@ TEST_F(DatastoreCliTest, JobValidateNamesMissingDatastoresAndBadDataPaths) {
   EXPECT_THAT(r.output, Not(HasSubstr("inputs.w")));
   EXPECT_THAT(r.output, HasSubstr("3 errors"));
   // Once registered, the datastore is accepted.
-  ASSERT_EQ(Cli("datastore create nosuch --type local --path " + (dir_ / "data").string()).exit_code, 0);
+  ASSERT_EQ(
+      Cli("datastore create nosuch --type local --path " + (dir_ / "data").string()).exit_code, 0);
   r = Cli("job validate -f " + (dir_ / "job.yml").string());
   EXPECT_THAT(r.output, Not(HasSubstr("inputs.a")));
 }

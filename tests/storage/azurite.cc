@@ -63,7 +63,8 @@ storage::BlobAccount Azurite::Account(const std::string& container) const {
 }
 
 absl::Status Azurite::Start(int timeout_seconds) {
-  const std::string bin = std::string(KUBETRAIN_SOURCE_DIR) + "/.deps/node_modules/.bin/azurite-blob";
+  const std::string bin =
+      std::string(KUBETRAIN_SOURCE_DIR) + "/.deps/node_modules/.bin/azurite-blob";
   if (access(bin.c_str(), X_OK) != 0) {
     return absl::UnavailableError(
         absl::StrCat("Azurite is not installed (", bin, "); run scripts/setup-deps.sh"));
@@ -127,7 +128,10 @@ void Azurite::Stop() {
 }
 
 CuttingProxy::CuttingProxy(int target_port, int64_t cut_after, int cuts, int busy)
-    : target_port_(target_port), cut_after_(cut_after), cuts_(cuts), cuts_left_(cuts),
+    : target_port_(target_port),
+      cut_after_(cut_after),
+      cuts_(cuts),
+      cuts_left_(cuts),
       busy_left_(busy) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
@@ -165,9 +169,9 @@ void CuttingProxy::Pipe(int client) {
   if (int left = busy_left_.fetch_sub(1); left > 0) {
     char req[16384];
     (void)!read(client, req, sizeof(req));
-    const std::string busy = absl::StrCat(
-        left % 2 == 1 ? "HTTP/1.1 503 Server Busy" : "HTTP/1.1 429 Too Many Requests",
-        "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    const std::string busy =
+        absl::StrCat(left % 2 == 1 ? "HTTP/1.1 503 Server Busy" : "HTTP/1.1 429 Too Many Requests",
+                     "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     (void)!write(client, busy.data(), busy.size());
     close(client);
     return;
@@ -194,7 +198,8 @@ void CuttingProxy::Pipe(int client) {
       int from = i == 0 ? client : server;
       int to = i == 0 ? server : client;
       size_t want = buf.size();
-      if (i == 1 && cut) want = static_cast<size_t>(std::min<int64_t>(want, cut_after_ - forwarded));
+      if (i == 1 && cut)
+        want = static_cast<size_t>(std::min<int64_t>(want, cut_after_ - forwarded));
       ssize_t n = want == 0 ? 0 : read(from, buf.data(), want);
       if (n <= 0 && want != 0) {
         open = false;

@@ -35,10 +35,14 @@ std::string AccountSas(const std::string& permissions) {
   std::string sig = absl::Base64Escape(shared_key::HmacSha256(key, to_sign));
   std::string encoded;
   for (char c : sig) {
-    if (c == '+') encoded += "%2B";
-    else if (c == '/') encoded += "%2F";
-    else if (c == '=') encoded += "%3D";
-    else encoded += c;
+    if (c == '+')
+      encoded += "%2B";
+    else if (c == '/')
+      encoded += "%2F";
+    else if (c == '=')
+      encoded += "%3D";
+    else
+      encoded += c;
   }
   return absl::StrCat("sv=", version, "&ss=b&srt=sco&sp=", permissions, "&se=", expiry,
                       "&spr=https,http&sig=", encoded);
@@ -142,7 +146,8 @@ TEST_F(BlobClientTest, BlockUploadCommitsBlocksInOrderWithMd5) {
   std::vector<std::string> ids;
   for (int i = 0; i * 1000000 < static_cast<int>(data.size()); ++i) {
     ids.push_back(absl::StrFormat("block-%06d", i));
-    ASSERT_TRUE(c->PutBlock("big", ids.back(), absl::string_view(data).substr(i * 1000000, 1000000)).ok());
+    ASSERT_TRUE(
+        c->PutBlock("big", ids.back(), absl::string_view(data).substr(i * 1000000, 1000000)).ok());
   }
   ASSERT_TRUE(c->PutBlockList("big", ids, blob_internal::Md5Base64(data)).ok());
   auto info = c->GetProperties("big");
@@ -203,11 +208,11 @@ TEST_F(BlobClientTest, DroppedConnectionMidBodyIsResumedWithCorrectBytes) {
   o.initial_backoff = absl::Milliseconds(10);
   auto via = BlobClient::Create(a, o);
   std::string got;
-  absl::Status s = (*via)->GetRange("d", 0, static_cast<int64_t>(data.size()),
-                                    [&](const char* d, size_t n) {
-                                      got.append(d, n);
-                                      return absl::OkStatus();
-                                    });
+  absl::Status s =
+      (*via)->GetRange("d", 0, static_cast<int64_t>(data.size()), [&](const char* d, size_t n) {
+        got.append(d, n);
+        return absl::OkStatus();
+      });
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(proxy.cuts_done(), 2);
   ASSERT_EQ(got.size(), data.size());

@@ -62,8 +62,8 @@ class DataStageTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "local-ds");
-    container_ = absl::AsciiStrToLower(absl::StrCat(
-        "c", ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    container_ = absl::AsciiStrToLower(
+        absl::StrCat("c", ::testing::UnitTest::GetInstance()->current_test_info()->name()));
     container_ = container_.substr(0, 60);
     auto c = BlobClient::Create(azurite_->Account(container_));
     ASSERT_TRUE(c.ok());
@@ -115,13 +115,14 @@ class DataStageTest : public ::testing::Test {
 
   // Every path form of data/<rel>.
   std::vector<std::string> Forms(const std::string& rel) {
-    return {(dir_ / "local-src" / rel).string(),
-            absl::StrCat("file://", (dir_ / "local-src" / rel).string()),
-            absl::StrCat("azureml://datastores/localds/paths/data/", rel),
-            absl::StrCat("azureml://datastores/blobs/paths/data/", rel),
-            absl::StrCat("https://devstoreaccount1.blob.core.windows.net/", container_, "/data/", rel),
-            absl::StrCat("wasbs://", container_, "@devstoreaccount1.blob.core.windows.net/data/", rel),
-            absl::StrCat(azurite_->endpoint(), "/", container_, "/data/", rel)};
+    return {
+        (dir_ / "local-src" / rel).string(),
+        absl::StrCat("file://", (dir_ / "local-src" / rel).string()),
+        absl::StrCat("azureml://datastores/localds/paths/data/", rel),
+        absl::StrCat("azureml://datastores/blobs/paths/data/", rel),
+        absl::StrCat("https://devstoreaccount1.blob.core.windows.net/", container_, "/data/", rel),
+        absl::StrCat("wasbs://", container_, "@devstoreaccount1.blob.core.windows.net/data/", rel),
+        absl::StrCat(azurite_->endpoint(), "/", container_, "/data/", rel)};
   }
 
   static testing::Azurite* azurite_;
@@ -141,8 +142,7 @@ TEST_F(DataStageTest, EveryInputModeWithEveryPathForm) {
   Seed();
   int n = 0;
   for (v1::DataMode mode : {v1::DATA_MODE_UNSPECIFIED, v1::DATA_MODE_RO_MOUNT,
-                            v1::DATA_MODE_RW_MOUNT, v1::DATA_MODE_DOWNLOAD,
-                            v1::DATA_MODE_DIRECT}) {
+                            v1::DATA_MODE_RW_MOUNT, v1::DATA_MODE_DOWNLOAD, v1::DATA_MODE_DIRECT}) {
     for (bool is_file : {false, true}) {
       int form = 0;
       for (const std::string& path : Forms(is_file ? "one.bin" : "folder")) {
@@ -187,8 +187,8 @@ TEST_F(DataStageTest, EveryInputModeWithEveryPathForm) {
 
 TEST_F(DataStageTest, EveryOutputModeWithEveryPathForm) {
   int n = 0;
-  for (v1::DataMode mode : {v1::DATA_MODE_UNSPECIFIED, v1::DATA_MODE_RW_MOUNT,
-                            v1::DATA_MODE_UPLOAD, v1::DATA_MODE_DIRECT}) {
+  for (v1::DataMode mode : {v1::DATA_MODE_UNSPECIFIED, v1::DATA_MODE_RW_MOUNT, v1::DATA_MODE_UPLOAD,
+                            v1::DATA_MODE_DIRECT}) {
     for (bool is_file : {false, true}) {
       int form = 0;
       for (const std::string& base : Forms(absl::StrCat("out", n++))) {
@@ -203,8 +203,9 @@ TEST_F(DataStageTest, EveryOutputModeWithEveryPathForm) {
         const bool local_dest = form++ < 2;
         const bool published = OutputNeedsPublish(out);
         // Where the job writes: the path itself for a local rw_mount, else a staging folder.
-        fs::path local = published || !local_dest ? dir_ / "staging" / std::to_string(n * 100 + form)
-                                                  : fs::path(ParseDataUri(path)->local_path);
+        fs::path local = published || !local_dest
+                             ? dir_ / "staging" / std::to_string(n * 100 + form)
+                             : fs::path(ParseDataUri(path)->local_path);
         if (is_file) {
           WriteFile(local, one_);
         } else {

@@ -24,6 +24,8 @@ TEST(DataUriTest, LocalAndFileForms) {
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->local_path, "/data/y");
   EXPECT_FALSE(ParseDataUri("relative/path").ok());
+  EXPECT_FALSE(ParseDataUri("wasbs:/?c@a.t/x").ok());  // found by tests/fuzz/data_fuzzer
+  EXPECT_FALSE(ParseDataUri("c:data").ok());
 }
 
 TEST(DataUriTest, DatastoreForms) {
@@ -135,7 +137,9 @@ TEST(ResolveDataTest, DatastoresAndDefaults) {
     }
     return absl::NotFoundError("no");
   };
-  r.list = [&]() -> absl::StatusOr<std::vector<DatastoreConfig>> { return std::vector{*r.get("blobs")}; };
+  r.list = [&]() -> absl::StatusOr<std::vector<DatastoreConfig>> {
+    return std::vector{*r.get("blobs")};
+  };
 
   auto wsb = ResolveData(*ParseDataUri("azureml://datastores/workspaceblobstore/paths/x"), r);
   ASSERT_TRUE(wsb.ok());

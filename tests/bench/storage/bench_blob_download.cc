@@ -44,12 +44,17 @@ std::string ReadSas() {
   std::string sig = absl::Base64Escape(storage::shared_key::HmacSha256(key, to_sign));
   std::string enc;
   for (char c : sig) {
-    if (c == '+') enc += "%2B";
-    else if (c == '/') enc += "%2F";
-    else if (c == '=') enc += "%3D";
-    else enc += c;
+    if (c == '+')
+      enc += "%2B";
+    else if (c == '/')
+      enc += "%2F";
+    else if (c == '=')
+      enc += "%3D";
+    else
+      enc += c;
   }
-  return absl::StrCat("sv=", version, "&ss=b&srt=sco&sp=r&se=", expiry, "&spr=https,http&sig=", enc);
+  return absl::StrCat("sv=", version, "&ss=b&srt=sco&sp=r&se=", expiry,
+                      "&spr=https,http&sig=", enc);
 }
 
 }  // namespace
@@ -131,18 +136,20 @@ int main(int argc, char** argv) {
     theirs.push_back(mib / curl_s);
     ratios.push_back(ours.back() / theirs.back());
     ratios_unverified.push_back(unverified.back() / theirs.back());
-    std::printf("round %d: kubetrain download %.0f MiB/s (%d parallel ranged GETs, MD5 verified), "
-                "%.0f MiB/s (size check only), curl %.0f MiB/s; ratio %.2f (verified), %.2f "
-                "(size only)\n",
-                r, ours.back(), parallelism, unverified.back(), theirs.back(), ratios.back(),
-                ratios_unverified.back());
+    std::printf(
+        "round %d: kubetrain download %.0f MiB/s (%d parallel ranged GETs, MD5 verified), "
+        "%.0f MiB/s (size check only), curl %.0f MiB/s; ratio %.2f (verified), %.2f "
+        "(size only)\n",
+        r, ours.back(), parallelism, unverified.back(), theirs.back(), ratios.back(),
+        ratios_unverified.back());
     std::fflush(stdout);
   }
   fs::remove_all(dir);
-  std::printf("download of %lld MiB from Azurite (median of %d rounds): kubetrain %.0f MiB/s (MD5 "
-              "verified) / %.0f MiB/s (size check only) vs curl %.0f MiB/s: ratio %.2f verified, "
-              "%.2f size only (medians of the rounds' ratios)\n",
-              static_cast<long long>(size_mib), rounds, Median(ours), Median(unverified),
-              Median(theirs), Median(ratios), Median(ratios_unverified));
+  std::printf(
+      "download of %lld MiB from Azurite (median of %d rounds): kubetrain %.0f MiB/s (MD5 "
+      "verified) / %.0f MiB/s (size check only) vs curl %.0f MiB/s: ratio %.2f verified, "
+      "%.2f size only (medians of the rounds' ratios)\n",
+      static_cast<long long>(size_mib), rounds, Median(ours), Median(unverified), Median(theirs),
+      Median(ratios), Median(ratios_unverified));
   return 0;
 }

@@ -31,7 +31,8 @@ TEST(LaunchPlanTest, InputsAndOutputsGetTheirLocalPaths) {
   auto& in = *spec->mutable_inputs();
   in["lr"].set_type(v1::DATA_TYPE_LITERAL);
   in["lr"].set_literal("0.1");
-  in["direct"] = Input(v1::DATA_TYPE_URI_FOLDER, "azureml://datastores/b/paths/x", v1::DATA_MODE_DIRECT);
+  in["direct"] =
+      Input(v1::DATA_TYPE_URI_FOLDER, "azureml://datastores/b/paths/x", v1::DATA_MODE_DIRECT);
   in["local"] = Input(v1::DATA_TYPE_URI_FOLDER, "/data/train", v1::DATA_MODE_UNSPECIFIED);
   in["file"] = Input(v1::DATA_TYPE_URI_FILE, "https://a.blob.core.windows.net/c/d/model.pt",
                      v1::DATA_MODE_DOWNLOAD);
@@ -41,8 +42,8 @@ TEST(LaunchPlanTest, InputsAndOutputsGetTheirLocalPaths) {
   out["copied"] = Output(v1::DATA_TYPE_URI_FOLDER, "/results/y", v1::DATA_MODE_UPLOAD);
   out["blob"] = Output(v1::DATA_TYPE_URI_FILE, "azureml://datastores/b/paths/out/m.bin",
                        v1::DATA_MODE_UNSPECIFIED);
-  out["passthru"] = Output(v1::DATA_TYPE_URI_FOLDER, "wasbs://c@a.blob.core.windows.net/o",
-                           v1::DATA_MODE_DIRECT);
+  out["passthru"] =
+      Output(v1::DATA_TYPE_URI_FOLDER, "wasbs://c@a.blob.core.windows.net/o", v1::DATA_MODE_DIRECT);
 
   absl::StatusOr<v1::InstanceLaunch> plan = BuildInstanceLaunch(req, 1, {"h0", "h1"}, 29500);
   ASSERT_TRUE(plan.ok()) << plan.status();

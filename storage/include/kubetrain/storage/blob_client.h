@@ -46,7 +46,7 @@ struct BlobAccount {
 };
 
 struct BlobClientOptions {
-  int max_attempts = 6;                                   // per request, first try included
+  int max_attempts = 6;                                      // per request, first try included
   absl::Duration initial_backoff = absl::Milliseconds(100);  // doubled per retry, with jitter
   absl::Duration max_backoff = absl::Seconds(5);
   absl::Duration connect_timeout = absl::Seconds(10);
@@ -73,7 +73,7 @@ class BlobClient {
   // InvalidArgument when the account or container name is empty, the endpoint is not http(s) or
   // the account key is not base64.
   static absl::StatusOr<std::unique_ptr<BlobClient>> Create(BlobAccount account,
-                                                           BlobClientOptions options = {});
+                                                            BlobClientOptions options = {});
   ~BlobClient();
   BlobClient(const BlobClient&) = delete;
   BlobClient& operator=(const BlobClient&) = delete;
@@ -112,8 +112,7 @@ class BlobClient {
                        absl::string_view content_md5 = "");
   // Put Block: one uncommitted block. `block_id` is the raw id (base64-encoded here); every id of
   // one blob must have the same length.
-  absl::Status PutBlock(absl::string_view name, absl::string_view block_id,
-                        absl::string_view data);
+  absl::Status PutBlock(absl::string_view name, absl::string_view block_id, absl::string_view data);
   // Put Block List: commits the blocks in order; `content_md5` as for PutBlob.
   absl::Status PutBlockList(absl::string_view name, const std::vector<std::string>& block_ids,
                             absl::string_view content_md5 = "");

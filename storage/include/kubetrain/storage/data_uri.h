@@ -3,7 +3,8 @@
 // ParseDataUri understands the forms an Azure ML job file uses:
 //   /abs/path, file:///abs/path                         a local file or folder
 //   azureml://datastores/<name>/paths/<path>            a path in a registered datastore (also the
-//                                                       long azureml://subscriptions/.../datastores/...)
+//                                                       long
+//                                                       azureml://subscriptions/.../datastores/...)
 //   https://<account>.blob.core.windows.net/<container>/<path>
 //   http(s)://<host:port>/<account>/<container>/<path>  path-style (Azurite and other emulators)
 //   wasbs://<container>@<account>.blob.core.windows.net/<path>   (and wasb://)
@@ -14,7 +15,8 @@
 // credentials and the blob name / prefix. Datastores come from the DatastoreResolver; an https or
 // wasbs URL borrows the credentials and endpoint override of a registered `azureblob` datastore of
 // the same account (same container preferred), else it is read anonymously. The datastore
-// `workspaceblobstore`, when not registered, is the folder <workspace>/datastores/workspaceblobstore.
+// `workspaceblobstore`, when not registered, is the folder
+// <workspace>/datastores/workspaceblobstore.
 //
 // Thread-safety: pure functions (ResolveData calls the resolver's functions).
 #ifndef KUBETRAIN_STORAGE_DATA_URI_H_

@@ -33,14 +33,14 @@
 namespace kubetrain::storage {
 
 struct TransferOptions {
-  int parallelism = 8;                   // concurrent requests
-  int64_t chunk_size = 8 << 20;          // ranged GET / block size
-  int64_t single_put_limit = 16 << 20;   // larger files are uploaded as blocks
-  bool progress_bar = false;             // draw a progress bar on stderr
+  int parallelism = 8;                  // concurrent requests
+  int64_t chunk_size = 8 << 20;         // ranged GET / block size
+  int64_t single_put_limit = 16 << 20;  // larger files are uploaded as blocks
+  bool progress_bar = false;            // draw a progress bar on stderr
   // Verify downloads against the blob's Content-MD5 where it has one (else by size only). The MD5
   // is computed while the download runs, but costs ~1 s of CPU per GiB.
   bool verify_md5 = true;
-  std::string label;                     // shown before the bar ("input data")
+  std::string label;  // shown before the bar ("input data")
 };
 
 struct TransferStats {
@@ -66,8 +66,8 @@ absl::StatusOr<TransferStats> DownloadBlobPath(BlobClient& client, const std::st
                                                const TransferOptions& options);
 
 // A file (`local` → blob `blob_path`) or a folder (every file under `local` → blob_path/<rel>).
-absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& local,
-                                         bool is_file, const std::string& blob_path,
+absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& local, bool is_file,
+                                         const std::string& blob_path,
                                          const TransferOptions& options);
 
 // Copies a local file or folder tree to `dest` (created), refusing symlinks out of the tree.
