@@ -106,8 +106,10 @@ class DataStageTest : public ::testing::Test {
     for (const fs::path& root : {dir_ / "local-src", dir_ / "local-ds/data"}) {
       WriteFile(root / "folder/a.txt", "hello a");
       WriteFile(root / "folder/sub/b.bin", b_);
+      WriteFile(root / "folder/empty", "");
       WriteFile(root / "one.bin", one_);
     }
+    ASSERT_TRUE(client_->PutBlob("data/folder/empty", "").ok());
     ASSERT_TRUE(client_->PutBlob("data/folder/a.txt", "hello a").ok());
     ASSERT_TRUE(client_->PutBlob("data/folder/sub/b.bin", b_, blob_internal::Md5Base64(b_)).ok());
     ASSERT_TRUE(client_->PutBlob("data/one.bin", one_).ok());
@@ -166,6 +168,8 @@ TEST_F(DataStageTest, EveryInputModeWithEveryPathForm) {
         } else {
           EXPECT_EQ(ReadFile(target / "a.txt"), "hello a");
           EXPECT_TRUE(ReadFile(target / "sub/b.bin") == b_);
+          EXPECT_TRUE(fs::is_regular_file(target / "empty"));
+          EXPECT_EQ(fs::file_size(target / "empty"), 0u);
         }
         if (mode == v1::DATA_MODE_DOWNLOAD) {
           EXPECT_FALSE(fs::is_symlink(target));
@@ -211,6 +215,7 @@ TEST_F(DataStageTest, EveryOutputModeWithEveryPathForm) {
         } else {
           WriteFile(local / "r.txt", "result");
           WriteFile(local / "deep/w.bin", b_);
+          WriteFile(local / "deep/empty", "");
         }
         auto r = PublishOutput("o", out, local.string(), opts_);
         ASSERT_TRUE(r.ok()) << r.status();
@@ -219,7 +224,7 @@ TEST_F(DataStageTest, EveryOutputModeWithEveryPathForm) {
           continue;
         }
         EXPECT_TRUE(published);
-        EXPECT_EQ(r->stats.files, is_file ? 1 : 2);
+        EXPECT_EQ(r->stats.files, is_file ? 1 : 3);
         // Read it back through the same path form.
         v1::JobInput back;
         back.set_type(out.type());
@@ -233,6 +238,7 @@ TEST_F(DataStageTest, EveryOutputModeWithEveryPathForm) {
         } else {
           EXPECT_EQ(ReadFile(check / "r.txt"), "result");
           EXPECT_TRUE(ReadFile(check / "deep/w.bin") == b_);
+          EXPECT_TRUE(fs::is_regular_file(check / "deep/empty"));
         }
       }
     }
