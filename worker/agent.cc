@@ -353,7 +353,11 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
                               InstanceCount(launch), node.empty() ? "" : " on node ", node));
   absl::StatusOr<std::string> cwd = PrepareInstance(launch);
   if (!cwd.ok()) return fail_before_start(kExitSetupFailed, std::string(cwd.status().message()));
-  if (absl::Status staged = StageInputs(launch, sink, &reporter); !staged.ok()) {
+  if (absl::Status staged = StageInputs(launch, sink, &reporter, cancel); !staged.ok()) {
+    if (absl::IsCancelled(staged) && cancel != nullptr) {
+      return fail_before_start(kExitCanceledBase + cancel->signal(),
+                               "canceled while staging the inputs");
+    }
     return fail_before_start(kExitSetupFailed, std::string(staged.message()));
   }
   absl::StatusOr<std::string> command = ResolveCommand(launch);

@@ -60,8 +60,10 @@ storage::StageOptions Options(const v1::InstanceLaunch& launch, AgentSink* sink)
 
 }  // namespace
 
-absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Reporter* reporter) {
-  const storage::StageOptions options = Options(launch, sink);
+absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Reporter* reporter,
+                         CancelToken* cancel) {
+  storage::StageOptions options = Options(launch, sink);
+  if (cancel != nullptr) options.transfer.canceled = [cancel] { return cancel->requested(); };
   for (const auto& [name, input] : launch.job().inputs()) {
     auto target = launch.input_paths().find(name);
     if (target == launch.input_paths().end() || target->second == input.path() ||

@@ -24,12 +24,15 @@
 
 #include "absl/status/status.h"
 #include "kubetrain/v1/launch.pb.h"
+#include "worker/cancel.h"
 #include "worker/reporter.h"
 #include "worker/sink.h"
 
 namespace kubetrain::worker {
 
-absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Reporter* reporter);
+// A cancel request (SIGTERM / SIGINT to the agent) stops the staging soon with Cancelled.
+absl::Status StageInputs(const v1::InstanceLaunch& launch, AgentSink* sink, Reporter* reporter,
+                         CancelToken* cancel = nullptr);
 
 // Returns the first failure (after trying every output).
 absl::Status PublishOutputs(const v1::InstanceLaunch& launch, AgentSink* sink, Reporter* reporter);

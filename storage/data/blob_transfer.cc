@@ -30,7 +30,9 @@ constexpr char kPartSuffix[] = ".kubetrain-part";
 constexpr char kStateSuffix[] = ".kubetrain-part.state";
 
 // Runs fn(0..n-1) on up to `parallelism` threads; stops handing out work at the first error.
-absl::Status RunParallel(size_t n, int parallelism, const std::function<absl::Status(size_t)>& fn) {
+absl::Status RunParallel(size_t n, const TransferOptions& options,
+                         const std::function<absl::Status(size_t)>& fn) {
+  const int parallelism = options.parallelism;
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -39,7 +41,9 @@ absl::Status RunParallel(size_t n, int parallelism, const std::function<absl::St
     while (!failed.load()) {
       size_t i = next.fetch_add(1);
       if (i >= n) return;
-      absl::Status s = fn(i);
+      absl::Status s = options.canceled && options.canceled()
+                           ? absl::CancelledError("the transfer was canceled")
+                           : fn(i);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = s;
@@ -265,7 +269,7 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
   data_internal::ProgressBar bar(options.progress_bar && to_fetch > 0,
                                  options.label.empty() ? "download" : options.label, to_fetch);
   std::atomic<int64_t> fetched{0};
-  absl::Status s = RunParallel(tasks.size(), options.parallelism, [&](size_t t) -> absl::Status {
+  absl::Status s = RunParallel(tasks.size(), options, [&](size_t t) -> absl::Status {
     FileJob& f = *tasks[t].f;
     const int64_t offset = tasks[t].index * chunk;
     const int64_t length = std::min(chunk, f.item.blob.size - offset);
@@ -273,6 +277,9 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
     absl::Status got = client.GetRange(
         f.item.blob.name, offset, length,
         [&](const char* data, size_t n) -> absl::Status {
+          if (options.canceled && options.canceled()) {
+            return absl::CancelledError("the transfer was canceled");
+          }
           size_t off = 0;
           while (off < n) {
             ssize_t w =
@@ -405,7 +412,7 @@ absl::StatusOr<TransferStats> UploadPath(BlobClient& client, const std::string& 
   }
   data_internal::ProgressBar bar(options.progress_bar && stats.bytes > 0,
                                  options.label.empty() ? "upload" : options.label, stats.bytes);
-  absl::Status s = RunParallel(pieces.size(), options.parallelism, [&](size_t p) -> absl::Status {
+  absl::Status s = RunParallel(pieces.size(), options, [&](size_t p) -> absl::Status {
     const LocalFile& f = files[pieces[p].file];
     const int64_t offset = pieces[p].block < 0 ? 0 : pieces[p].block * chunk;
     const int64_t length = pieces[p].block < 0 ? f.size : std::min(chunk, f.size - offset);

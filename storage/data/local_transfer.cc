@@ -32,6 +32,9 @@ absl::StatusOr<TransferStats> CopyLocalPath(const std::string& src, bool is_file
   data_internal::ProgressBar bar(options.progress_bar && stats.bytes > 0,
                                  options.label.empty() ? "copy" : options.label, stats.bytes);
   for (const LocalFile& f : files) {
+    if (options.canceled && options.canceled()) {
+      return absl::CancelledError("the copy was canceled");
+    }
     fs::path to = f.relative.empty() ? fs::path(dest) : fs::path(dest) / f.relative;
     fs::create_directories(to.parent_path(), ec);
     fs::copy_file(f.path, to, fs::copy_options::overwrite_existing, ec);

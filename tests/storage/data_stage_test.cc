@@ -354,6 +354,30 @@ TEST_F(DataStageTest, AnInterruptedDownloadResumesFetchingOnlyWhatIsMissing) {
   EXPECT_EQ(third->bytes_fetched, 0);
 }
 
+TEST_F(DataStageTest, ACanceledDownloadStopsSoonAndResumesLater) {
+  const std::string big = RandomBytes(8 << 20, 12);
+  ASSERT_TRUE(client_->PutBlob("c.bin", big, blob_internal::Md5Base64(big)).ok());
+  TransferOptions t;
+  t.parallelism = 1;
+  t.chunk_size = 1 << 20;
+  const std::string dest = (dir_ / "c.bin").string();
+  // Cancel once two chunks are recorded done in the sidecar.
+  t.canceled = [&] {
+    std::ifstream state(dest + ".kubetrain-part.state");
+    int lines = 0;
+    for (std::string l; std::getline(state, l);) ++lines;
+    return lines >= 3;
+  };
+  auto first = DownloadBlobPath(*client_, "c.bin", true, dest, t);
+  ASSERT_TRUE(absl::IsCancelled(first.status())) << first.status();
+  EXPECT_FALSE(fs::exists(dest));
+  t.canceled = nullptr;
+  auto second = DownloadBlobPath(*client_, "c.bin", true, dest, t);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_LT(second->bytes_fetched, static_cast<int64_t>(big.size()));
+  EXPECT_TRUE(ReadFile(dest) == big);
+}
+
 TEST_F(DataStageTest, CorruptBytesFailTheChecksum) {
   const std::string data = RandomBytes(2 << 20, 5);
   ASSERT_TRUE(client_->PutBlob("bad.bin", data).ok());

@@ -23,6 +23,7 @@
 #define KUBETRAIN_STORAGE_TRANSFER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ struct TransferOptions {
   // Verify downloads against the blob's Content-MD5 where it has one (else by size only). The MD5
   // is computed while the download runs, but costs ~1 s of CPU per GiB.
   bool verify_md5 = true;
+  // When set and it returns true, the transfer stops soon (between chunks, and as bytes arrive)
+  // with Cancelled; a download's partial files stay for a later resume. Called from many threads.
+  std::function<bool()> canceled;
   std::string label;  // shown before the bar ("input data")
 };
 
