@@ -23,7 +23,7 @@ apt_packages=(
   cmake ninja-build g++ pkg-config make git ca-certificates
   openmpi-bin libopenmpi-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev
+  libabsl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev curl
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-mpi4py python3-numpy

@@ -17,6 +17,7 @@
 #include "kubetrain/common/command_template.h"
 #include "kubetrain/common/status_macros.h"
 #include "worker/checkpoint_recorder.h"
+#include "worker/data_stager.h"
 #include "worker/mpi.h"
 
 namespace kubetrain::worker {
@@ -352,6 +353,13 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
                               InstanceCount(launch), node.empty() ? "" : " on node ", node));
   absl::StatusOr<std::string> cwd = PrepareInstance(launch);
   if (!cwd.ok()) return fail_before_start(kExitSetupFailed, std::string(cwd.status().message()));
+  if (absl::Status staged = StageInputs(launch, sink, &reporter, cancel); !staged.ok()) {
+    if (absl::IsCancelled(staged) && cancel != nullptr) {
+      return fail_before_start(kExitCanceledBase + cancel->signal(),
+                               "canceled while staging the inputs");
+    }
+    return fail_before_start(kExitSetupFailed, std::string(staged.message()));
+  }
   absl::StatusOr<std::string> command = ResolveCommand(launch);
   if (!command.ok()) {
     return fail_before_start(kExitSetupFailed, std::string(command.status().message()));
@@ -409,6 +417,15 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
     case Outcome::kStartFailed:
       result.exit_code = kExitSetupFailed;
       break;
+  }
+  // Outputs are uploaded whatever the outcome, so partial results are kept.
+  if (absl::Status published = PublishOutputs(launch, sink, &reporter);
+      !published.ok() && result.exit_code == kExitOk) {
+    result.exit_code = kExitOutputUploadFailed;
+    result.message = absl::StrCat("output upload failed: ", published.message());
+    result.supervisor.status.set_state(v1::JOB_STATE_FAILED);
+    result.supervisor.status.set_message(result.message);
+    reporter.UpdateStatus(result.supervisor.status);
   }
   (void)reporter.Flush();
   return result;

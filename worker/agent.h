@@ -3,7 +3,8 @@
 // RunAgent (what `kubetrain-worker` does):
 //   1. validates the plan (worker/rank_env.h ValidateLaunch);
 //   2. prepares the instance: creates job_dir, checkpoint_dir and every output path (the parent for
-//      uri_file outputs), copies the `code:` snapshot (spec.code.local_path) to job_dir/code;
+//      uri_file outputs), copies the `code:` snapshot (spec.code.local_path) to job_dir/code,
+//      and stages the inputs (worker/data_stager.h: ro_mount / download into input_paths);
 //   3. substitutes ${{inputs.NAME}} / ${{outputs.NAME}} in the command from input_paths /
 //      output_paths (a literal input missing from input_paths falls back to its spec value);
 //   4. starts the processes under the Supervisor (fail fast, log capture, status):
@@ -18,11 +19,13 @@
 //        reports Completed and exits 0 at once. (On the local backend all ranks therefore run in
 //        instance 0's cpu set; a multi-host mpirun needs a launch agent on the other hosts, which
 //        the Kubernetes backend has to provide.)
-//   5. reports the outcome: agent log lines, the final InstanceStatus, and the exit code.
+//   5. uploads the outputs that need it (also when a rank failed), records each upload;
+//   6. reports the outcome: agent log lines, the final InstanceStatus, and the exit code.
 //
 // Exit codes: 0 every process exited 0; 1 a rank failed (the first failing rank, its exit code or
 // signal and its last lines are logged as agent lines and in InstanceStatus.message); 2 the plan is
-// invalid; 3 setting the instance up failed (job dir, code copy, command template, spawning);
+// invalid; 3 setting the instance up failed (job dir, code copy, staging inputs, command template,
+// spawning); 4 the ranks succeeded but uploading an output failed (worker/data_stager.h);
 // 124 limits.timeout expired; 128+N canceled by signal N (SIGTERM → 143, SIGINT → 130).
 //
 // Ownership: borrows the sink and the cancel token. Thread-safety: call from the main thread (the
@@ -47,6 +50,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRankFailed = 1;
 inline constexpr int kExitInvalidPlan = 2;
 inline constexpr int kExitSetupFailed = 3;
+inline constexpr int kExitOutputUploadFailed = 4;  // ranks succeeded, publishing an output failed
 inline constexpr int kExitTimedOut = 124;
 inline constexpr int kExitCanceledBase = 128;  // + the signal
 

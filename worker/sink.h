@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kubetrain/v1/checkpoint.pb.h"
+#include "kubetrain/v1/datastore.pb.h"
 #include "kubetrain/v1/log.pb.h"
 #include "kubetrain/v1/status.pb.h"
 
@@ -41,6 +42,19 @@ class AgentSink {
   // Records a complete checkpoint of the job (idempotent per step). Default: discarded.
   virtual absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) {
     (void)record;
+    return absl::OkStatus();
+  }
+  // The workspace's datastores, with their secrets, for staging a job's data (worker/data_stager.h).
+  // GetDatastore: NotFound when `name` is not registered. Default: no datastores.
+  virtual absl::StatusOr<v1::Datastore> GetDatastore(const std::string& name) {
+    return absl::NotFoundError("no datastore '" + name + "' (this agent has no workspace)");
+  }
+  virtual absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() {
+    return std::vector<v1::Datastore>();
+  }
+  // Records one output upload (idempotent per job, attempt, instance, output). Default: discarded.
+  virtual absl::Status RecordOutputUpload(const v1::OutputUpload& upload) {
+    (void)upload;
     return absl::OkStatus();
   }
 };
@@ -113,6 +127,30 @@ class MemorySink : public AgentSink {
     std::lock_guard<std::mutex> lock(mu_);
     return checkpoints_;
   }
+  absl::StatusOr<v1::Datastore> GetDatastore(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const v1::Datastore& d : datastores_) {
+      if (d.name() == name) return d;
+    }
+    return absl::NotFoundError("no datastore '" + name + "'");
+  }
+  absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return datastores_;
+  }
+  void add_datastore(const v1::Datastore& d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    datastores_.push_back(d);
+  }
+  absl::Status RecordOutputUpload(const v1::OutputUpload& upload) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    uploads_.push_back(upload);
+    return absl::OkStatus();
+  }
+  std::vector<v1::OutputUpload> uploads() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return uploads_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -121,6 +159,8 @@ class MemorySink : public AgentSink {
   std::vector<v1::InstanceStatus> statuses_;
   std::optional<v1::JobStatus> job_status_;
   std::vector<v1::CheckpointRecord> checkpoints_;
+  std::vector<v1::Datastore> datastores_;
+  std::vector<v1::OutputUpload> uploads_;
   int fail_appends_ = 0;
   int append_calls_ = 0;
 };

@@ -37,6 +37,15 @@ class WorkspaceSink : public AgentSink {
   absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
     return workspace_->RecordCheckpoint(record);
   }
+  absl::StatusOr<v1::Datastore> GetDatastore(const std::string& name) override {
+    return workspace_->GetDatastore(name);
+  }
+  absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
+    return workspace_->ListDatastores();
+  }
+  absl::Status RecordOutputUpload(const v1::OutputUpload& upload) override {
+    return workspace_->RecordOutputUpload(upload);
+  }
   storage::Workspace* workspace() { return workspace_.get(); }
 
  private:

@@ -1,9 +1,11 @@
 // Builds the InstanceLaunch plan each worker agent runs from, the same for every backend.
 //
-// Inputs: literals pass through; local paths (already absolute) are used in place. Outputs go to
-// their local `path:` or, by default, to <job_dir>/outputs/<name>, which survives retries.
-// Remote data (azureml://, https://, wasbs://) is staged by the storage layer; until it is wired
-// in, a job naming remote data fails at launch with a message that says so.
+// Inputs: literals and `direct` inputs pass through as written; every other input (local or
+// remote) is staged by the worker agent to <job_dir>/data/instance-<i>/inputs/<name> (plus the
+// file's name for uri_file), kept across retries. Outputs: `direct` passes through, a local `path:`
+// in rw_mount mode is written in place, no path means <job_dir>/outputs/<name>; an output the agent
+// uploads at the end (`upload`, or a remote destination) is written to
+// <job_dir>/data/instance-<i>/outputs/<name> first. See worker/data_stager.h.
 //
 // Thread-safety: pure function.
 #ifndef KUBETRAIN_LAUNCHER_BACKENDS_LAUNCH_PLAN_H_

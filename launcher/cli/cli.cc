@@ -57,6 +57,7 @@ int RunCli(int argc, char** argv) {
   AddJobCommands(app, flags, &exit_code);
   AddComputeCommands(app, flags, &exit_code);
   AddInstanceTypeCommands(app, flags, &exit_code);
+  AddDatastoreCommands(app, flags, &exit_code);
   AddWorkspaceCommands(app, flags, &exit_code);
   app.parse_complete_callback([&flags] { common::InitLogging({}, flags.log_level); });
 

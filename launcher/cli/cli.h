@@ -37,6 +37,7 @@ int RunCli(int argc, char** argv);
 void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddDatastoreCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 
 // Opens the workspace the flags name (a directory; default ~/.kubetrain).

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "launcher/cli/cli.h"
+#include "launcher/cli/data_check.h"
 #include "launcher/cli/job_view.h"
 #include "launcher/cli/metrics_view.h"
 #include "launcher/cli/output.h"
@@ -47,6 +48,7 @@ std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
       return std::nullopt;
     }
     resolved = compute::ResolveJob(parsed.spec, *targets, parsed.diagnostics);
+    CheckDataPaths(parsed.spec, ws, parsed.diagnostics);
   }
   std::cerr << parsed.diagnostics.Format();
   if (parsed.diagnostics.has_errors()) {

@@ -46,8 +46,10 @@ const std::vector<std::string> kIgnoredTopLevelKeys = {"services", "identity", "
 const std::vector<std::string> kDistributionTypes = {"mpi", "pytorch", "tensorflow"};
 const std::vector<std::string> kDataTypes = {"uri_file", "uri_folder", "mltable", "mlflow_model",
                                              "custom_model"};
-const std::vector<std::string> kInputModes = {"ro_mount", "rw_mount",   "download",
-                                              "direct",   "eval_mount", "eval_download"};
+// Azure ML's rules: inputs are mounted (ro_mount, rw_mount), copied (download) or passed through
+// (direct); upload is an output mode. eval_mount / eval_download (Azure ML evaluates an MLTable on
+// the node) are refused with an error: kubetrain does not evaluate MLTable.
+const std::vector<std::string> kInputModes = {"ro_mount", "rw_mount", "download", "direct"};
 const std::vector<std::string> kOutputModes = {"rw_mount", "upload", "direct"};
 
 struct ParseContext {
@@ -324,7 +326,13 @@ std::optional<v1::DataMode> DataModeOf(ParseContext& c, const YAML::Node& node,
       {"eval_mount", v1::DATA_MODE_EVAL_MOUNT},
       {"eval_download", v1::DATA_MODE_EVAL_DOWNLOAD}};
   if (std::find(allowed.begin(), allowed.end(), *name) == allowed.end()) {
-    if (kModes.count(*name)) {
+    if (!output && (*name == "eval_mount" || *name == "eval_download")) {
+      c.reader.Error(node, field,
+                     absl::StrCat("mode \"", *name,
+                                  "\" evaluates an MLTable in Azure ML; kubetrain does not "
+                                  "evaluate MLTable"),
+                     "use `ro_mount` or `download` and read the MLTable in your script");
+    } else if (kModes.count(*name)) {
       c.reader.Error(
           node, field,
           absl::StrCat("mode \"", *name, "\" is not allowed for an ", output ? "output" : "input"),
@@ -408,7 +416,12 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
         input.set_path(ResolveDataPath(c, value["path"], Field(field, "path"), *path, true));
       }
       if (value["mode"]) {
-        if (auto m = DataModeOf(c, value["mode"], Field(field, "mode"), false)) input.set_mode(*m);
+        if (type == v1::DATA_TYPE_LITERAL) {
+          c.reader.Error(value["mode"], Field(field, "mode"), "a literal input has no mode",
+                         "remove `mode:` (modes apply to uri_file / uri_folder data)");
+        } else if (auto m = DataModeOf(c, value["mode"], Field(field, "mode"), false)) {
+          input.set_mode(*m);
+        }
       }
     } else {
       continue;

@@ -27,7 +27,8 @@ TEST(CliTest, EverySubcommandHasHelp) {
   for (const char* cmd :
        {"job create", "job validate", "job show", "job list", "job stream", "job logs",
         "job metrics", "job cancel", "compute list", "compute show", "compute attach",
-        "instance-type list", "instance-type show", "instance-type apply", "workspace serve"}) {
+        "instance-type list", "instance-type show", "instance-type apply", "workspace serve",
+        "datastore create", "datastore list", "datastore show"}) {
     CommandResult r = Cli(std::string(cmd) + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.output;
     EXPECT_THAT(r.output, HasSubstr("Usage")) << cmd;
