@@ -44,7 +44,9 @@ absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFl
   absl::StatusOr<storage::WorkspaceConnectOptions> options =
       storage::ConnectOptionsFromEnvironment();
   if (!options.ok()) return options.status();
-  if (connect_timeout > absl::ZeroDuration()) options->connect_timeout = connect_timeout;
+  // A person's command says soon that the server is out of reach; a supervisor waits longer.
+  options->connect_timeout =
+      connect_timeout > absl::ZeroDuration() ? connect_timeout : absl::Seconds(5);
   return storage::OpenWorkspace(location, *options);
 }
 
