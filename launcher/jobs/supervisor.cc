@@ -285,6 +285,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+      retry = false;  // the mutation may run more than once (a workspace server's retry)
       if (canceled) {
         SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");
       } else if (result->succeeded) {

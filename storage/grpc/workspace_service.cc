@@ -34,11 +34,21 @@ enum class Access {
   kAnyToken,  // any valid token
 };
 
-// A version of a snapshot of every job, for UpdateJob's optimistic commit.
-std::string JobsVersion(const std::vector<v1::JobRecord>& jobs) {
+// A version of a snapshot of every job, for UpdateJob's optimistic commit of job `name`: all of
+// `name`'s record, and the other jobs without their per-instance status (what their agents report
+// as ranks start and end), so that a busy gang elsewhere does not keep failing the commit; no
+// decision a mutation makes about job `name` depends on another job's instances.
+std::string JobsVersion(const std::vector<v1::JobRecord>& jobs, const std::string& name) {
   std::string all;
   for (const v1::JobRecord& j : jobs) {
-    std::string bytes = storage_internal::SerializeDeterministic(j);
+    std::string bytes;
+    if (j.spec().name() == name) {
+      bytes = storage_internal::SerializeDeterministic(j);
+    } else {
+      v1::JobRecord other = j;
+      other.mutable_status()->clear_instances();
+      bytes = storage_internal::SerializeDeterministic(other);
+    }
     absl::StrAppend(&all, bytes.size(), ":", bytes);
   }
   return Sha256Hex(all);
@@ -105,7 +115,7 @@ class Service final : public v1::WorkspaceService::Service {
     bool found = false;
     for (const v1::JobRecord& j : *all) found = found || j.spec().name() == req->name();
     if (!found) return ToGrpcStatus(ws_->GetJob(req->name()).status());  // its NotFound
-    resp->set_version(JobsVersion(*all));
+    resp->set_version(JobsVersion(*all, req->name()));
     for (v1::JobRecord& j : *all) *resp->add_jobs() = std::move(j);
     return grpc::Status::OK;
   }
@@ -114,7 +124,7 @@ class Service final : public v1::WorkspaceService::Service {
     KT_AUTHORIZE(ctx, "CommitJobUpdate", Access::kServer, "");
     return Assign(ws_->UpdateJob(req->name(),
                                  [&](const std::vector<v1::JobRecord>& all, v1::JobRecord& job) {
-                                   if (JobsVersion(all) != req->version()) {
+                                   if (JobsVersion(all, req->name()) != req->version()) {
                                      return absl::AbortedError(
                                          "the jobs changed since they were read; read again");
                                    }

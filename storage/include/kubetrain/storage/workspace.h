@@ -104,6 +104,11 @@ class Workspace {
   // of the queue) is made under the same lock that records it.
   // `mutate` runs inside the transaction: it must not call back into the Workspace (that would
   // deadlock); read what it needs before calling UpdateJob.
+  // Over gRPC the mutation runs in the client on a snapshot and is committed only if nothing it
+  // may depend on changed (else it runs again on a new snapshot): the job's whole record and the
+  // other jobs' records except their per-instance status (status.instances, which their agents
+  // update as ranks start and end; in `all_jobs` it may be a moment old). `mutate` may therefore
+  // run more than once: it must only compute `job` from its arguments.
   using JobMutation = std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs,
                                                  v1::JobRecord& job)>;
   virtual absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
