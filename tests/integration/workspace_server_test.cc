@@ -241,6 +241,9 @@ TEST_F(WorkspaceServerJobsTest, ServerKilledAndRestartedMidJobLosesAndDuplicates
   server_->Kill();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_TRUE(server_->Start(port)) << server_->log();
+  // The token was shown at the first start only.
+  EXPECT_THAT(server_->log(), HasSubstr("access token: in "));
+  EXPECT_THAT(server_->log(), ::testing::Not(HasSubstr("kt1.")));
 
   std::string state;
   deadline = Clock::now() + std::chrono::seconds(120);
@@ -283,6 +286,19 @@ TEST_F(WorkspaceServerJobsTest, ServerKilledAndRestartedMidJobLosesAndDuplicates
   EXPECT_EQ(steps.size(), static_cast<size_t>(kLines));
 }
 
+// The agents reach the server with the job's token, which the ranks never see (nor the server's).
+TEST_F(WorkspaceServerJobsTest, RanksDoNotSeeAnyWorkspaceToken) {
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  const std::string job =
+      WriteJob("env", "sh -c 'echo tokens=$(env | grep -c KUBETRAIN_WORKSPACE_TOKEN)'");
+  CommandResult run = Remote("job create -f " + job + " --stream",
+                             "KUBETRAIN_WORKSPACE_TOKEN=$(cat " +
+                                 (dir_ / "ws-served" / "server.token").string() + ")");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("[rank 0] tokens=0"));
+  EXPECT_THAT(server_->log(), ::testing::Not(HasSubstr("refused")));
+}
+
 TEST_F(WorkspaceServerJobsTest, CommandsWithoutTheRightTokenAreRefusedAndLogged) {
   ASSERT_TRUE(server_->Start()) << server_->log();
   CommandResult none = Remote("job list", "KUBETRAIN_WORKSPACE_TOKEN=");
@@ -296,6 +312,12 @@ TEST_F(WorkspaceServerJobsTest, CommandsWithoutTheRightTokenAreRefusedAndLogged)
   EXPECT_THAT(log, ::testing::Not(HasSubstr("nottheone")));
   CommandResult right = Remote("job list");
   EXPECT_EQ(right.exit_code, 0) << right.output;
+  // --workspace does what KUBETRAIN_WORKSPACE does.
+  CommandResult flag = testing::RunCommand(
+      "KUBETRAIN_WORKSPACE_TOKEN_FILE=" + (dir_ / "ws-served" / "server.token").string() + " " +
+      testing::KubetrainCli() + "--workspace " + server_->location() + " job list -o json");
+  EXPECT_EQ(flag.exit_code, 0) << flag.output;
+  EXPECT_EQ(flag.output, "[]\n");
   // Serving a server is a usage error; an unreachable one says where it looked.
   server_->Kill();
   CommandResult gone = Remote("job list");
