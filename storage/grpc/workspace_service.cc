@@ -1,6 +1,7 @@
 // The workspace server (kubetrain/storage/workspace_server.h): WorkspaceService over a Workspace.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -66,6 +67,32 @@ std::string JobsVersion(const std::vector<v1::JobRecord>& jobs, const std::strin
     const std::string _job(job);                                                    \
     KT_AUTHORIZE_AS(ctx, method, access, &_job, &_who);                             \
   } while (false)
+
+// Lets at most `permits` bulk writes (log chunks, metric batches) into the workspace at once. The
+// workspace runs one write at a time anyway; without the gate dozens of streaming agents queue on
+// its lock and a status update or a supervisor's commit waits behind all of them. With it, such a
+// call waits for at most `permits` bulk writes.
+class BulkGate {
+ public:
+  explicit BulkGate(int permits) : free_(permits) {}
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;
+};
 
 class Service final : public v1::WorkspaceService::Service {
  public:
@@ -162,7 +189,10 @@ class Service final : public v1::WorkspaceService::Service {
         if (grpc::Status s = CheckJob(ctx, "AppendLogs", who, l.job()); !s.ok()) return s;
       }
       std::vector<v1::LogLine> batch(msg.lines().begin(), msg.lines().end());
-      if (absl::Status s = ws_->AppendLogs(batch); !s.ok()) return ToGrpcStatus(s);
+      bulk_.Acquire();
+      absl::Status s = ws_->AppendLogs(batch);
+      bulk_.Release();
+      if (!s.ok()) return ToGrpcStatus(s);
       lines += msg.lines_size();
     }
     resp->set_lines(lines);
@@ -229,7 +259,10 @@ class Service final : public v1::WorkspaceService::Service {
       if (grpc::Status s = CheckJob(ctx, "IngestMetrics", who, msg.batch().job()); !s.ok()) {
         return s;
       }
-      if (absl::Status s = ws_->IngestMetrics(msg.batch()); !s.ok()) return ToGrpcStatus(s);
+      bulk_.Acquire();
+      absl::Status s = ws_->IngestMetrics(msg.batch());
+      bulk_.Release();
+      if (!s.ok()) return ToGrpcStatus(s);
       ++batches;
     }
     resp->set_batches(batches);
@@ -378,6 +411,7 @@ class Service final : public v1::WorkspaceService::Service {
 
   Workspace* ws_;
   std::string token_;
+  BulkGate bulk_{2};
   std::atomic<int64_t> refused_{0};
   std::atomic<bool> stopping_{false};
 };
