@@ -7,7 +7,8 @@
 //     behind log batches);
 //   - grpc://HOST:PORT or grpcs://HOST:PORT: the workspace server, with the job's token. Writes go
 //     through two WriteSpools (kubetrain/storage/spool.h), one for logs and status and one for
-//     metrics, each over its own connection: a lost connection loses nothing (memory-bounded,
+//     metrics (checkpoint records go with the logs), each over its own connection: a lost
+//     connection loses nothing (memory-bounded,
 //     spilling to <instance dir>/workspace-spool/ past a size, delivered again on reconnect and
 //     stored once by the server). Drain() at the end waits for them to be delivered.
 // Only built when kubetrain::storage exists (KUBETRAIN_WORKER_HAVE_STORAGE).
@@ -45,6 +46,9 @@ class WorkspaceSink : public AgentSink {
     return workspace_->UpdateInstanceStatus(job_, status);
   }
   absl::StatusOr<v1::JobStatus> ReadJobStatus() override;
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
+    return workspace_->RecordCheckpoint(record);
+  }
 
  private:
   storage::Workspace* workspace_;
@@ -62,6 +66,9 @@ class SpooledSink : public AgentSink {
   }
   absl::Status UpdateInstanceStatus(const v1::InstanceStatus& status) override {
     return spool_->UpdateInstanceStatus(job_, status);
+  }
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
+    return spool_->RecordCheckpoint(record);
   }
   absl::StatusOr<v1::JobStatus> ReadJobStatus() override;
 

@@ -158,6 +158,10 @@ absl::Status WriteSpool::UpdateInstanceStatus(absl::string_view job,
   return Enqueue(kStatus, 1, req.SerializeAsString());
 }
 
+absl::Status WriteSpool::RecordCheckpoint(const v1::CheckpointRecord& record) {
+  return Enqueue(kCheckpoint, 1, record.SerializeAsString());
+}
+
 absl::Status WriteSpool::Enqueue(Kind kind, uint32_t units, std::string payload) {
   const size_t size = payload.size() + kRecordOverhead;
   {
@@ -281,6 +285,13 @@ absl::Status WriteSpool::Send(const std::deque<Record>& records, size_t count) {
     }
     return target_->IngestMetricBatches(batches);
   }
+  if (kind == kCheckpoint) {
+    v1::CheckpointRecord record;
+    if (!record.ParseFromString(records.front().payload)) {
+      return absl::DataLossError("a spooled checkpoint record does not parse");
+    }
+    return target_->RecordCheckpoint(record);
+  }
   v1::UpdateInstanceStatusRequest req;
   if (!req.ParseFromString(records.front().payload)) {
     return absl::DataLossError("a spooled status update does not parse");
@@ -303,7 +314,7 @@ void WriteSpool::Run() {
     const Kind kind = memory_.front().kind;
     size_t count = 1;
     size_t units = memory_.front().units;
-    if (kind != kStatus) {
+    if (kind == kLogs || kind == kMetrics) {
       const size_t max_units = kind == kLogs ? options_.max_lines_per_send : SIZE_MAX;
       const size_t max_count = kind == kMetrics ? options_.max_batches_per_send : SIZE_MAX;
       while (count < memory_.size() && memory_[count].kind == kind && count < max_count &&

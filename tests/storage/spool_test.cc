@@ -84,6 +84,8 @@ class FlakyWorkspace : public Workspace {
     return inner_->ListDatastores();
   }
   absl::Status RecordCheckpoint(const v1::CheckpointRecord& r) override {
+    ++write_calls;
+    if (absl::Status s = Fail(); !s.ok()) return s;
     return inner_->RecordCheckpoint(r);
   }
   absl::StatusOr<std::vector<v1::CheckpointRecord>> ListCheckpoints(absl::string_view j) override {
@@ -174,15 +176,20 @@ TEST_F(SpoolTest, DeliversInOrderAndFlushWaitsForIt) {
   b.set_sequence(1);
   b.add_metrics()->set_key("loss");
   ASSERT_TRUE(spool.IngestMetrics(b).ok());
+  v1::CheckpointRecord ckpt;
+  ckpt.set_job("j");
+  ckpt.set_step(100);
+  ASSERT_TRUE(spool.RecordCheckpoint(ckpt).ok());
   ASSERT_TRUE(spool.Flush(absl::Seconds(10)).ok());
   std::vector<std::string> texts = Texts();
   ASSERT_EQ(texts.size(), 1000u);
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(texts[i], absl::StrCat("line ", i));
   EXPECT_EQ(embedded_->GetJob("j")->status().instances(0).state(), v1::JOB_STATE_COMPLETED);
   EXPECT_EQ(embedded_->MetricHistory("j", "loss")->size(), 1u);
+  EXPECT_EQ(embedded_->ListCheckpoints("j")->at(0).step(), 100);
   SpoolStats s = spool.stats();
-  EXPECT_EQ(s.enqueued, 1002);
-  EXPECT_EQ(s.delivered, 1002);
+  EXPECT_EQ(s.enqueued, 1003);
+  EXPECT_EQ(s.delivered, 1003);
   EXPECT_EQ(s.pending, 0);
   // Writes of a kind go together: far fewer calls than writes.
   EXPECT_LT(flaky_->write_calls.load(), 100);

@@ -1,6 +1,6 @@
 // WriteSpool: an agent's writes to a workspace that may be out of reach for a while.
 //
-// AppendLogs, IngestMetrics and UpdateInstanceStatus only enqueue; a background thread delivers
+// AppendLogs, IngestMetrics, UpdateInstanceStatus and RecordCheckpoint only enqueue; a background thread delivers
 // the queue in order to the target workspace (consecutive log writes in one AppendLogs of up to
 // `max_lines_per_send` lines, consecutive metric batches in one IngestMetricBatches). When a
 // delivery fails with an error that may pass (Unavailable, DeadlineExceeded, Aborted, ...), the
@@ -71,6 +71,7 @@ class WriteSpool {
   absl::Status AppendLogs(absl::Span<const v1::LogLine> lines);
   absl::Status IngestMetrics(const v1::MetricBatch& batch);
   absl::Status UpdateInstanceStatus(absl::string_view job, const v1::InstanceStatus& status);
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record);
 
   // Waits until every write enqueued before this call has been delivered (or dropped); then OK.
   // DeadlineExceeded after `timeout` (what is pending stays queued).
@@ -82,11 +83,12 @@ class WriteSpool {
   SpoolStats stats() const;
 
  private:
-  enum Kind : uint8_t { kLogs = 1, kMetrics = 2, kStatus = 3 };
+  enum Kind : uint8_t { kLogs = 1, kMetrics = 2, kStatus = 3, kCheckpoint = 4 };
   struct Record {
     Kind kind;
     uint32_t units;       // log lines or metric points (to size a delivery)
-    std::string payload;  // AppendLogsRequest, MetricBatch or UpdateInstanceStatusRequest
+    std::string payload;  // AppendLogsRequest, MetricBatch, UpdateInstanceStatusRequest or
+                          // CheckpointRecord
   };
   struct Segment {
     int64_t index = 0;
