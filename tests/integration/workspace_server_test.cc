@@ -49,8 +49,10 @@ std::string Normalize(std::string s, const std::vector<std::string>& roots) {
     }
   }
   static const std::vector<std::pair<std::regex, std::string>> kRules = {
+      // A checkpoint's save time (JSON leaves it out when it is 0 ms).
+      {std::regex(R"re(\n *"duration_ms": "?\d+"?,?)re"), ""},
       {std::regex(R"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?)"), "<TIME>"},
-      {std::regex(R"(\b\d+(\.\d+)?(ns|us|µs|ms|s|m|h)\b)"), "<DUR>"},
+      {std::regex(R"(\b\d+(\.\d+)? ?(ns|us|µs|ms|s|m|h)\b)"), "<DUR>"},
       {std::regex(R"(pid \d+)"), "pid <PID>"},
       // JSON and YAML fields.
       {std::regex(R"re(("?)(pid|supervisor_pid|\w+_unix_ms|duration_ms)("?): ?"?\d+(\.\d+)?"?)re"),
@@ -58,6 +60,8 @@ std::string Normalize(std::string s, const std::vector<std::string>& roots) {
       // The ranks table of `job show`: RANK INSTANCE LOCAL STATUS EXIT PID.
       {std::regex(R"((\n\s+\d+\s+\d+\s+\d+\s+\w+\s+-?\d+\s+)\d+)"), "$1<PID>"},
       {std::regex(R"(elapsed [^\n]*)"), "elapsed <DUR>"},
+      // Table columns as wide as their widest (normalized) cell.
+      {std::regex(R"(  +)"), "  "},
   };
   for (const auto& [re, with] : kRules) s = std::regex_replace(s, re, with);
   return s;
@@ -160,6 +164,7 @@ TEST_F(WorkspaceServerJobsTest, LocalJobOverGrpcLooksTheSameAsOnTheEmbeddedWorks
   EXPECT_THAT(server_->log(), HasSubstr("access token (shown this once"));
   const std::string ok_job = WriteJob("cmp", "/usr/bin/python3 " + kScript + " 40");
   const std::string failing_job = WriteJob("cmp-fail", "/usr/bin/python3 " + kScript + " 12 0 3");
+  const std::string checkpoint_job = WriteJob("cmp-ckpt", std::string(SAVE_CHECKPOINTS_BIN) + " 4");
 
   for (bool remote : {false, true}) {
     auto kt = [&](const std::string& a) { return remote ? Remote(a) : Embedded(a); };
@@ -171,6 +176,8 @@ TEST_F(WorkspaceServerJobsTest, LocalJobOverGrpcLooksTheSameAsOnTheEmbeddedWorks
     CommandResult failed = kt("job create -f " + failing_job + " --stream");
     EXPECT_EQ(failed.exit_code, 1) << failed.output;
     EXPECT_THAT(failed.output, HasSubstr("exited with code 3"));
+    CommandResult checkpoints = kt("job create -f " + checkpoint_job + " --stream");
+    EXPECT_EQ(checkpoints.exit_code, 0) << checkpoints.output;
   }
 
   const std::vector<std::string> commands = {
@@ -192,6 +199,9 @@ TEST_F(WorkspaceServerJobsTest, LocalJobOverGrpcLooksTheSameAsOnTheEmbeddedWorks
       "job metrics cmp --key loss -o csv",
       "job metrics cmp --key loss -o json",
       "job metrics cmp --key nope",
+      "job checkpoints cmp-ckpt",
+      "job checkpoints cmp-ckpt -o json",
+      "job show cmp-ckpt",
       "job show no-such-job",
       "job cancel cmp",
   };
@@ -207,6 +217,7 @@ TEST_F(WorkspaceServerJobsTest, LocalJobOverGrpcLooksTheSameAsOnTheEmbeddedWorks
   // Sanity: the comparison compared something.
   EXPECT_THAT(Remote("job metrics cmp --key loss -o csv").output, HasSubstr("39,0.025"));
   EXPECT_THAT(Remote("job logs cmp").output, HasSubstr("[rank 0] line 6"));
+  EXPECT_THAT(Remote("job checkpoints cmp-ckpt").output, HasSubstr("step-40"));
   // The agents got a job token, never the server's: the served workspace never refused them, and
   // no token appears in any file the job left.
   EXPECT_THAT(server_->log(), ::testing::Not(HasSubstr("refused")));
