@@ -526,4 +526,10 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenWorkspace(const std::string& loca
   return OpenEmbeddedWorkspace(path);
 }
 
+absl::StatusOr<std::unique_ptr<Workspace>> OpenWorkspace(const std::string& location) {
+  if (!IsRemoteWorkspace(location)) return OpenWorkspace(location, WorkspaceConnectOptions());
+  KT_ASSIGN_OR_RETURN(WorkspaceConnectOptions options, ConnectOptionsFromEnvironment());
+  return OpenWorkspace(location, options);
+}
+
 }  // namespace kubetrain::storage

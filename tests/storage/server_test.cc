@@ -334,6 +334,17 @@ TEST_F(ServerTest, UnreachableServerIsUnavailableNamingTheLocation) {
   auto jobs = (*ws)->ListJobs();
   EXPECT_EQ(jobs.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(jobs.status().message(), HasSubstr("grpc://127.0.0.1:1"));
+  // With the credentials from the environment.
+  setenv(kWorkspaceTokenEnv, "kt1.from-the-environment", 1);
+  Start();
+  auto from_env = OpenWorkspace(server_->location());
+  ASSERT_TRUE(from_env.ok());
+  EXPECT_THAT((*from_env)->ListJobs().status().message(), HasSubstr("not valid"));
+  unsetenv(kWorkspaceTokenEnv);
+  setenv(kWorkspaceTokenFileEnv, "/nonexistent/token", 1);
+  EXPECT_EQ(OpenWorkspace(server_->location()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  unsetenv(kWorkspaceTokenFileEnv);
   EXPECT_EQ(OpenWorkspace("grpc://nohostport", options).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenWorkspace("s3://bucket", options).status().code(),

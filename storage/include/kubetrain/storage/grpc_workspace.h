@@ -61,6 +61,9 @@ bool IsRemoteWorkspace(absl::string_view location);
 absl::StatusOr<std::unique_ptr<Workspace>> OpenWorkspace(const std::string& location,
                                                          const WorkspaceConnectOptions& options);
 
+// The same, with the credentials from the environment (ConnectOptionsFromEnvironment).
+absl::StatusOr<std::unique_ptr<Workspace>> OpenWorkspace(const std::string& location);
+
 // The gRPC client alone; `location` must be grpc:// or grpcs://.
 absl::StatusOr<std::unique_ptr<Workspace>> OpenGrpcWorkspace(
     const std::string& location, const WorkspaceConnectOptions& options);
