@@ -73,21 +73,23 @@ class Server {
   Server(fs::path ws, fs::path log) : ws_(std::move(ws)), log_(std::move(log)) {}
   ~Server() { Kill(); }
 
-  // Starts on `port` (0: any); false when it did not come up within 10 s.
-  bool Start(int port = 0) {
+  // Starts on `port` (0: any); false when it did not come up within 10 s. `extra`: more flags.
+  bool Start(int port = 0, const std::string& extra = "") {
     for (int attempt = 0; attempt < 50; ++attempt) {  // after a kill the port may take a moment
       fs::remove(log_);
       CommandResult r = testing::RunCommand(
           testing::KubetrainCli() + "--workspace " + ws_.string() +
-          " workspace serve --listen 127.0.0.1:" + std::to_string(port) + " >" + log_.string() +
+          " workspace serve --listen 127.0.0.1:" + std::to_string(port) + " " + extra + " >" +
+          log_.string() +
           " 2>&1 & echo $!");
       pid_ = std::atoi(r.output.c_str());
       auto deadline = Clock::now() + std::chrono::seconds(10);
       while (Clock::now() < deadline) {
         std::string text = ReadFile(log_);
         std::smatch m;
-        if (std::regex_search(text, m, std::regex(R"(at grpc://127\.0\.0\.1:(\d+))"))) {
-          port_ = std::stoi(m[1]);
+        if (std::regex_search(text, m, std::regex(R"(at (grpcs?)://127\.0\.0\.1:(\d+))"))) {
+          scheme_ = m[1];
+          port_ = std::stoi(m[2]);
           return true;
         }
         if (kill(pid_, 0) != 0 || text.find("cannot serve") != std::string::npos) break;
@@ -102,7 +104,7 @@ class Server {
     if (pid_ > 0) kill(pid_, SIGKILL);
     pid_ = -1;
   }
-  std::string location() const { return "grpc://127.0.0.1:" + std::to_string(port_); }
+  std::string location() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
   std::string log() const { return ReadFile(log_); }
 
@@ -110,6 +112,7 @@ class Server {
   fs::path ws_, log_;
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string scheme_ = "grpc";
 };
 
 class WorkspaceServerJobsTest : public ::testing::Test {
@@ -308,6 +311,36 @@ TEST_F(WorkspaceServerJobsTest, RanksDoNotSeeAnyWorkspaceToken) {
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("[rank 0] tokens=0"));
   EXPECT_THAT(server_->log(), ::testing::Not(HasSubstr("refused")));
+}
+
+// `workspace serve --tls-cert --tls-key` with a self-signed certificate: the CLI, the supervisor
+// and the agents all speak TLS (grpcs://, the certificate trusted through KUBETRAIN_WORKSPACE_CA).
+TEST_F(WorkspaceServerJobsTest, JobOverTls) {
+  const fs::path key = dir_ / "key.pem", cert = dir_ / "cert.pem";
+  CommandResult made = testing::RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
+      key.string() + " -out " + cert.string() +
+      " -addext subjectAltName=IP:127.0.0.1,DNS:localhost");
+  ASSERT_EQ(made.exit_code, 0) << "openssl (Debian package openssl) is needed: " << made.output;
+  ASSERT_TRUE(server_->Start(0, "--tls-cert " + cert.string() + " --tls-key " + key.string()))
+      << server_->log();
+  ASSERT_THAT(server_->location(), ::testing::StartsWith("grpcs://"));
+  const std::string job = WriteJob("tls", "/usr/bin/python3 " + kScript + " 20");
+  CommandResult run = Remote("job create -f " + job + " --stream",
+                             "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
+                                 " KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
+                                 (dir_ / "ws-served" / "server.token").string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("[rank 0] done: 20 lines"));
+  CommandResult metrics = Remote("job metrics tls -o json",
+                                 "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
+                                     " KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
+                                     (dir_ / "ws-served" / "server.token").string());
+  EXPECT_THAT(metrics.output, HasSubstr("\"count\": 20")) << metrics.output;
+  // Without the CA the certificate is not trusted.
+  CommandResult untrusted = Remote("job list");
+  EXPECT_EQ(untrusted.exit_code, 1);
+  EXPECT_THAT(untrusted.output, HasSubstr("cannot reach the workspace server at grpcs://"));
 }
 
 TEST_F(WorkspaceServerJobsTest, CommandsWithoutTheRightTokenAreRefusedAndLogged) {
