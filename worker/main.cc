@@ -2,8 +2,11 @@
 //
 //   kubetrain-worker --plan FILE        binary kubetrain.v1.InstanceLaunch
 //   kubetrain-worker --plan-text FILE   the same in protobuf text format
-//   options: --workspace PATH (overrides the plan's workspace), --no-workspace (stderr only),
-//            --log-level LEVEL (spdlog level; default info), --quiet (no "[rank N]" echo)
+//   options: --workspace PATH|grpc://HOST:PORT (overrides the plan's workspace), --no-workspace
+//            (stderr only), --log-level LEVEL (spdlog level; default info), --quiet (no
+//            "[rank N]" echo)
+//   environment: a workspace server's token in KUBETRAIN_WORKSPACE_TOKEN (the launcher sets the
+//            job's token there; see kubetrain/storage/grpc_workspace.h); never passed to ranks
 #include <signal.h>
 #include <string.h>
 
@@ -125,40 +128,37 @@ int main(int argc, char** argv) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  std::unique_ptr<AgentSink> sink;
-  if (no_workspace) {
-    sink = std::make_unique<NullSink>();
-  } else {
+  std::unique_ptr<AgentSink> null_sink = std::make_unique<NullSink>();
+  AgentSink* sink = null_sink.get();
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
-    auto ws = OpenWorkspaceSink(launch.workspace(), launch.job().name());
-    if (!ws.ok()) {
-      spdlog::error("{}", std::string(ws.status().message()));
+  std::unique_ptr<AgentWorkspace> agent_workspace;
+  // The workspace server's credentials (the job's token, from the launcher) are read once, here,
+  // and removed from the environment the ranks inherit.
+  auto connect = kubetrain::storage::ConnectOptionsFromEnvironment();
+  unsetenv(kubetrain::storage::kWorkspaceTokenEnv);
+  unsetenv(kubetrain::storage::kWorkspaceTokenFileEnv);
+  if (!no_workspace) {
+    if (!connect.ok()) {
+      spdlog::error("{}", std::string(connect.status().message()));
       return kExitSetupFailed;
     }
-    sink = std::move(*ws);
-#else
-    spdlog::warn("this kubetrain-worker was built without the workspace store; logs and status "
-                 "go to stderr only");
-    sink = std::make_unique<NullSink>();
-#endif
-  }
-
-  // The MLflow-compatible endpoint the ranks log to (MLFLOW_TRACKING_URI); its points go to the
-  // workspace over a connection of their own, so metric batches never wait behind log batches.
-#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
-  std::unique_ptr<kubetrain::storage::Workspace> metrics_workspace;
-  if (!no_workspace) {
-    std::string path = launch.workspace().empty() ? kubetrain::storage::DefaultWorkspacePath()
-                                                   : launch.workspace();
-    if (path.rfind("file://", 0) == 0) path = path.substr(7);
-    auto opened = kubetrain::storage::OpenEmbeddedWorkspace(path);
+    auto opened = OpenAgentWorkspace(launch, *connect);
     if (!opened.ok()) {
       spdlog::error("{}", std::string(opened.status().message()));
       return kExitSetupFailed;
     }
-    metrics_workspace = std::move(*opened);
+    agent_workspace = std::move(*opened);
+    sink = agent_workspace->sink();
+  }
+#else
+  if (!no_workspace) {
+    spdlog::warn("this kubetrain-worker was built without the workspace store; logs and status "
+                 "go to stderr only");
   }
 #endif
+
+  // The MLflow-compatible endpoint the ranks log to (MLFLOW_TRACKING_URI); its points go to the
+  // workspace over a connection of their own, so metric batches never wait behind log batches.
   MlflowEndpointOptions mlflow;
   mlflow.job = launch.job().name();
   mlflow.run_name = launch.job().display_name();
@@ -166,15 +166,15 @@ int main(int argc, char** argv) {
   mlflow.source = absl::StrCat("instance-", launch.instance_index(), "-attempt-", launch.attempt(),
                                "-pid-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
-  if (metrics_workspace != nullptr) {
-    mlflow.history_reader = [&metrics_workspace, job = launch.job().name()](const std::string& key) {
-      return metrics_workspace->MetricHistory(job, key);
+  if (agent_workspace != nullptr) {
+    mlflow.history_reader = [&agent_workspace](const std::string& key) {
+      return agent_workspace->MetricHistory(key);
     };
   }
 #endif
   MlflowEndpoint endpoint(mlflow, [&](const kubetrain::v1::MetricBatch& batch) -> absl::Status {
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
-    if (metrics_workspace != nullptr) return metrics_workspace->IngestMetrics(batch);
+    if (agent_workspace != nullptr) return agent_workspace->ShipMetrics(batch);
 #endif
     return absl::OkStatus();  // --no-workspace: accepted and discarded
   });
@@ -188,8 +188,17 @@ int main(int argc, char** argv) {
                  std::string(s.message()));
   }
   PutOwnDirectoryFirstOnPath();
-  AgentResult result = RunAgent(launch, sink.get(), &cancel, options);
+  AgentResult result = RunAgent(launch, sink, &cancel, options);
   endpoint.Stop();  // ships what the ranks logged last
+#ifdef KUBETRAIN_WORKER_HAVE_STORAGE
+  if (agent_workspace != nullptr) {
+    // A workspace server out of reach: keep trying a while, then leave the rest in the spool
+    // directory (a restarted agent of this instance delivers it).
+    if (absl::Status drained = agent_workspace->Drain(absl::Seconds(60)); !drained.ok()) {
+      spdlog::error("{}", std::string(drained.message()));
+    }
+  }
+#endif
   spdlog::info("exit {}: {}", result.exit_code, result.message);
   return result.exit_code;
 }

@@ -25,6 +25,10 @@ struct LaunchRequest {
   v1::JobRecord job;           // spec and the attempt's placement
   int attempt = 0;             // 0 for the first run
   std::string workspace;       // what workers report to (a directory, or grpc://...)
+  // The workspace server's token for this job (Workspace::IssueJobToken; empty for a directory).
+  // A secret: the backend hands it to each agent as KUBETRAIN_WORKSPACE_TOKEN in its environment
+  // (a Kubernetes Secret), never in the plan, on a command line or in a log.
+  std::string workspace_token;
   std::string attempt_dir;     // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
   std::string checkpoint_dir;  // persistent across attempts
   absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down

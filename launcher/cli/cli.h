@@ -15,6 +15,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kubetrain/storage/workspace.h"
 #include "kubetrain/v1/compute.pb.h"
 
@@ -40,11 +41,19 @@ void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_
 void AddDatastoreCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 
-// Opens the workspace the flags name (a directory; default ~/.kubetrain).
-absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(const GlobalFlags& flags);
+// Opens the workspace the flags name: a directory (default ~/.kubetrain) or a workspace server
+// (grpc://HOST:PORT, grpcs://HOST:PORT; credentials from the environment, see
+// kubetrain/storage/grpc_workspace.h). `connect_timeout` > 0 replaces how long a call waits for an
+// unreachable server (a supervisor waits out a server restart; a person's command does not).
+absl::StatusOr<std::unique_ptr<storage::Workspace>> OpenWorkspace(
+    const GlobalFlags& flags, absl::Duration connect_timeout = absl::ZeroDuration());
 
-// The workspace directory the flags name (default ~/.kubetrain), as an absolute path.
+// The workspace the flags name: an absolute directory, or the grpc:// / grpcs:// location as given.
 std::string WorkspacePath(const GlobalFlags& flags);
+
+// Where this machine keeps its files of the jobs it runs (job folders, agent logs, outputs): the
+// workspace directory itself, or, with a workspace server, $HOME/.kubetrain.
+std::string LocalDir(const GlobalFlags& flags);
 
 // This binary, and the kubetrain-worker beside it ($KUBETRAIN_WORKER overrides).
 std::string SelfPath();

@@ -7,7 +7,6 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "launcher/cli/job_view.h"
 #include "launcher/cli/output.h"
 #include "launcher/jobs/scheduler.h"
@@ -18,23 +17,6 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 void OnInterrupt(int) { g_interrupted.store(true); }
-
-// Prints every stored line after `*cursor`; returns how many.
-int Drain(storage::Workspace& ws, const std::string& name, int64_t* cursor, std::ostream& out) {
-  int printed = 0;
-  while (true) {
-    storage::LogQuery q;
-    q.job = name;
-    q.after_id = *cursor;
-    absl::StatusOr<storage::LogPage> page = ws.ReadLogs(q);
-    if (!page.ok() || page->lines.empty()) break;
-    for (const v1::LogLine& l : page->lines) out << FormatLogLine(l) << "\n";
-    printed += static_cast<int>(page->lines.size());
-    *cursor = page->next_id;
-  }
-  out.flush();
-  return printed;
-}
 
 // Ctrl-C: true to detach, false after canceling (keep following to see the end).
 bool AskCancelOrDetach(storage::Workspace& ws, const std::string& name) {
@@ -66,28 +48,52 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigaction(SIGINT, &sa, nullptr);
-  int64_t cursor = 0;
   std::string last_status;
-  while (true) {
-    absl::StatusOr<v1::JobRecord> job = ws.GetJob(name);
-    if (!job.ok()) {
-      PrintError(job.status());
-      return 1;
+  int exit_code = 1;
+  bool detached = false;
+  // The workspace delivers lines and record changes as they happen: a server stream for a
+  // workspace server, polling for the embedded one.
+  absl::Status watched = ws.WatchJob({.job = name}, [&](const storage::JobUpdate& u) {
+    for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
+    if (u.job.has_value()) {
+      if (u.final) {
+        out.flush();
+        PrintOutcome(*u.job, out);
+        exit_code = u.job->status().state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
+        return false;
+      }
+      std::string status = StatusLine(*u.job);
+      if (status != last_status) {
+        out << "── " << status << "\n";
+        last_status = status;
+      }
     }
-    Drain(ws, name, &cursor, out);
-    std::string status = StatusLine(*job);
-    if (status != last_status && !jobs::IsTerminal(job->status().state())) {
-      out << "── " << status << "\n" << std::flush;
-      last_status = status;
+    out.flush();
+    if (g_interrupted.exchange(false) && AskCancelOrDetach(ws, name)) {
+      detached = true;
+      return false;
     }
-    if (jobs::IsTerminal(job->status().state())) {
-      Drain(ws, name, &cursor, out);  // lines stored just before the end
-      PrintOutcome(*job, out);
-      return job->status().state() == v1::JOB_STATE_COMPLETED ? 0 : 1;
-    }
-    if (g_interrupted.exchange(false) && AskCancelOrDetach(ws, name)) return 130;
-    absl::SleepFor(absl::Milliseconds(20));
+    return true;
+  });
+  if (!watched.ok()) {
+    PrintError(watched);
+    return 1;
   }
+  return detached ? 130 : exit_code;
+}
+
+int FollowLogs(storage::Workspace& ws, const std::string& name, int rank, std::ostream& out) {
+  absl::Status watched =
+      ws.WatchJob({.job = name, .rank = rank}, [&](const storage::JobUpdate& u) {
+        for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
+        out.flush();
+        return true;
+      });
+  if (!watched.ok()) {
+    PrintError(watched);
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace kubetrain::cli

@@ -33,6 +33,7 @@ struct JobFlags {
   std::string file, name, output, key;
   std::vector<std::string> sets;
   bool stream = false;
+  bool follow = false;
   int rank = -1;
 };
 
@@ -75,8 +76,10 @@ int Create(const GlobalFlags& global, const JobFlags& f) {
     return NotImplemented("job create on a kubernetes compute target");
   }
   jobs::SubmitOptions options;
-  options.workspace_path = WorkspacePath(global);
-  options.supervisor_argv = {SelfPath(), "--workspace", options.workspace_path, "--log-level",
+  options.workspace_path = LocalDir(global);  // job folders; with a server, on this machine
+  // The supervisor inherits this environment, so it reaches a workspace server with the same
+  // credentials (KUBETRAIN_WORKSPACE_TOKEN / _FILE); they never go on its command line.
+  options.supervisor_argv = {SelfPath(), "--workspace", WorkspacePath(global), "--log-level",
                              "info", "job", "supervise"};
   absl::StatusOr<v1::JobRecord> record = jobs::SubmitJob(**ws, spec, options);
   if (!record.ok()) return PrintError(record.status()), kExitFailure;
@@ -93,7 +96,8 @@ std::atomic<bool> g_stop{false};
 void OnStop(int) { g_stop.store(true); }
 
 int Supervise(const GlobalFlags& global, const JobFlags& f) {
-  auto ws = OpenWorkspace(global);
+  // A supervisor outlives a restart of the workspace server: its calls wait for it to return.
+  auto ws = OpenWorkspace(global, absl::Minutes(10));
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
   common::SetLogContext({f.name, -1, -1});
   struct sigaction sa {};
@@ -243,6 +247,7 @@ int Logs(const GlobalFlags& global, const JobFlags& f) {
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
   if (auto job = (*ws)->GetJob(f.name); !job.ok()) return PrintError(job.status()), kExitFailure;
+  if (f.follow) return FollowLogs(**ws, f.name, f.rank, std::cout);
   storage::LogQuery q;
   q.job = f.name;
   q.rank = f.rank;
@@ -333,6 +338,7 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   CLI::App* logs = job->add_subcommand("logs", "Print a job's captured logs");
   logs->add_option("name", f->name, "Job name")->required();
   logs->add_option("--rank", f->rank, "Only this rank");
+  logs->add_flag("-f,--follow", f->follow, "Keep printing lines as they arrive until the job ends");
   logs->callback([&flags, f, exit_code] { *exit_code = Logs(flags, *f); });
 
   CLI::App* metrics = job->add_subcommand("metrics", "Show a job's metrics");

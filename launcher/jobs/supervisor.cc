@@ -196,7 +196,20 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
+std::string ThisHost() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+bool SupervisedElsewhere(const v1::JobRecord& job) {
+  return !job.supervisor_host().empty() && job.supervisor_host() != ThisHost();
+}
+
 bool SupervisorAlive(const v1::JobRecord& job) {
+  // Another machine's supervisor (a shared workspace server): its pid means nothing here, and
+  // only that machine can tell; take it as alive.
+  if (SupervisedElsewhere(job)) return true;
   pid_t pid = static_cast<pid_t>(job.supervisor_pid());
   if (pid <= 0) return false;
   return kill(pid, 0) == 0 || errno == EPERM;
@@ -215,7 +228,9 @@ absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::strin
     }
     return absl::OkStatus();
   }));
-  if (!IsTerminal(job.status().state()) && SupervisorAlive(job)) {
+  // The supervisor also sees cancel_requested within a fraction of a second; the signal only
+  // makes it quicker, and only a supervisor on this machine can get it.
+  if (!IsTerminal(job.status().state()) && !SupervisedElsewhere(job) && SupervisorAlive(job)) {
     kill(static_cast<pid_t>(job.supervisor_pid()), SIGTERM);
   }
   return job;
@@ -224,10 +239,15 @@ absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::strin
 absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::string& name,
                                            backends::Backend& backend,
                                            const SupervisorOptions& options) {
-  KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+  const std::string host = ThisHost();
+  KT_RETURN_IF_ERROR(ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
                          r.set_supervisor_pid(getpid());
+                         r.set_supervisor_host(host);
                          return absl::OkStatus();
                        }).status());
+  // The agents' credential for this job alone (empty for the embedded workspace); it goes to
+  // them in their environment, never on a command line or in a log.
+  absl::StatusOr<std::string> agent_token = ws.IssueJobToken(name);
   while (true) {
     KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, options));
     const v1::JobRecord& job = dequeued.job;
@@ -242,7 +262,13 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     request.grace = options.grace;
     request.memory_limit_bytes = dequeued.type.limits().memory().value();
 
-    absl::StatusOr<std::unique_ptr<backends::Gang>> gang = backend.Launch(request);
+    if (agent_token.ok()) request.workspace_token = *agent_token;
+    absl::StatusOr<std::unique_ptr<backends::Gang>> gang =
+        agent_token.ok() ? backend.Launch(request)
+                         : absl::Status(agent_token.status().code(),
+                                        absl::StrCat("cannot get a workspace token for the "
+                                                     "job's agents: ",
+                                                     agent_token.status().message()));
     if (!gang.ok()) {
       return ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
         SetState(r, v1::JOB_STATE_FAILED, "LaunchFailed", std::string(gang.status().message()));
@@ -281,6 +307,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+      retry = false;  // the mutation may run more than once (a workspace server's retry)
       if (canceled) {
         SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");
       } else if (result->succeeded) {

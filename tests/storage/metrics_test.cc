@@ -1,5 +1,5 @@
-// Tests of the run history in the embedded workspace: IngestMetrics (idempotent), MetricSummary,
-// MetricHistory, params and tags.
+// Tests of the run history: IngestMetrics (idempotent), MetricSummary, MetricHistory, params and
+// tags, against the embedded workspace and the gRPC client of a server over one (backends.h).
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -10,22 +10,28 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kubetrain/storage/workspace.h"
+#include "tests/storage/backends.h"
 
 namespace kubetrain::storage {
 namespace {
 
-class MetricsTest : public ::testing::Test {
+using testing::Backend;
+using testing::BackendHarness;
+
+class MetricsTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/kubetrain-metrics-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto ws = OpenEmbeddedWorkspace(dir_);
+    harness_ = std::make_unique<BackendHarness>(GetParam(), dir_);
+    auto ws = harness_->Open();
     ASSERT_TRUE(ws.ok()) << ws.status();
     ws_ = std::move(*ws);
   }
   void TearDown() override {
     ws_.reset();
+    harness_.reset();
     std::filesystem::remove_all(dir_);
   }
 
@@ -47,10 +53,14 @@ class MetricsTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::unique_ptr<BackendHarness> harness_;
   std::unique_ptr<Workspace> ws_;
 };
 
-TEST_F(MetricsTest, SummaryHasLatestMinMaxStepAndCountPerKey) {
+INSTANTIATE_TEST_SUITE_P(Backends, MetricsTest, ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
+                         testing::BackendName);
+
+TEST_P(MetricsTest, SummaryHasLatestMinMaxStepAndCountPerKey) {
   v1::MetricBatch b = Batch("j", "instance-0", 1);
   Add(b, "loss", 2.0, 0);
   Add(b, "loss", 0.5, 2);
@@ -80,7 +90,7 @@ TEST_F(MetricsTest, SummaryHasLatestMinMaxStepAndCountPerKey) {
   EXPECT_TRUE(other->empty());
 }
 
-TEST_F(MetricsTest, SameStepLaterTimestampIsLatest) {
+TEST_P(MetricsTest, SameStepLaterTimestampIsLatest) {
   v1::MetricBatch b = Batch("j", "s", 1);
   Add(b, "x", 1.0, 5, 2000);
   Add(b, "x", 2.0, 5, 1000);
@@ -95,7 +105,7 @@ TEST_F(MetricsTest, SameStepLaterTimestampIsLatest) {
   EXPECT_EQ((*summary)[0].latest_timestamp_ms, 2000);
 }
 
-TEST_F(MetricsTest, DuplicateDeliveryIsStoredOnce) {
+TEST_P(MetricsTest, DuplicateDeliveryIsStoredOnce) {
   v1::MetricBatch b = Batch("j", "instance-0", 7);
   for (int i = 0; i < 100; ++i) Add(b, "loss", 1.0 / (i + 1), i);
   b.add_params()->set_key("lr");
@@ -120,10 +130,10 @@ TEST_F(MetricsTest, DuplicateDeliveryIsStoredOnce) {
   EXPECT_EQ((*summary)[0].count, 300);
 }
 
-TEST_F(MetricsTest, DuplicateDeliveryOverTwoConnectionsIsStoredOnce) {
+TEST_P(MetricsTest, DuplicateDeliveryOverTwoConnectionsIsStoredOnce) {
   v1::MetricBatch b = Batch("j", "instance-0", 1);
   Add(b, "loss", 1.0, 1);
-  auto second = OpenEmbeddedWorkspace(dir_);
+  auto second = harness_->Open();
   ASSERT_TRUE(second.ok());
   std::thread t([&] { ASSERT_TRUE((*second)->IngestMetrics(b).ok()); });
   ASSERT_TRUE(ws_->IngestMetrics(b).ok());
@@ -133,7 +143,7 @@ TEST_F(MetricsTest, DuplicateDeliveryOverTwoConnectionsIsStoredOnce) {
   EXPECT_EQ(history->size(), 1u);
 }
 
-TEST_F(MetricsTest, BatchWithoutSourceIsAlwaysStored) {
+TEST_P(MetricsTest, BatchWithoutSourceIsAlwaysStored) {
   v1::MetricBatch b = Batch("j", "", 0);
   Add(b, "loss", 1.0, 1);
   ASSERT_TRUE(ws_->IngestMetrics(b).ok());
@@ -143,7 +153,7 @@ TEST_F(MetricsTest, BatchWithoutSourceIsAlwaysStored) {
   EXPECT_EQ(history->size(), 2u);
 }
 
-TEST_F(MetricsTest, HistoryIsInStepOrderWithRankAndTimestamp) {
+TEST_P(MetricsTest, HistoryIsInStepOrderWithRankAndTimestamp) {
   v1::MetricBatch b = Batch("j", "s", 1);
   Add(b, "loss", 3.0, 2, 30, 1);
   Add(b, "loss", 1.0, 0, 10, 0);
@@ -165,7 +175,7 @@ TEST_F(MetricsTest, HistoryIsInStepOrderWithRankAndTimestamp) {
   EXPECT_TRUE(none->empty());
 }
 
-TEST_F(MetricsTest, NanAndInfinityRoundTrip) {
+TEST_P(MetricsTest, NanAndInfinityRoundTrip) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   v1::MetricBatch b = Batch("j", "s", 1);
@@ -190,7 +200,7 @@ TEST_F(MetricsTest, NanAndInfinityRoundTrip) {
   EXPECT_TRUE(std::isnan((*summary)[1].max));
 }
 
-TEST_F(MetricsTest, ParamsAndTagsAreKeyValueMapsPerJob) {
+TEST_P(MetricsTest, ParamsAndTagsAreKeyValueMapsPerJob) {
   v1::MetricBatch b = Batch("j", "s", 1);
   auto* p = b.add_params();
   p->set_key("lr");
@@ -225,7 +235,7 @@ TEST_F(MetricsTest, ParamsAndTagsAreKeyValueMapsPerJob) {
   EXPECT_EQ((*tags)[0].value(), "second");
 }
 
-TEST_F(MetricsTest, RejectsBatchWithoutJobOrWithEmptyKey) {
+TEST_P(MetricsTest, RejectsBatchWithoutJobOrWithEmptyKey) {
   v1::MetricBatch no_job = Batch("", "s", 1);
   EXPECT_EQ(ws_->IngestMetrics(no_job).code(), absl::StatusCode::kInvalidArgument);
   v1::MetricBatch empty_key = Batch("j", "s", 1);
@@ -240,12 +250,13 @@ TEST_F(MetricsTest, RejectsBatchWithoutJobOrWithEmptyKey) {
   EXPECT_EQ(history->size(), 1u);
 }
 
-TEST_F(MetricsTest, PersistsAcrossReopen) {
+TEST_P(MetricsTest, PersistsAcrossReopen) {
   v1::MetricBatch b = Batch("j", "s", 1);
   Add(b, "loss", 0.5, 10);
   ASSERT_TRUE(ws_->IngestMetrics(b).ok());
   ws_.reset();
-  auto ws = OpenEmbeddedWorkspace(dir_);
+  harness_->Restart();
+  auto ws = harness_->Open();
   ASSERT_TRUE(ws.ok());
   ASSERT_TRUE((*ws)->IngestMetrics(b).ok());  // still recognized as delivered
   auto summary = (*ws)->MetricSummary("j");

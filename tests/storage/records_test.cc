@@ -1,4 +1,5 @@
-// Tests of the embedded workspace's datastores and checkpoint / output upload records.
+// Tests of datastores and checkpoint / output upload records, against the embedded workspace and
+// the gRPC client of a server over one (backends.h).
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -9,23 +10,32 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kubetrain/storage/workspace.h"
+#include "tests/storage/backends.h"
 
 namespace kubetrain::storage {
 namespace {
 
 using ::testing::HasSubstr;
 
-class RecordsTest : public ::testing::Test {
+using testing::Backend;
+using testing::BackendHarness;
+
+class RecordsTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/kubetrain-records-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto ws = OpenEmbeddedWorkspace(dir_);
+    harness_ = std::make_unique<BackendHarness>(GetParam(), dir_);
+    auto ws = harness_->Open();
     ASSERT_TRUE(ws.ok()) << ws.status();
     ws_ = std::move(*ws);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    ws_.reset();
+    harness_.reset();
+    std::filesystem::remove_all(dir_);
+  }
 
   static v1::CheckpointRecord Checkpoint(const std::string& job, int64_t step, int64_t size) {
     v1::CheckpointRecord r;
@@ -37,16 +47,20 @@ class RecordsTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::unique_ptr<BackendHarness> harness_;
   std::unique_ptr<Workspace> ws_;
 };
 
-TEST_F(RecordsTest, DatabaseHoldingSecretsIsOwnerOnly) {
+INSTANTIATE_TEST_SUITE_P(Backends, RecordsTest, ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
+                         testing::BackendName);
+
+TEST_P(RecordsTest, DatabaseHoldingSecretsIsOwnerOnly) {
   struct stat st;
   ASSERT_EQ(stat((dir_ + "/workspace.db").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600);
 }
 
-TEST_F(RecordsTest, DatastoreCrudByName) {
+TEST_P(RecordsTest, DatastoreCrudByName) {
   v1::Datastore blob;
   blob.set_name("images");
   blob.set_type("azureblob");
@@ -78,7 +92,7 @@ TEST_F(RecordsTest, DatastoreCrudByName) {
   EXPECT_EQ(ws_->PutDatastore(v1::Datastore()).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(RecordsTest, CheckpointsAreOnePerStepInStepOrderPerJob) {
+TEST_P(RecordsTest, CheckpointsAreOnePerStepInStepOrderPerJob) {
   ASSERT_TRUE(ws_->RecordCheckpoint(Checkpoint("a", 100, 1)).ok());
   ASSERT_TRUE(ws_->RecordCheckpoint(Checkpoint("a", 20, 2)).ok());
   ASSERT_TRUE(ws_->RecordCheckpoint(Checkpoint("a", 3, 3)).ok());
@@ -100,7 +114,7 @@ TEST_F(RecordsTest, CheckpointsAreOnePerStepInStepOrderPerJob) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(RecordsTest, OutputUploadsPerAttemptInstanceAndOutput) {
+TEST_P(RecordsTest, OutputUploadsPerAttemptInstanceAndOutput) {
   auto upload = [](int attempt, int instance, const std::string& output, const std::string& s) {
     v1::OutputUpload u;
     u.set_job("j");
@@ -126,10 +140,11 @@ TEST_F(RecordsTest, OutputUploadsPerAttemptInstanceAndOutput) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(RecordsTest, RecordsPersistAcrossReopen) {
+TEST_P(RecordsTest, RecordsPersistAcrossReopen) {
   ASSERT_TRUE(ws_->RecordCheckpoint(Checkpoint("a", 7, 1)).ok());
   ws_.reset();
-  auto ws = OpenEmbeddedWorkspace(dir_);
+  harness_->Restart();
+  auto ws = harness_->Open();
   ASSERT_TRUE(ws.ok());
   auto a = (*ws)->ListCheckpoints("a");
   ASSERT_TRUE(a.ok());

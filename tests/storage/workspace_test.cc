@@ -1,38 +1,89 @@
-// Tests of the embedded workspace (storage/src/embedded_workspace.cc) against real SQLite files.
+// The Workspace contract, run against both implementations (tests/storage/backends.h): the
+// embedded workspace (storage/src/embedded_workspace.cc) on real SQLite files, and the gRPC client
+// of a WorkspaceServer serving one. A few cases are about the embedded files themselves.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kubetrain/storage/workspace.h"
+#include "tests/storage/backends.h"
 
 namespace kubetrain::storage {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Backend;
+using testing::BackendHarness;
 
-class WorkspaceTest : public ::testing::Test {
+class WorkspaceTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/kubetrain-ws-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     root_ = tmpl;
     dir_ = root_ + "/nested/ws";
+    harness_ = std::make_unique<BackendHarness>(GetParam(), dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  void TearDown() override {
+    harness_.reset();
+    std::filesystem::remove_all(root_);
+  }
+
+  bool embedded() const { return GetParam() == Backend::kEmbedded; }
 
   std::unique_ptr<Workspace> Open() {
-    auto ws = OpenEmbeddedWorkspace(dir_);
+    auto ws = harness_->Open();
     EXPECT_TRUE(ws.ok()) << ws.status();
     return ws.ok() ? std::move(*ws) : nullptr;
+  }
+
+  // Runs body(i, workspace) for i in [0, n) at once, each with a workspace of its own: embedded,
+  // in forked processes (each opening the directory); gRPC, in threads (each its own client and
+  // connection). True when every body returned 0.
+  bool RunConcurrently(int n, const std::function<int(int, Workspace&)>& body) {
+    if (embedded()) {
+      std::vector<pid_t> children;
+      for (int p = 0; p < n; ++p) {
+        pid_t pid = fork();
+        if (pid < 0) return false;
+        if (pid == 0) {
+          auto ws = OpenEmbeddedWorkspace(dir_);
+          if (!ws.ok()) _exit(2);
+          _exit(body(p, **ws));
+        }
+        children.push_back(pid);
+      }
+      bool ok = true;
+      for (pid_t pid : children) {
+        int status = 0;
+        ok = waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && ok;
+      }
+      return ok;
+    }
+    std::vector<std::thread> threads;
+    std::vector<int> codes(n, -1);
+    for (int p = 0; p < n; ++p) {
+      threads.emplace_back([&, p] {
+        auto ws = harness_->Open();
+        codes[p] = ws.ok() ? body(p, **ws) : 2;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int c : codes) {
+      if (c != 0) return false;
+    }
+    return true;
   }
 
   static v1::JobRecord Job(const std::string& name) {
@@ -61,9 +112,14 @@ class WorkspaceTest : public ::testing::Test {
 
   std::string root_;
   std::string dir_;
+  std::unique_ptr<BackendHarness> harness_;
 };
 
-TEST_F(WorkspaceTest, CreatesDirectoryWithMode0700AndWalDatabase) {
+INSTANTIATE_TEST_SUITE_P(Backends, WorkspaceTest,
+                         ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
+                         testing::BackendName);
+
+TEST_P(WorkspaceTest, CreatesDirectoryWithMode0700AndWalDatabase) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   struct stat st;
@@ -73,7 +129,8 @@ TEST_F(WorkspaceTest, CreatesDirectoryWithMode0700AndWalDatabase) {
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/workspace.db-wal"));
 }
 
-TEST_F(WorkspaceTest, OpenFailsWhenPathIsAFile) {
+TEST_P(WorkspaceTest, OpenFailsWhenPathIsAFile) {
+  if (!embedded()) GTEST_SKIP() << "about the embedded workspace's files";
   std::string file = root_ + "/file";
   FILE* f = fopen(file.c_str(), "w");
   ASSERT_NE(f, nullptr);
@@ -83,7 +140,8 @@ TEST_F(WorkspaceTest, OpenFailsWhenPathIsAFile) {
   EXPECT_THAT(ws.status().message(), HasSubstr(file));
 }
 
-TEST_F(WorkspaceTest, CorruptDatabaseIsDataLossNamingThePath) {
+TEST_P(WorkspaceTest, CorruptDatabaseIsDataLossNamingThePath) {
+  if (!embedded()) GTEST_SKIP() << "about the embedded workspace's files";
   std::filesystem::create_directories(dir_);
   FILE* f = fopen((dir_ + "/workspace.db").c_str(), "w");
   ASSERT_NE(f, nullptr);
@@ -95,7 +153,7 @@ TEST_F(WorkspaceTest, CorruptDatabaseIsDataLossNamingThePath) {
   EXPECT_THAT(ws.status().message(), HasSubstr(dir_ + "/workspace.db"));
 }
 
-TEST_F(WorkspaceTest, StoresOnlyWhatWasPut) {
+TEST_P(WorkspaceTest, StoresOnlyWhatWasPut) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->GetCompute("local").status().code(), absl::StatusCode::kNotFound);
@@ -104,7 +162,7 @@ TEST_F(WorkspaceTest, StoresOnlyWhatWasPut) {
   EXPECT_TRUE(list->empty());
 }
 
-TEST_F(WorkspaceTest, ComputeCrudAndStoredLocalOverridesDefault) {
+TEST_P(WorkspaceTest, ComputeCrudAndStoredLocalOverridesDefault) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->GetCompute("gpu-cluster").status().code(), absl::StatusCode::kNotFound);
@@ -144,7 +202,7 @@ TEST_F(WorkspaceTest, ComputeCrudAndStoredLocalOverridesDefault) {
   EXPECT_EQ(ws->PutCompute(unnamed).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(WorkspaceTest, JobCrudAssignsSubmitSequenceAndRejectsDuplicates) {
+TEST_P(WorkspaceTest, JobCrudAssignsSubmitSequenceAndRejectsDuplicates) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   auto a = ws->CreateJob(Job("job-a"));
@@ -176,12 +234,13 @@ TEST_F(WorkspaceTest, JobCrudAssignsSubmitSequenceAndRejectsDuplicates) {
 
   // The data survives reopening.
   ws.reset();
+  harness_->Restart();
   ws = Open();
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->ListJobs()->size(), 2u);
 }
 
-TEST_F(WorkspaceTest, UpdateJobSeesAllJobsAndWritesBack) {
+TEST_P(WorkspaceTest, UpdateJobSeesAllJobsAndWritesBack) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   ASSERT_TRUE(ws->CreateJob(Job("first")).ok());
@@ -213,7 +272,9 @@ TEST_F(WorkspaceTest, UpdateJobSeesAllJobsAndWritesBack) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(WorkspaceTest, UpdateJobIsAtomicAcrossProcesses) {
+// Embedded: two processes; gRPC: two clients, each with its own connection (UpdateJob is then an
+// optimistic read-mutate-commit that must retry when the other got in between).
+TEST_P(WorkspaceTest, UpdateJobIsAtomicAcrossProcesses) {
   {
     auto ws = Open();
     ASSERT_NE(ws, nullptr);
@@ -221,60 +282,30 @@ TEST_F(WorkspaceTest, UpdateJobIsAtomicAcrossProcesses) {
   }
   constexpr int kProcesses = 2;
   constexpr int kIncrements = 200;
-  std::vector<pid_t> children;
-  for (int p = 0; p < kProcesses; ++p) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      auto ws = OpenEmbeddedWorkspace(dir_);
-      if (!ws.ok()) _exit(2);
-      for (int i = 0; i < kIncrements; ++i) {
-        auto r = (*ws)->UpdateJob("counter", [](const auto&, v1::JobRecord& job) {
-          job.set_supervisor_pid(job.supervisor_pid() + 1);  // the counter
-          return absl::OkStatus();
-        });
-        if (!r.ok()) _exit(3);
-      }
-      _exit(0);
+  EXPECT_TRUE(RunConcurrently(kProcesses, [](int, Workspace& ws) {
+    for (int i = 0; i < kIncrements; ++i) {
+      auto r = ws.UpdateJob("counter", [](const auto&, v1::JobRecord& job) {
+        job.set_supervisor_pid(job.supervisor_pid() + 1);  // the counter
+        return absl::OkStatus();
+      });
+      if (!r.ok()) return 3;
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0);
-  }
+    return 0;
+  }));
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   EXPECT_EQ(ws->GetJob("counter")->supervisor_pid(), kProcesses * kIncrements);
 }
 
-TEST_F(WorkspaceTest, SeveralProcessesOpenAFreshWorkspaceAtOnce) {
+TEST_P(WorkspaceTest, SeveralProcessesOpenAFreshWorkspaceAtOnce) {
   constexpr int kProcesses = 4;
-  std::vector<pid_t> children;
-  for (int p = 0; p < kProcesses; ++p) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      auto ws = OpenEmbeddedWorkspace(dir_);
-      if (!ws.ok()) _exit(2);
-      for (int i = 0; i < 20; ++i) {
-        if (!(*ws)->CreateJob(Job("p" + std::to_string(p) + "-" + std::to_string(i))).ok()) {
-          _exit(3);
-        }
-        if (!(*ws)->AppendLogs({Line("shared", 0, p, p, i, i, "x")}).ok()) _exit(4);
-      }
-      _exit(0);
+  EXPECT_TRUE(RunConcurrently(kProcesses, [](int p, Workspace& ws) {
+    for (int i = 0; i < 20; ++i) {
+      if (!ws.CreateJob(Job("p" + std::to_string(p) + "-" + std::to_string(i))).ok()) return 3;
+      if (!ws.AppendLogs({Line("shared", 0, p, p, i, i, "x")}).ok()) return 4;
     }
-    children.push_back(pid);
-  }
-  for (pid_t pid : children) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0);
-  }
+    return 0;
+  }));
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   auto jobs = ws->ListJobs();
@@ -286,7 +317,7 @@ TEST_F(WorkspaceTest, SeveralProcessesOpenAFreshWorkspaceAtOnce) {
   EXPECT_EQ(ws->ReadLogs({.job = "shared"})->lines.size(), 80u);
 }
 
-TEST_F(WorkspaceTest, UpdateInstanceStatusReplacesOneInstance) {
+TEST_P(WorkspaceTest, UpdateInstanceStatusReplacesOneInstance) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   ASSERT_TRUE(ws->CreateJob(Job("j")).ok());
@@ -309,7 +340,7 @@ TEST_F(WorkspaceTest, UpdateInstanceStatusReplacesOneInstance) {
   EXPECT_EQ(ws->UpdateInstanceStatus("nope", i0).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(WorkspaceTest, AppendLogsIsIdempotent) {
+TEST_P(WorkspaceTest, AppendLogsIsIdempotent) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   std::vector<v1::LogLine> batch = {Line("j", 0, 0, 0, 1, 100, "a"), Line("j", 0, 0, 0, 2, 200, "b")};
@@ -332,7 +363,7 @@ TEST_F(WorkspaceTest, AppendLogsIsIdempotent) {
   EXPECT_EQ(page->lines[0].job(), "j");
 }
 
-TEST_F(WorkspaceTest, ReadLogsPagesByCursorAndFilters) {
+TEST_P(WorkspaceTest, ReadLogsPagesByCursorAndFilters) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   // Instance 0 has ranks 0 and 1, instance 1 has rank 2, plus agent lines (rank -1).
@@ -388,7 +419,7 @@ TEST_F(WorkspaceTest, ReadLogsPagesByCursorAndFilters) {
   EXPECT_EQ(p4->lines[0].timestamp_ns(), 60);
 }
 
-TEST_F(WorkspaceTest, ConcurrentThreadsShareOneWorkspace) {
+TEST_P(WorkspaceTest, ConcurrentThreadsShareOneWorkspace) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
   ASSERT_TRUE(ws->CreateJob(Job("t")).ok());
@@ -407,6 +438,93 @@ TEST_F(WorkspaceTest, ConcurrentThreadsShareOneWorkspace) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(ws->GetJob("t")->supervisor_pid(), 200);
   EXPECT_EQ(ws->ReadLogs({.job = "t"})->lines.size(), 200u);
+}
+
+TEST_P(WorkspaceTest, WatchJobFollowsRecordAndLinesToTheEnd) {
+  auto ws = Open();
+  ASSERT_NE(ws, nullptr);
+  ASSERT_TRUE(ws->CreateJob(Job("w")).ok());
+  ASSERT_TRUE(ws->AppendLogs({Line("w", 0, 0, 0, 0, 1, "before")}).ok());
+  std::thread writer([&] {
+    auto other = Open();
+    ASSERT_NE(other, nullptr);
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE(other->UpdateJob("w", [](const auto&, v1::JobRecord& j) {
+      j.mutable_status()->set_state(v1::JOB_STATE_RUNNING);
+      return absl::OkStatus();
+    }).ok());
+    for (int i = 1; i <= 50; ++i) {
+      ASSERT_TRUE(other->AppendLogs({Line("w", 0, 0, 0, i, i + 1, "line " + std::to_string(i))})
+                      .ok());
+    }
+    // The last lines are stored just before the end: they must still come before `final`.
+    ASSERT_TRUE(other->AppendLogs({Line("w", 0, 0, -1, 51, 100, "agent: done")}).ok());
+    ASSERT_TRUE(other->UpdateJob("w", [](const auto&, v1::JobRecord& j) {
+      j.mutable_status()->set_state(v1::JOB_STATE_COMPLETED);
+      return absl::OkStatus();
+    }).ok());
+  });
+  std::vector<std::string> texts;
+  std::vector<v1::JobState> states;
+  int finals = 0;
+  bool first_has_record = false;
+  int updates = 0;
+  absl::Status s = ws->WatchJob({.job = "w"}, [&](const JobUpdate& u) {
+    if (updates++ == 0) first_has_record = u.job.has_value() || !u.lines.empty();
+    for (const auto& l : u.lines) texts.push_back(l.text());
+    if (u.job) states.push_back(u.job->status().state());
+    if (u.final) ++finals;
+    return true;
+  });
+  writer.join();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(first_has_record);
+  EXPECT_EQ(finals, 1);
+  ASSERT_EQ(texts.size(), 52u);
+  EXPECT_EQ(texts.front(), "before");
+  EXPECT_EQ(texts[25], "line 25");
+  EXPECT_EQ(texts.back(), "agent: done");
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.front(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(states.back(), v1::JOB_STATE_COMPLETED);
+}
+
+TEST_P(WorkspaceTest, WatchJobFiltersByRankResumesAfterACursorAndStopsOnRequest) {
+  auto ws = Open();
+  ASSERT_NE(ws, nullptr);
+  ASSERT_TRUE(ws->CreateJob(Job("w")).ok());
+  ASSERT_TRUE(ws->AppendLogs({Line("w", 0, 0, 0, 0, 1, "r0 a"), Line("w", 0, 0, 1, 1, 2, "r1 a"),
+                              Line("w", 0, 0, 0, 2, 3, "r0 b")})
+                  .ok());
+  auto first = ws->ReadLogs({.job = "w", .limit = 1});
+  ASSERT_TRUE(first.ok());
+  std::vector<std::string> texts;
+  int heartbeats = 0;
+  absl::Status s = ws->WatchJob({.job = "w", .rank = 0, .after_id = first->next_id,
+                                 .heartbeat_ms = 20},
+                                [&](const JobUpdate& u) {
+                                  for (const auto& l : u.lines) texts.push_back(l.text());
+                                  if (!u.job && u.lines.empty()) ++heartbeats;
+                                  return heartbeats < 3;  // the job never ends: stop
+                                });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_THAT(texts, ::testing::ElementsAre("r0 b"));
+  EXPECT_EQ(heartbeats, 3);
+
+  auto missing = ws->WatchJob({.job = "nope"}, [](const JobUpdate&) { return true; });
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(WorkspaceTest, IssueJobTokenOnlyWhereAServerChecksTokens) {
+  auto ws = Open();
+  ASSERT_NE(ws, nullptr);
+  auto token = ws->IssueJobToken("j");
+  ASSERT_TRUE(token.ok()) << token.status();
+  if (embedded()) {
+    EXPECT_EQ(*token, "");  // nothing to authenticate against
+  } else {
+    EXPECT_THAT(*token, ::testing::StartsWith("ktjob."));
+  }
 }
 
 TEST(DefaultWorkspacePathTest, EnvironmentThenHome) {

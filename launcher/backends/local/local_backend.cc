@@ -24,6 +24,8 @@
 #include "launcher/backends/launch_plan.h"
 #include "launcher/backends/local/memory_limit.h"
 
+extern char** environ;
+
 namespace kubetrain::backends::local {
 namespace {
 
@@ -135,12 +137,32 @@ bool NamespacesWork() {
   return works;
 }
 
+// The agent's environment: this process's, without any workspace credential of its own (the
+// supervisor may hold the server's token), plus the job's token when there is one.
+std::vector<std::string> AgentEnvironment(const std::string& workspace_token) {
+  static const std::string kToken = "KUBETRAIN_WORKSPACE_TOKEN=";
+  static const std::string kTokenFile = "KUBETRAIN_WORKSPACE_TOKEN_FILE=";
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string var = *e;
+    if (var.rfind(kToken, 0) == 0 || var.rfind(kTokenFile, 0) == 0) continue;
+    env.push_back(std::move(var));
+  }
+  if (!workspace_token.empty()) env.push_back(kToken + workspace_token);
+  return env;
+}
+
 // Starts `argv` as a new instance. In the child only async-signal-safe calls happen before exec.
-absl::StatusOr<pid_t> SpawnInstance(const std::vector<std::string>& argv, const std::string& log,
-                                    bool namespaces, MemoryLimit* memory, bool* used_namespaces) {
+absl::StatusOr<pid_t> SpawnInstance(const std::vector<std::string>& argv,
+                                    const std::vector<std::string>& environment,
+                                    const std::string& log, bool namespaces, MemoryLimit* memory,
+                                    bool* used_namespaces) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (out < 0) return absl::InternalError(absl::StrCat("cannot open ", log, ": ", strerror(errno)));
   int sync[2];
@@ -182,7 +204,7 @@ absl::StatusOr<pid_t> SpawnInstance(const std::vector<std::string>& argv, const 
     dup2(out, STDERR_FILENO);
     int null = open("/dev/null", O_RDONLY);
     if (null >= 0) dup2(null, STDIN_FILENO);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out);
@@ -242,6 +264,7 @@ absl::StatusOr<std::unique_ptr<Gang>> LocalBackend::Launch(const LaunchRequest& 
     plans.push_back(path);
   }
 
+  const std::vector<std::string> environment = AgentEnvironment(request.workspace_token);
   std::vector<Instance> instances;
   auto gang = [&] { return std::make_unique<LocalGang>(std::move(instances), request.grace); };
   bool warned_ns = false, warned_mem = false;
@@ -262,7 +285,7 @@ absl::StatusOr<std::unique_ptr<Gang>> LocalBackend::Launch(const LaunchRequest& 
     }
     bool used_ns = false;
     absl::StatusOr<pid_t> pid =
-        SpawnInstance({options_.worker_binary, "--plan", plans[i], "--quiet"},
+        SpawnInstance({options_.worker_binary, "--plan", plans[i], "--quiet"}, environment,
                       absl::StrCat(request.attempt_dir, "/instance-", i, ".agent.log"),
                       options_.use_namespaces, inst.memory.get(), &used_ns);
     if (!pid.ok()) {

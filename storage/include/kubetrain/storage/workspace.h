@@ -1,7 +1,9 @@
 // Workspace: where jobs, their status, logs, metrics and checkpoint records live.
 //
 // One interface, two implementations: the embedded workspace (a directory holding SQLite in WAL
-// mode plus files; default ~/.kubetrain) and, later, a gRPC client of `kubetrain workspace serve`.
+// mode plus files; default ~/.kubetrain) and the gRPC client of `kubetrain workspace serve`
+// (kubetrain/storage/grpc_workspace.h), which behaves the same from another machine. OpenWorkspace
+// there picks one from a location ("DIR" or "grpc://host:port").
 // The launcher, every kubetrain-worker and the CLI of one machine may open the same embedded
 // workspace at once from different processes; every method is a single transaction.
 //
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,27 @@ struct LogQuery {
 struct LogPage {
   std::vector<v1::LogLine> lines;
   int64_t next_id = 0;  // pass as after_id to continue where this page ended
+};
+
+// What WatchJob follows.
+struct WatchQuery {
+  std::string job;
+  int rank = -1;          // log lines of this rank only; -1 = all ranks and agent lines
+  int attempt = -1;       // -1 = all attempts
+  int64_t after_id = 0;   // log lines stored after this cursor (0: from the first line)
+  bool logs = true;       // false: the record only
+  // How often the default (polling) implementation looks for changes, and how often an update
+  // is delivered when nothing changed (a heartbeat, so that the caller may stop).
+  int poll_ms = 20;
+  int heartbeat_ms = 250;
+};
+
+// One update of WatchJob. Lines (if any) come before the record (if any) of the same update.
+struct JobUpdate {
+  std::optional<v1::JobRecord> job;  // set when the record changed (and on the first update)
+  std::vector<v1::LogLine> lines;    // new lines, in ReadLogs order
+  int64_t next_id = 0;               // the log cursor after these lines
+  bool final = false;                // the job ended: `job` is its terminal record, no more follow
 };
 
 // One metric key of a run: what `kubetrain job metrics` shows per key. "Latest" is the point with
@@ -80,6 +104,11 @@ class Workspace {
   // of the queue) is made under the same lock that records it.
   // `mutate` runs inside the transaction: it must not call back into the Workspace (that would
   // deadlock); read what it needs before calling UpdateJob.
+  // Over gRPC the mutation runs in the client on a snapshot and is committed only if nothing it
+  // may depend on changed (else it runs again on a new snapshot): the job's whole record and the
+  // other jobs' records except their per-instance status (status.instances, which their agents
+  // update as ranks start and end; in `all_jobs` it may be a moment old). `mutate` may therefore
+  // run more than once: it must only compute `job` from its arguments.
   using JobMutation = std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs,
                                                  v1::JobRecord& job)>;
   virtual absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
@@ -88,6 +117,20 @@ class Workspace {
   // Replaces one instance's status inside the job's current status (the worker agent's view).
   virtual absl::Status UpdateInstanceStatus(absl::string_view job,
                                             const v1::InstanceStatus& instance) = 0;
+
+  // Follows a job: calls `on_update` with the job's record whenever it changes (first with the
+  // current one) and with its log lines as they are stored, until the job is in a terminal state
+  // (the last update has `final` set and comes after every line stored before the end), or until
+  // `on_update` returns false. Every `heartbeat_ms` without news `on_update` gets an empty update.
+  // NotFound when the job does not exist. The default implementation polls GetJob and ReadLogs
+  // every `poll_ms`; the gRPC client gets the updates from the server as a stream.
+  virtual absl::Status WatchJob(const WatchQuery& query,
+                                const std::function<bool(const JobUpdate&)>& on_update);
+
+  // A credential that lets an agent write job `job` (and nothing else) to this workspace: the
+  // workspace server's per-job token. Empty when the workspace needs none (embedded). The token is
+  // a secret: pass it in an environment variable, never on a command line or in a log.
+  virtual absl::StatusOr<std::string> IssueJobToken(absl::string_view job);
 
   // --- logs -----------------------------------------------------------------------------------
   // Idempotent: a line with the same (job, attempt, instance, sequence) is stored once.
@@ -102,6 +145,9 @@ class Workspace {
   // InvalidArgument when batch.job is empty or a metric, param or tag has an empty key. The job
   // need not exist (an agent may ship before the launcher's record is readable).
   virtual absl::Status IngestMetrics(const v1::MetricBatch& batch) = 0;
+  // Several batches, in order, each as IngestMetrics (the gRPC client sends them in one stream).
+  // Stops at the first error.
+  virtual absl::Status IngestMetricBatches(absl::Span<const v1::MetricBatch> batches);
   // One entry per metric key of the job, ordered by key; empty when it logged none.
   virtual absl::StatusOr<std::vector<MetricKeySummary>> MetricSummary(absl::string_view job) = 0;
   // Every point of one key, in (step, timestamp, delivery) order; empty when there is none.
@@ -154,6 +200,9 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::stri
 // The default workspace location: $KUBETRAIN_WORKSPACE when set and non-empty, else
 // $HOME/.kubetrain (else ./.kubetrain when HOME is unset).
 std::string DefaultWorkspacePath();
+
+// Whether `state` is one a job never leaves (Completed, Failed, Canceled).
+bool IsTerminalJobState(v1::JobState state);
 
 }  // namespace kubetrain::storage
 
