@@ -89,6 +89,7 @@ def main():
     copied_binaries = {}       # image path -> build-tree source
     entrypoint = None
     checked_packages = 0
+    installed = set()          # every apt package some stage installs
     for line, word, args in instructions(dockerfile):
         where = f"docker/Dockerfile:{line}"
         if word == "FROM":
@@ -97,6 +98,7 @@ def main():
             stages[stage] = args.split()[0]
         elif word == "RUN":
             for p in apt_installs(args):
+                installed.add(p)
                 checked_packages += 1
                 if p not in allowed and not CUDA_BASE_PACKAGE.match(p):
                     fail(errors, f"{where}: apt package '{p}' is neither in scripts/setup-deps.sh's "
@@ -176,6 +178,13 @@ def main():
         fail(errors, "docker/Dockerfile: the image must end as a non-root USER")
     if checked_packages == 0:
         fail(errors, "docker/Dockerfile: found no apt-get install to check (parser out of date?)")
+    # The other direction: every library the build needs (a -dev package of setup-deps.sh that is
+    # not only for tests or fuzzing) is installed in the image's build stage too.
+    test_only = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev", "libclang-rt-14-dev"}
+    for p in sorted(allowed):
+        if p.endswith("-dev") and p not in test_only and p not in installed:
+            fail(errors, f"scripts/setup-deps.sh installs build library '{p}' but docker/Dockerfile "
+                         "does not: add it to the build stage's apt-get install")
 
     for e in errors:
         print("FAIL", e)
