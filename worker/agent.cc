@@ -2,9 +2,12 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -295,6 +298,21 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
     p.spawn.env["KUBETRAIN_MPI_STATUS_DIR"] = status_dir.string();
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+    // OpenMPI names its session directory and shared-memory segments after the host and
+    // mpirun's pid. Instances of different jobs run in their own PID namespaces on one host, so
+    // two mpiruns can have the same pid: without a directory of its own, one job's ranks map the
+    // other's segments (seen as crashes in vader). Each run gets a private one on tmpfs.
+    {
+      std::string tmpl = fs::exists("/dev/shm") ? "/dev/shm/kubetrain-mpi-XXXXXX"
+                                                : (hostfile.parent_path() / "mpi-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return absl::InternalError(absl::StrCat("cannot create the mpirun session directory ",
+                                                tmpl, ": ", std::strerror(errno)));
+      }
+      p.mpi_session_dir = tmpl;
+      p.spawn.env["OMPI_MCA_orte_tmpdir_base"] = tmpl;
+      p.spawn.env["OMPI_MCA_btl_vader_backing_directory"] = tmpl;
+    }
     p.spawn.argv = MpirunArgv(launch, command, hostfile.string(), p.spawn.env);
     p.spawn.argv.insert(p.spawn.argv.begin() + 1, options.extra_mpirun_args.begin(),
                         options.extra_mpirun_args.end());
@@ -386,7 +404,15 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
     checkpoints.emplace(sink, launch.checkpoint_dir(), launch.job().name(), launch.attempt());
     checkpoints->Start();
   }
+  std::vector<std::string> session_dirs;
+  for (const RankProcess& p : *procs) {
+    if (!p.mpi_session_dir.empty()) session_dirs.push_back(p.mpi_session_dir);
+  }
   result.supervisor = supervisor.Run(std::move(*procs));
+  for (const std::string& dir : session_dirs) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
   if (checkpoints.has_value()) checkpoints->Stop();
   const SupervisorResult& s = result.supervisor;
   result.message = s.message;

@@ -43,6 +43,9 @@ struct RankProcess {
   SpawnOptions spawn;
   bool mpirun_tagged_output = false;  // mpirun --tag-output: attribute lines to the tagged rank
   std::string mpi_status_dir;  // mpirun: where ranks record exit statuses (worker/mpi.h)
+  // mpirun: this run's private OpenMPI session and shared-memory directory (on /dev/shm), which
+  // the agent removes when mpirun has ended.
+  std::string mpi_session_dir;
   int mpi_world_size = 0;      // mpirun: ranks it starts (listed in the status after mpirun)
   int mpi_ranks_per_instance = 1;
 };
