@@ -1,6 +1,6 @@
 // Backend: what starts and stops the instances of one attempt of a job ("a gang") on a compute
 // target. Two implementations, one file set each: backends/local (one kubetrain-worker process per
-// instance on this machine) and, later, backends/kubernetes (one Pod per instance).
+// instance on this machine) and backends/kubernetes (one Pod per instance).
 //
 // The supervisor (launcher/jobs) owns the job's life: it places the gang, asks the backend to
 // Launch it, polls the Gang until it ends or must be stopped, and records the outcome.
@@ -16,7 +16,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include <vector>
+
 #include "absl/time/time.h"
+#include "kubetrain/v1/compute.pb.h"
+#include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
 
 namespace kubetrain::backends {
@@ -29,6 +33,7 @@ struct LaunchRequest {
   std::string checkpoint_dir;  // persistent across attempts
   absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down
   int64_t memory_limit_bytes = 0;           // the instance type's memory limit; 0 = none
+  v1::InstanceType instance_type;           // what the placement was computed for
 };
 
 struct GangResult {
@@ -36,6 +41,11 @@ struct GangResult {
   int failed_instance = -1;  // the first instance that failed, -1 when none
   int exit_code = 0;         // of that instance's agent
   int signal = 0;            // that killed it, 0 when it exited
+  // Set by backends that know better than "instance i exited with code c" (Kubernetes:
+  // ImagePullBackOff, OOMKilled, Evicted, StartTimeout...): the supervisor records these as they are.
+  std::string reason;
+  std::string message;
+  std::vector<std::string> last_lines;  // the failed instance's last output lines, when known
 };
 
 class Gang {
@@ -46,6 +56,9 @@ class Gang {
   virtual std::optional<GangResult> Poll(absl::Duration timeout) = 0;
   // Stops every instance: SIGTERM, then SIGKILL after the grace period; returns when all are gone.
   virtual void Terminate() = 0;
+  // Whether every instance has started (Kubernetes: every pod Running). The supervisor keeps the
+  // job Starting until then. Backends whose Launch returns running instances keep the default.
+  virtual bool Running() { return true; }
 };
 
 class Backend {
@@ -53,6 +66,12 @@ class Backend {
   virtual ~Backend() = default;
   // Starts every instance of the attempt. On error nothing is left running.
   virtual absl::StatusOr<std::unique_ptr<Gang>> Launch(const LaunchRequest& request) = 0;
+  // The target as placement should see it now. Backends whose capacity is shared with others
+  // (Kubernetes: pods kubetrain did not start) return the nodes' free capacity; the default is
+  // the stored target.
+  virtual absl::StatusOr<v1::ComputeTarget> RefreshTarget(const v1::ComputeTarget& target) {
+    return target;
+  }
 };
 
 }  // namespace kubetrain::backends

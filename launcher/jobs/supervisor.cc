@@ -63,13 +63,23 @@ struct Dequeued {
 // instance type the placement was computed for, or a record in a terminal state (canceled while
 // queued, or can never fit).
 absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::string& name,
+                                          backends::Backend& backend,
                                           const SupervisorOptions& options) {
   std::string last_wait;
   while (true) {
     KT_ASSIGN_OR_RETURN(v1::JobRecord current, ws.GetJob(name));
     ReapLostJobs(ws, current.spec().compute());
-    KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
+    KT_ASSIGN_OR_RETURN(v1::ComputeTarget stored,
                         compute::FindComputeTarget(ws, current.spec().compute()));
+    // The nodes' capacity as it is now (Kubernetes: less what other pods hold).
+    absl::StatusOr<v1::ComputeTarget> refreshed = backend.RefreshTarget(stored);
+    if (!refreshed.ok()) {
+      spdlog::warn("cannot read the compute's current capacity ({}); waiting",
+                   std::string(refreshed.status().message()));
+      absl::SleepFor(options.queue_poll);
+      continue;
+    }
+    const v1::ComputeTarget& target = *refreshed;
     KT_ASSIGN_OR_RETURN(
         v1::InstanceType type,
         compute::FindInstanceType(target, current.spec().resources().instance_type()));
@@ -207,7 +217,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
                          return absl::OkStatus();
                        }).status());
   while (true) {
-    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, options));
+    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, backend, options));
     const v1::JobRecord& job = dequeued.job;
     if (IsTerminal(job.status().state())) return job;
 
@@ -219,6 +229,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     request.checkpoint_dir = absl::StrCat(job.job_dir(), "/checkpoints");
     request.grace = options.grace;
     request.memory_limit_bytes = dequeued.type.limits().memory().value();
+    request.instance_type = dequeued.type;
 
     absl::StatusOr<std::unique_ptr<backends::Gang>> gang = backend.Launch(request);
     if (!gang.ok()) {
@@ -227,12 +238,19 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
         return absl::OkStatus();
       });
     }
-    KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-                           if (r.status().state() == v1::JOB_STATE_STARTING) {
-                             SetState(r, v1::JOB_STATE_RUNNING, "", "");
-                           }
-                           return absl::OkStatus();
-                         }).status());
+    auto mark_running = [&]() -> absl::Status {
+      return ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+                 if (r.status().state() == v1::JOB_STATE_STARTING) {
+                   SetState(r, v1::JOB_STATE_RUNNING, "", "");
+                 }
+                 return absl::OkStatus();
+               }).status();
+    };
+    bool marked_running = false;
+    if ((*gang)->Running()) {
+      KT_RETURN_IF_ERROR(mark_running());
+      marked_running = true;
+    }
 
     std::optional<backends::GangResult> result;
     absl::Time next_check = absl::Now();
@@ -240,6 +258,10 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     while (!result) {
       result = (*gang)->Poll(options.poll);
       if (result) break;
+      if (!marked_running && (*gang)->Running()) {
+        KT_RETURN_IF_ERROR(mark_running());
+        marked_running = true;
+      }
       if (absl::Now() >= next_check) {  // a cancel request made through the workspace
         absl::StatusOr<v1::JobRecord> now = ws.GetJob(name);
         canceled = now.ok() && now->cancel_requested();
@@ -256,6 +278,11 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     if (!canceled && !result->succeeded) {
       KT_ASSIGN_OR_RETURN(v1::JobRecord now, ws.GetJob(name));
       failure = DescribeFailure(ws, *result, now, request.memory_limit_bytes);
+      if (!result->reason.empty()) {  // the backend knows the cause better
+        failure.reason = result->reason;
+        failure.message = result->message;
+      }
+      if (failure.last_lines.empty()) failure.last_lines = result->last_lines;
     }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
