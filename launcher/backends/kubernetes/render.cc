@@ -241,13 +241,22 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   request.checkpoint_dir = absl::StrCat(kScratchDir, "/checkpoints");
   request.grace = in.grace;
   request.job.set_job_dir(kScratchDir);  // default outputs: /kubetrain/outputs/<name>
+  // The spec as the pods see it: the code folder where the ConfigMap puts it, nothing that only
+  // means something on the submitting machine (the YAML's path, field locations).
+  v1::JobSpec pod_spec = spec;
+  pod_spec.clear_source_file();
+  pod_spec.clear_locations();
+  if (!spec.code().local_path().empty() && !code_on_pvc) {
+    pod_spec.mutable_code()->set_local_path(absl::StrCat(kConfigDir, "/code"));
+  }
+  *request.job.mutable_spec() = pod_spec;
   json data = {{"hostfile", hostfile}};
   {
     std::string spec_json;
     google::protobuf::util::JsonPrintOptions options;
     options.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(spec, &spec_json, options);
-    data["job.json"] = spec_json;
+    (void)google::protobuf::util::MessageToJsonString(pod_spec, &spec_json, options);
+    data["job.json"] = json::parse(spec_json).dump(2) + "\n";  // sorted keys: deterministic
   }
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<v1::InstanceLaunch> plan = BuildInstanceLaunch(request, i, hosts, in.master_port);
@@ -259,9 +268,6 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
       p.clear_gpu_ids();
       for (int g = 0; g < gpus; ++g) p.add_gpu_ids(g);
       p.clear_cpu_ids();
-    }
-    if (!spec.code().local_path().empty() && !code_on_pvc) {
-      plan->mutable_job()->mutable_code()->set_local_path(absl::StrCat(kConfigDir, "/code"));
     }
     std::string text;
     google::protobuf::TextFormat::PrintToString(*plan, &text);
