@@ -43,11 +43,14 @@ container's exit code (reason Completed / Error; exit 137 → OOMKilled is NOT i
 container's `command`+`args` run with the pod's env (value, secretKeyRef, configMapKeyRef,
 fieldRef metadata.name/namespace and spec.nodeName), `$(VAR)` expanded as Kubernetes does; PATH gets
 bin_dir first. Volume mounts are emulated: each mountPath maps to a per-pod directory under
-work_dir where configMap / secret volumes are written, and any argument or env value that starts
-with a mountPath is rewritten to that directory. Deleting a running pod sends SIGTERM, then SIGKILL
+work_dir (a persistentVolumeClaim to one directory per claim, shared by all pods) where configMap /
+secret volumes are written (data, binaryData, items), and any argument or env value that starts
+with a mountPath, and any quoted "mountPath/..." inside a mounted file, is rewritten to that
+directory (there are no mount namespaces here). Deleting a running pod sends SIGTERM, then SIGKILL
 after its grace period, before the DELETED event.
 
-Limits (what it does not do): no scheduler (pods without nodeName stay Pending), no admission or
+Limits (what it does not do): a watch from resourceVersion 0 (or none) starts at the current
+version without replaying the current objects as ADDED (kubetrain always lists first), no scheduler (pods without nodeName stay Pending), no admission or
 schema validation beyond metadata.name, no PATCH/PUT, label selectors are equality only, a
 MODIFIED event is sent even when the object no longer matches a watch's selector, no
 bookmarks, no field selectors, no RBAC (one token for everything), HTTP only (no TLS), images are
@@ -208,30 +211,49 @@ def run_pod(namespace, name):
     os.makedirs(root)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     mounts = {}
+    files = []  # (path, bytes) written once every mount is known (their text is rewritten)
+    import base64
     with LOCK:
         for m in container.get("volumeMounts", []):
-            d = os.path.join(root, "mounts", m["name"])
+            vol = volumes.get(m["name"], {})
+            if "persistentVolumeClaim" in vol:  # shared by every pod, like the real claim
+                d = os.path.join(cfg["work_dir"], "pvc", namespace, vol["persistentVolumeClaim"]["claimName"])
+            else:
+                d = os.path.join(root, "mounts", m["name"])
             os.makedirs(d, exist_ok=True)
             mounts[m["mountPath"]] = d
-            vol = volumes.get(m["name"], {})
-            src = None
+            data = {}
             if "configMap" in vol:
-                src = STATE["objects"].get(("configmaps", namespace, vol["configMap"]["name"]))
-                data = (src or {}).get("data", {})
+                src = STATE["objects"].get(("configmaps", namespace, vol["configMap"]["name"]), {})
+                data = {k: v.encode() for k, v in src.get("data", {}).items()}
+                data.update({k: base64.b64decode(v) for k, v in src.get("binaryData", {}).items()})
+                items = vol["configMap"].get("items")
             elif "secret" in vol:
-                import base64
-                src = STATE["objects"].get(("secrets", namespace, vol["secret"]["secretName"]))
-                data = {k: base64.b64decode(v).decode() for k, v in (src or {}).get("data", {}).items()}
-            if src is not None:
-                for k, v in data.items():
-                    with open(os.path.join(d, k), "w") as f:
-                        f.write(v)
+                src = STATE["objects"].get(("secrets", namespace, vol["secret"]["secretName"]), {})
+                data = {k: base64.b64decode(v) for k, v in src.get("data", {}).items()}
+                items = vol["secret"].get("items")
+            else:
+                continue
+            for item in (items if items else [{"key": k, "path": k} for k in data]):
+                if item["key"] in data:
+                    files.append((os.path.join(d, item["path"]), data[item["key"]]))
 
     def rewrite(v):
         for path in sorted(mounts, key=len, reverse=True):
             if v == path or v.startswith(path + "/"):
                 return mounts[path] + v[len(path):]
         return v
+
+    def rewrite_text(text):
+        for path in sorted(mounts, key=len, reverse=True):
+            text = text.replace(b'"' + path.encode() + b'/', b'"' + mounts[path].encode() + b'/')
+            text = text.replace(b'"' + path.encode() + b'"', b'"' + mounts[path].encode() + b'"')
+        return text
+
+    for path, content in files:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(rewrite_text(content))
 
     env = {"PATH": cfg["bin_dir"] + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
            "HOME": root, "HOSTNAME": spec.get("hostname", name)}
@@ -391,8 +413,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def end_chunked(self):
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client went away first
+            self.close_connection = True
 
     def abort(self):
         """Drops the connection without a final chunk: what a broken network looks like."""

@@ -344,7 +344,7 @@ class KubeGang : public Gang {
   void End(const GangResult& r) {
     result_ = r;
     // Read every log to its end before the pods go away.
-    StopFollowers(r.succeeded ? absl::Seconds(10) : absl::Seconds(2));
+    StopFollowers(r.succeeded ? absl::Seconds(10) : absl::ZeroDuration());
     ended_ = true;
     DeleteAll(*client_, ns_, rendered_.All(), absl::ToInt64Seconds(grace_));
     watch_.Stop();
