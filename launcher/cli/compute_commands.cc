@@ -72,7 +72,11 @@ absl::Status ReadCluster(v1::ComputeTarget& target,
     std::cerr << "kubetrain: warning: " << w << "\n";
   }
   if (absl::Status s = k8s::CheckNamespace(**client, target.kubernetes().namespace_()); !s.ok()) {
-    return s;
+    if (s.code() != absl::StatusCode::kUnavailable) return s;
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach the cluster of context \"", (*client)->connection().context, "\" at ",
+        (*client)->connection().server, " (", s.message(), "); check the kubeconfig's server and "
+        "that this machine can reach it"));
   }
   absl::StatusOr<std::vector<v1::Node>> nodes = k8s::ListReadyNodes(**client);
   if (!nodes.ok()) return nodes.status();
