@@ -16,6 +16,11 @@ const classes = {
   "v1/Service": load("v1/Service").Service,
   "v1/ConfigMap": load("v1/ConfigMap").ConfigMap,
   "v1/Secret": load("v1/Secret").Secret,
+  "v1/ServiceAccount": load("v1/ServiceAccount").ServiceAccount,
+  "rbac.authorization.k8s.io/v1/Role": load("rbac.authorization.k8s.io/v1/Role").Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": load("rbac.authorization.k8s.io/v1/RoleBinding").RoleBinding,
+  "rbac.authorization.k8s.io/v1/ClusterRole": load("rbac.authorization.k8s.io/v1/ClusterRole").ClusterRole,
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": load("rbac.authorization.k8s.io/v1/ClusterRoleBinding").ClusterRoleBinding,
 };
 
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
