@@ -66,11 +66,16 @@ class Backend {
   virtual ~Backend() = default;
   // Starts every instance of the attempt. On error nothing is left running.
   virtual absl::StatusOr<std::unique_ptr<Gang>> Launch(const LaunchRequest& request) = 0;
-  // The target as placement should see it now. Backends whose capacity is shared with others
-  // (Kubernetes: pods kubetrain did not start) return the nodes' free capacity; the default is
-  // the stored target.
-  virtual absl::StatusOr<v1::ComputeTarget> RefreshTarget(const v1::ComputeTarget& target) {
-    return target;
+  // The target as placement should see it now: its nodes (Kubernetes: as the cluster reports them)
+  // and what others hold on them besides this workspace's jobs (Kubernetes: the requests of pods
+  // kubetrain did not start; everything of a node that is no longer Ready), as placements on the
+  // target. The default is the stored target and nothing held.
+  struct Capacity {
+    v1::ComputeTarget target;
+    std::vector<v1::Placement> held;
+  };
+  virtual absl::StatusOr<Capacity> CurrentCapacity(const v1::ComputeTarget& target) {
+    return Capacity{target, {}};
   }
 };
 

@@ -71,15 +71,15 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
     ReapLostJobs(ws, current.spec().compute());
     KT_ASSIGN_OR_RETURN(v1::ComputeTarget stored,
                         compute::FindComputeTarget(ws, current.spec().compute()));
-    // The nodes' capacity as it is now (Kubernetes: less what other pods hold).
-    absl::StatusOr<v1::ComputeTarget> refreshed = backend.RefreshTarget(stored);
-    if (!refreshed.ok()) {
+    // The nodes as they are now, and what others hold on them (Kubernetes: other pods).
+    absl::StatusOr<backends::Backend::Capacity> capacity = backend.CurrentCapacity(stored);
+    if (!capacity.ok()) {
       spdlog::warn("cannot read the compute's current capacity ({}); waiting",
-                   std::string(refreshed.status().message()));
+                   std::string(capacity.status().message()));
       absl::SleepFor(options.queue_poll);
       continue;
     }
-    const v1::ComputeTarget& target = *refreshed;
+    const v1::ComputeTarget& target = capacity->target;
     KT_ASSIGN_OR_RETURN(
         v1::InstanceType type,
         compute::FindInstanceType(target, current.spec().resources().instance_type()));
@@ -92,7 +92,8 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
             SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
             return absl::OkStatus();
           }
-          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive);
+          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive,
+                                                             capacity->held);
           if (placed.ok()) {
             *r.mutable_placement() = *placed;
             r.mutable_placement()->set_compute(target.name());

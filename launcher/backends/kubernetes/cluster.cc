@@ -123,17 +123,20 @@ absl::StatusOr<ClusterInstanceTypes> ReadInstanceTypes(const ApiClient& client) 
   return out;
 }
 
-absl::StatusOr<std::vector<v1::Node>> SubtractBoundPods(const ApiClient& client,
-                                                        std::vector<v1::Node> nodes,
-                                                        const std::string& own_workspace_id) {
+absl::StatusOr<v1::Placement> ForeignHolds(const ApiClient& client,
+                                           const std::vector<v1::Node>& nodes,
+                                           const std::string& own_workspace_id) {
   absl::StatusOr<json> pods = client.Get("/api/v1/pods");
   if (!pods.ok()) return pods.status();
-  std::map<std::string, v1::Node*> by_name;
-  for (v1::Node& n : nodes) by_name[n.name()] = &n;
+  struct Usage {
+    int64_t cpu = 0, memory = 0, gpus = 0;
+  };
+  std::map<std::string, Usage> usage;
+  for (const v1::Node& n : nodes) usage[n.name()];
   for (const json& pod : (*pods)["items"]) {
     std::string node = pod.contains("spec") ? pod["spec"].value("nodeName", "") : "";
-    auto it = by_name.find(node);
-    if (it == by_name.end()) continue;
+    auto it = usage.find(node);
+    if (it == usage.end()) continue;
     std::string phase = pod.contains("status") ? pod["status"].value("phase", "") : "";
     if (phase == "Succeeded" || phase == "Failed") continue;
     json labels = pod["metadata"].value("labels", json::object());
@@ -142,29 +145,33 @@ absl::StatusOr<std::vector<v1::Node>> SubtractBoundPods(const ApiClient& client,
     }
     std::string where = absl::StrCat("pod ", pod["metadata"].value("namespace", ""), "/",
                                      pod["metadata"].value("name", ""));
-    int64_t cpu = 0, mem = 0, gpu = 0;
     for (const json& c : pod["spec"].value("containers", json::array())) {
       json res = c.value("resources", json::object());
       json req = res.value("requests", json::object());
       json lim = res.value("limits", json::object());
-      // Kubernetes: a request that is not given defaults to the limit.
-      auto value = [&](const char* key, bool is_cpu) -> absl::StatusOr<int64_t> {
-        return Quantity(req.contains(key) ? req : lim, key, is_cpu, where);
-      };
-      absl::StatusOr<int64_t> c_cpu = value("cpu", true);
-      absl::StatusOr<int64_t> c_mem = value("memory", false);
-      absl::StatusOr<int64_t> c_gpu = Quantity(lim, "nvidia.com/gpu", false, where);
-      if (!c_cpu.ok() || !c_mem.ok() || !c_gpu.ok()) continue;  // unreadable: count nothing
-      cpu += *c_cpu;
-      mem += *c_mem;
-      gpu += *c_gpu;
+      absl::StatusOr<int64_t> cpu = Quantity(req.contains("cpu") ? req : lim, "cpu", true, where);
+      absl::StatusOr<int64_t> mem =
+          Quantity(req.contains("memory") ? req : lim, "memory", false, where);
+      absl::StatusOr<int64_t> gpu = Quantity(lim, "nvidia.com/gpu", false, where);
+      if (!cpu.ok() || !mem.ok() || !gpu.ok()) continue;  // unreadable: counts nothing
+      it->second.cpu += *cpu;
+      it->second.memory += *mem;
+      it->second.gpus += *gpu;
     }
-    v1::Node* n = it->second;
-    n->set_cpu_millicores(std::max<int64_t>(0, n->cpu_millicores() - cpu));
-    n->set_memory_bytes(std::max<int64_t>(0, n->memory_bytes() - mem));
-    for (int64_t g = 0; g < gpu && n->gpu_ids_size() > 0; ++g) n->mutable_gpu_ids()->RemoveLast();
   }
-  return nodes;
+  v1::Placement out;
+  for (const v1::Node& n : nodes) {
+    const Usage& u = usage[n.name()];
+    if (u.cpu == 0 && u.memory == 0 && u.gpus == 0) continue;
+    v1::InstancePlacement* held = out.add_instances();
+    held->set_node(n.name());
+    held->set_cpu_millicores(u.cpu);
+    held->set_memory_bytes(u.memory);
+    for (int64_t g = 0; g < u.gpus && g < n.gpu_ids_size(); ++g) {
+      held->add_gpu_ids(n.gpu_ids(n.gpu_ids_size() - 1 - static_cast<int>(g)));
+    }
+  }
+  return out;
 }
 
 }  // namespace kubetrain::backends::kubernetes

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
+#include "kubetrain/v1/placement.pb.h"
 #include "launcher/backends/kubernetes/api_client.h"
 #include "nlohmann/json.hpp"
 
@@ -40,13 +41,15 @@ struct ClusterInstanceTypes {
 // invalid custom resource is InvalidArgument naming it.
 absl::StatusOr<ClusterInstanceTypes> ReadInstanceTypes(const ApiClient& client);
 
-// Sum of cpu / memory requests of the pods bound to each node that still hold resources (not
-// Succeeded or Failed), leaving out pods labelled kubetrain.io/workspace=`own_workspace_id` (the
-// workspace counts its own jobs' placements itself). Returns `nodes` with allocatable reduced by
-// those requests (never below zero) and GPUs held by those pods removed.
-absl::StatusOr<std::vector<v1::Node>> SubtractBoundPods(const ApiClient& client,
-                                                        std::vector<v1::Node> nodes,
-                                                        const std::string& own_workspace_id);
+// What pods kubetrain's workspace did not start hold on `nodes`: the cpu / memory requests (a
+// request not given counts as its limit, as Kubernetes does) and nvidia.com/gpu limits of every
+// pod bound to one of them that is not Succeeded or Failed, leaving out pods labelled
+// kubetrain.io/workspace=`own_workspace_id` (the workspace counts its own jobs itself). One
+// InstancePlacement per node that has such pods; GPUs are held as the node's highest ids (the
+// device plugin, not kubetrain, picks the real devices; placement counts them).
+absl::StatusOr<v1::Placement> ForeignHolds(const ApiClient& client,
+                                           const std::vector<v1::Node>& nodes,
+                                           const std::string& own_workspace_id);
 
 }  // namespace kubetrain::backends::kubernetes
 

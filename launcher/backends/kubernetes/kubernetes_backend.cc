@@ -423,16 +423,37 @@ absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(
       new KubernetesBackend(std::move(options), std::shared_ptr<ApiClient>(std::move(*client))));
 }
 
-absl::StatusOr<v1::ComputeTarget> KubernetesBackend::RefreshTarget(
+absl::StatusOr<Backend::Capacity> KubernetesBackend::CurrentCapacity(
     const v1::ComputeTarget& target) {
-  absl::StatusOr<std::vector<v1::Node>> nodes = ListReadyNodes(*client_);
-  if (!nodes.ok()) return nodes.status();
-  absl::StatusOr<std::vector<v1::Node>> free =
-      SubtractBoundPods(*client_, std::move(*nodes), options_.workspace_id);
-  if (!free.ok()) return free.status();
-  v1::ComputeTarget out = target;
-  out.clear_nodes();
-  for (v1::Node& n : *free) *out.add_nodes() = std::move(n);
+  absl::StatusOr<std::vector<v1::Node>> ready = ListReadyNodes(*client_);
+  if (!ready.ok()) return ready.status();
+  std::map<std::string, v1::Node> now;
+  for (v1::Node& n : *ready) now[n.name()] = std::move(n);
+  Capacity out;
+  out.target = target;
+  out.target.clear_nodes();
+  v1::Placement unavailable;
+  for (const v1::Node& stored : target.nodes()) {
+    auto it = now.find(stored.name());
+    if (it != now.end()) {
+      *out.target.add_nodes() = it->second;
+      now.erase(it);
+      continue;
+    }
+    *out.target.add_nodes() = stored;  // not Ready (or gone): kept, and held whole
+    v1::InstancePlacement* all = unavailable.add_instances();
+    all->set_node(stored.name());
+    all->set_cpu_millicores(stored.cpu_millicores());
+    all->set_memory_bytes(stored.memory_bytes());
+    *all->mutable_gpu_ids() = stored.gpu_ids();
+  }
+  for (auto& [name, node] : now) *out.target.add_nodes() = std::move(node);
+  std::vector<v1::Node> nodes(out.target.nodes().begin(), out.target.nodes().end());
+  absl::StatusOr<v1::Placement> foreign = ForeignHolds(*client_, nodes, options_.workspace_id);
+  if (!foreign.ok()) return foreign.status();
+  foreign->set_compute(target.name());
+  unavailable.set_compute(target.name());
+  out.held = {*foreign, unavailable};
   return out;
 }
 

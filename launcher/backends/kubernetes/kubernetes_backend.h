@@ -70,7 +70,10 @@ class KubernetesBackend : public Backend {
       KubernetesBackendOptions options);
 
   absl::StatusOr<std::unique_ptr<Gang>> Launch(const LaunchRequest& request) override;
-  absl::StatusOr<v1::ComputeTarget> RefreshTarget(const v1::ComputeTarget& target) override;
+  // The attached nodes with their allocatable as the cluster reports it now (plus nodes that
+  // joined since), and as held: other pods' requests, and all of a node that is no longer Ready
+  // (so a job waits for it rather than failing as "can never fit").
+  absl::StatusOr<Capacity> CurrentCapacity(const v1::ComputeTarget& target) override;
 
  private:
   KubernetesBackend(KubernetesBackendOptions options, std::shared_ptr<ApiClient> client)

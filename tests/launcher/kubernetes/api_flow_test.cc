@@ -212,12 +212,14 @@ TEST_F(ApiFlowTest, InventoryNodesInstanceTypesAndBoundPods) {
   }
   ASSERT_TRUE(server_->Control("pods/team-a/busy/status", {{"phase", "Running"}}).ok());
   ASSERT_TRUE(server_->Control("pods/team-a/done/status", {{"phase", "Succeeded"}}).ok());
-  auto free = SubtractBoundPods(*client_, *nodes, "ws-me");
-  ASSERT_TRUE(free.ok()) << free.status();
-  EXPECT_EQ((*free)[1].cpu_millicores(), 10000);
-  EXPECT_EQ((*free)[1].memory_bytes(), int64_t{56} << 30);
-  EXPECT_EQ((*free)[1].gpu_ids_size(), 3);
-  EXPECT_EQ((*free)[0].cpu_millicores(), 8000);
+  auto held = ForeignHolds(*client_, *nodes, "ws-me");
+  ASSERT_TRUE(held.ok()) << held.status();
+  ASSERT_EQ(held->instances_size(), 1);  // only gpu-a has someone else's pods
+  const v1::InstancePlacement& on_gpu_a = held->instances(0);
+  EXPECT_EQ(on_gpu_a.node(), "gpu-a");
+  EXPECT_EQ(on_gpu_a.cpu_millicores(), 6000);
+  EXPECT_EQ(on_gpu_a.memory_bytes(), int64_t{8} << 30);  // no request: the limit counts
+  EXPECT_THAT(on_gpu_a.gpu_ids(), ::testing::ElementsAre(3));  // the highest id
 }
 
 }  // namespace

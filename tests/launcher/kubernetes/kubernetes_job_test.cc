@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -417,6 +418,65 @@ TEST_F(KubernetesEndToEndTest, AFailingRankFailsTheJobWithItsLines) {
   EXPECT_THAT(shown["status"]["message"].get<std::string>(), HasSubstr("exited with code 1"));
   EXPECT_THAT(shown["status"].dump(), HasSubstr("boom"));
   EXPECT_EQ(JobObjects(), 0u);
+}
+
+// Polls `kubetrain job show NAME -o json` until `pred` holds (or 60 s); returns the last record.
+json WaitForJob(const std::function<testing::CommandResult()>& show,
+                const std::function<bool(const json&)>& pred) {
+  json job;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    testing::CommandResult r = show();
+    job = json::parse(r.output, nullptr, false);
+    if (!job.is_discarded() && pred(job)) return job;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return job;
+}
+
+TEST_F(KubernetesEndToEndTest, CancelStopsThePodsAndDeletesTheObjects) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+  std::string job = Write("sleep.yml",
+                          "command: echo started; sleep 120\ncompute: aks\n"
+                          "resources: {instance_type: gpu-2, instance_count: 2}\n");
+  ASSERT_EQ(Kt("job create -f " + job + " --name sleeper").exit_code, 0);
+  json shown = WaitForJob([&] { return Kt("job show sleeper -o json"); },
+                          [](const json& j) { return j["status"]["state"] == "JOB_STATE_RUNNING"; });
+  ASSERT_EQ(shown["status"]["state"], "JOB_STATE_RUNNING") << shown.dump();
+  EXPECT_EQ(Objects("pods").size(), 2u);
+  testing::CommandResult r = Kt("job cancel sleeper");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  shown = WaitForJob([&] { return Kt("job show sleeper -o json"); },
+                     [](const json& j) { return j["status"]["state"] == "JOB_STATE_CANCELED"; });
+  EXPECT_EQ(shown["status"]["state"], "JOB_STATE_CANCELED") << shown.dump();
+  EXPECT_EQ(JobObjects(), 0u);
+}
+
+TEST_F(KubernetesEndToEndTest, WaitsForWhatOtherPodsHoldOnTheNodes) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+  // Someone else's pod holds both GPUs of gpu-1 (kubetrain did not start it).
+  json foreign = {{"kind", "Pod"},
+                  {"metadata", {{"name", "foreign"}, {"namespace", "team-a"}}},
+                  {"spec", {{"nodeName", "gpu-1"},
+                            {"containers", {{{"name", "c"}, {"image", "x"},
+                                             {"resources", {{"limits", {{"nvidia.com/gpu", "2"}}}}}}}}}},
+                  {"status", {{"phase", "Running"}}}};
+  ASSERT_TRUE(server_->Control("objects", foreign).ok());
+  std::string job = Write("job.yml", "command: echo done\ncompute: aks\n"
+                                     "resources: {instance_type: gpu-2, instance_count: 2}\n");
+  ASSERT_EQ(Kt("job create -f " + job + " --name waits").exit_code, 0);
+  json shown = WaitForJob([&] { return Kt("job show waits -o json"); },
+                          [](const json& j) { return j.contains("waiting_for"); });
+  EXPECT_EQ(shown["status"]["state"], "JOB_STATE_QUEUED") << shown.dump();
+  EXPECT_THAT(shown.value("waiting_for", ""), HasSubstr("gpu-1"));
+  EXPECT_EQ(Objects("pods").size(), 1u);  // nothing of the job was created
+  // The foreign pod finishes: its GPUs are free again and the job runs to its end.
+  ASSERT_TRUE(SetPod("foreign", {{"phase", "Succeeded"}}).ok());
+  shown = WaitForJob([&] { return Kt("job show waits -o json"); },
+                     [](const json& j) { return j["status"]["state"] == "JOB_STATE_COMPLETED"; });
+  EXPECT_EQ(shown["status"]["state"], "JOB_STATE_COMPLETED") << shown.dump();
 }
 
 }  // namespace
