@@ -262,6 +262,9 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     absl::StatusOr<v1::InstanceLaunch> plan = BuildInstanceLaunch(request, i, hosts, in.master_port);
     if (!plan.ok()) return plan.status();
     plan->set_job_dir(absl::StrCat(kScratchDir, "/job"));
+    if (spec.distribution().type() == v1::DistributionSpec::TYPE_MPI) {
+      plan->set_rsh_port(in.master_port + 1);  // mpirun's remote launches (worker/rsh_agent.h)
+    }
     // Inside a pod the device plugin exposes the granted GPUs as 0..n-1; no cpu affinity.
     for (v1::InstancePlacement& p : *plan->mutable_placement()->mutable_instances()) {
       int gpus = p.gpu_ids_size();
@@ -360,15 +363,19 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     for (const json& m : in.pvc.volume_mounts) mounts.push_back(m);
     for (const json& v : in.pvc.volumes) volumes.push_back(v);
 
+    json ports = json::array(
+        {{{"name", "rendezvous"}, {"containerPort", in.master_port}, {"protocol", "TCP"}}});
+    if (spec.distribution().type() == v1::DistributionSpec::TYPE_MPI) {
+      ports.push_back(
+          {{"name", "mpi-launch"}, {"containerPort", in.master_port + 1}, {"protocol", "TCP"}});
+    }
     json container = {{"name", kContainerName},
                       {"image", image},
                       {"imagePullPolicy", "IfNotPresent"},
                       {"command", command},
                       {"env", env},
                       {"resources", resources},
-                      {"ports", json::array({{{"name", "rendezvous"},
-                                              {"containerPort", in.master_port},
-                                              {"protocol", "TCP"}}})},
+                      {"ports", ports},
                       {"volumeMounts", mounts},
                       {"securityContext", {{"allowPrivilegeEscalation", false}}}};
     json pod_meta = Metadata(in, name, {{kLabelInstance, absl::StrCat(i)}});
