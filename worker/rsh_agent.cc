@@ -62,8 +62,8 @@ bool ReadFrame(int fd, char* type, std::string* data, size_t max = 1 << 20) {
   unsigned char header[5];
   if (!ReadAll(fd, reinterpret_cast<char*>(header), 5)) return false;
   *type = static_cast<char>(header[0]);
-  size_t n = (size_t{header[1]} << 24) | (size_t{header[2]} << 16) | (size_t{header[3]} << 8) |
-             header[4];
+  size_t n =
+      (size_t{header[1]} << 24) | (size_t{header[2]} << 16) | (size_t{header[3]} << 8) | header[4];
   if (n > max) return false;
   data->resize(n);
   return ReadAll(fd, data->data(), n);
@@ -143,8 +143,7 @@ int RunRshClient(const std::vector<std::string>& args, absl::Duration connect_ti
     return kSshFailure;
   }
   std::string command = absl::StrJoin(words, " ");
-  if (!SendFrame(fd, 'v', kVersion) || !SendFrame(fd, 't', token) ||
-      !SendFrame(fd, 'c', command)) {
+  if (!SendFrame(fd, 'v', kVersion) || !SendFrame(fd, 't', token) || !SendFrame(fd, 'c', command)) {
     std::fprintf(stderr, "kubetrain-worker rsh: %s:%d closed the connection\n", host.c_str(), port);
     close(fd);
     return kSshFailure;
@@ -185,9 +184,8 @@ absl::StatusOr<int> ServeOneLaunch(const RshServerOptions& options, CancelToken*
       listen(listener, 16) != 0) {
     int err = errno;
     close(listener);
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on port ", options.port, " for mpirun's launches: ",
-                     strerror(err)));
+    return absl::UnavailableError(absl::StrCat("cannot listen on port ", options.port,
+                                               " for mpirun's launches: ", strerror(err)));
   }
   log(absl::StrCat("waiting for instance 0's mpirun on port ", options.port));
   while (true) {

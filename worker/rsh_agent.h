@@ -43,8 +43,8 @@ int RunRshClient(const std::vector<std::string>& args,
                  absl::Duration connect_timeout = absl::Seconds(120));
 
 struct RshServerOptions {
-  int port = 0;        // where to listen (all addresses)
-  std::string token;   // what clients must present
+  int port = 0;                                 // where to listen (all addresses)
+  std::string token;                            // what clients must present
   std::function<void(const std::string&)> log;  // one line per event (connections, the command)
 };
 

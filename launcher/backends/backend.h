@@ -14,10 +14,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "absl/status/statusor.h"
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
@@ -42,7 +41,8 @@ struct GangResult {
   int exit_code = 0;         // of that instance's agent
   int signal = 0;            // that killed it, 0 when it exited
   // Set by backends that know better than "instance i exited with code c" (Kubernetes:
-  // ImagePullBackOff, OOMKilled, Evicted, StartTimeout...): the supervisor records these as they are.
+  // ImagePullBackOff, OOMKilled, Evicted, StartTimeout...): the supervisor records these as they
+  // are.
   std::string reason;
   std::string message;
   std::vector<std::string> last_lines;  // the failed instance's last output lines, when known

@@ -73,10 +73,11 @@ absl::Status ReadCluster(v1::ComputeTarget& target,
   }
   if (absl::Status s = k8s::CheckNamespace(**client, target.kubernetes().namespace_()); !s.ok()) {
     if (s.code() != absl::StatusCode::kUnavailable) return s;
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach the cluster of context \"", (*client)->connection().context, "\" at ",
-        (*client)->connection().server, " (", s.message(), "); check the kubeconfig's server and "
-        "that this machine can reach it"));
+    return absl::UnavailableError(absl::StrCat("cannot reach the cluster of context \"",
+                                               (*client)->connection().context, "\" at ",
+                                               (*client)->connection().server, " (", s.message(),
+                                               "); check the kubeconfig's server and "
+                                               "that this machine can reach it"));
   }
   absl::StatusOr<std::vector<v1::Node>> nodes = k8s::ListReadyNodes(**client);
   if (!nodes.ok()) return nodes.status();
@@ -97,8 +98,8 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
   backends::kubernetes::ClusterInstanceTypes cluster_types;
   target.set_name(f.name);
   if (f.type == "local") {
-    if (!f.kubeconfig.empty() || !f.ns.empty() || !f.context.empty() ||
-        !f.workspace_url.empty() || !f.worker_image.empty()) {
+    if (!f.kubeconfig.empty() || !f.ns.empty() || !f.context.empty() || !f.workspace_url.empty() ||
+        !f.worker_image.empty()) {
       PrintError(absl::InvalidArgumentError(
           "--kubeconfig, --context, --namespace, --workspace-url and --worker-image are for "
           "--type kubernetes"));

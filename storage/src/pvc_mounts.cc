@@ -16,9 +16,9 @@ bool Inside(const std::string& path, const std::string& dir) {
 
 absl::Status CheckPath(const std::string& claim, const std::string& path) {
   auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat("PersistentVolumeClaim \"", claim, "\": ",
-                                                   kPvcMountPathAnnotation, " \"", path, "\" ",
-                                                   why));
+    return absl::InvalidArgumentError(absl::StrCat("PersistentVolumeClaim \"", claim,
+                                                   "\": ", kPvcMountPathAnnotation, " \"", path,
+                                                   "\" ", why));
   };
   if (path.empty() || path[0] != '/') return bad("must be an absolute path");
   if (path == "/") return bad("may not be the root folder");
@@ -73,11 +73,11 @@ absl::StatusOr<PvcMounts> PvcMountsFromList(const nlohmann::json& list) {
     }
     if (!annotations.is_object() || !annotations.contains(kPvcMountPathAnnotation) ||
         !annotations[kPvcMountPathAnnotation].is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PersistentVolumeClaim \"", name, "\" is labelled ", kPvcLabel,
-          "=true but has no annotation ", kPvcMountPathAnnotation,
-          "; add one (e.g. kubectl annotate pvc ", name, " ", kPvcMountPathAnnotation,
-          "=/mnt/", name, ") or remove the label"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("PersistentVolumeClaim \"", name, "\" is labelled ", kPvcLabel,
+                       "=true but has no annotation ", kPvcMountPathAnnotation,
+                       "; add one (e.g. kubectl annotate pvc ", name, " ", kPvcMountPathAnnotation,
+                       "=/mnt/", name, ") or remove the label"));
     }
     PvcMount m;
     m.claim = name;
@@ -89,8 +89,8 @@ absl::StatusOr<PvcMounts> PvcMountsFromList(const nlohmann::json& list) {
         return absl::InvalidArgumentError(absl::StrCat(
             "PersistentVolumeClaims \"", other.claim, "\" and \"", name, "\" are both mounted at ",
             other.mount_path == m.mount_path ? "" : "overlapping paths ", other.mount_path,
-            other.mount_path == m.mount_path ? "" : absl::StrCat(" and ", m.mount_path),
-            " (", kPvcMountPathAnnotation, "); give each its own folder"));
+            other.mount_path == m.mount_path ? "" : absl::StrCat(" and ", m.mount_path), " (",
+            kPvcMountPathAnnotation, "); give each its own folder"));
       }
     }
     std::string volume = absl::StrCat("pvc-", out.mounts.size());

@@ -119,8 +119,8 @@ absl::Status KubeApiServer::AddNode(const std::string& name, const std::string& 
       {"status",
        {{"allocatable", alloc},
         {"capacity", alloc},
-        {"conditions", nlohmann::json::array({{{"type", "Ready"},
-                                               {"status", ready ? "True" : "False"}}})}}}};
+        {"conditions",
+         nlohmann::json::array({{{"type", "Ready"}, {"status", ready ? "True" : "False"}}})}}}};
   return Control("objects", node).status();
 }
 

@@ -3,6 +3,8 @@
 // "host" through it: two kubetrain-worker agents, instance 1 on 127.0.0.2 serving instance 0's
 // mpirun as a pod would (OpenMPI treats 127.0.0.2 as a remote host: it is not an address of an
 // interface here).
+#include "worker/rsh_agent.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,10 +16,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
 #include "kubetrain/v1/launch.pb.h"
-#include "worker/rsh_agent.h"
 
 namespace kubetrain::worker {
 namespace {
@@ -69,7 +70,7 @@ TEST(RshAgentTest, RelaysOutputAndExitStatusAndRefusesAWrongToken) {
   EXPECT_THAT(refused.text, HasSubstr("permission denied"));
   EXPECT_THAT(refused.text, ::testing::Not(HasSubstr("nope")));
   Output ok = Shell(client + "job-secret " KUBETRAIN_WORKER_BIN
-                  " rsh 127.0.0.1 'echo out; echo err >&2; exit 3'");
+                             " rsh 127.0.0.1 'echo out; echo err >&2; exit 3'");
   server.join();
   EXPECT_EQ(ok.code, 3) << ok.text;
   EXPECT_THAT(ok.text, HasSubstr("out\n"));
@@ -98,7 +99,8 @@ TEST(RshAgentTest, CancelStopsTheServer) {
 }
 
 TEST(RshAgentTest, MpirunStartsTheOtherInstanceThroughTheAgent) {
-  if (Shell("command -v mpirun").code != 0) GTEST_SKIP() << "no mpirun (openmpi-bin) on this machine";
+  if (Shell("command -v mpirun").code != 0)
+    GTEST_SKIP() << "no mpirun (openmpi-bin) on this machine";
   std::string dir = ::testing::TempDir() + "/rsh-mpi-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -106,7 +108,8 @@ TEST(RshAgentTest, MpirunStartsTheOtherInstanceThroughTheAgent) {
   for (int i = 0; i < 2; ++i) {
     v1::InstanceLaunch plan;
     plan.mutable_job()->set_name("mpi-rsh");
-    plan.mutable_job()->set_command("echo rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE on $KUBETRAIN_INSTANCE");
+    plan.mutable_job()->set_command(
+        "echo rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE on $KUBETRAIN_INSTANCE");
     plan.mutable_job()->mutable_resources()->set_instance_count(2);
     plan.mutable_job()->mutable_distribution()->set_type(v1::DistributionSpec::TYPE_MPI);
     plan.mutable_job()->mutable_distribution()->set_process_count_per_instance(1);
@@ -120,11 +123,13 @@ TEST(RshAgentTest, MpirunStartsTheOtherInstanceThroughTheAgent) {
     google::protobuf::TextFormat::PrintToString(plan, &text);
     std::ofstream(absl::StrCat(dir, "/instance-", i, ".plan")) << text;
   }
-  std::string env = "KUBETRAIN_JOB_TOKEN=tok OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
+  std::string env =
+      "KUBETRAIN_JOB_TOKEN=tok OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
   std::string worker = std::string(KUBETRAIN_WORKER_BIN) + " --no-workspace --plan-text " + dir;
   // Instance 1 (the "remote pod") waits for mpirun's launch; instance 0 runs mpirun.
-  Output both = Shell("{ (" + env + worker + "/instance-1.plan > " + dir + "/instance-1.log 2>&1; echo $? > " +
-                    dir + "/instance-1.rc) & " + env + "timeout 120 " + worker + "/instance-0.plan; rc=$?; wait; exit $rc; }");
+  Output both = Shell("{ (" + env + worker + "/instance-1.plan > " + dir +
+                      "/instance-1.log 2>&1; echo $? > " + dir + "/instance-1.rc) & " + env +
+                      "timeout 120 " + worker + "/instance-0.plan; rc=$?; wait; exit $rc; }");
   std::ifstream in1(dir + "/instance-1.log");
   std::string log1((std::istreambuf_iterator<char>(in1)), {});
   std::ifstream rc1(dir + "/instance-1.rc");

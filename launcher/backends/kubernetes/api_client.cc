@@ -81,15 +81,24 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 absl::StatusCode CodeFor(long http) {
   switch (http) {
-    case 400: return absl::StatusCode::kInvalidArgument;
-    case 401: return absl::StatusCode::kUnauthenticated;
-    case 403: return absl::StatusCode::kPermissionDenied;
-    case 404: return absl::StatusCode::kNotFound;
-    case 409: return absl::StatusCode::kAlreadyExists;
-    case 410: return absl::StatusCode::kOutOfRange;
-    case 422: return absl::StatusCode::kInvalidArgument;
-    case 429: return absl::StatusCode::kResourceExhausted;
-    default: return http >= 500 ? absl::StatusCode::kUnavailable : absl::StatusCode::kUnknown;
+    case 400:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
+    case 404:
+      return absl::StatusCode::kNotFound;
+    case 409:
+      return absl::StatusCode::kAlreadyExists;
+    case 410:
+      return absl::StatusCode::kOutOfRange;
+    case 422:
+      return absl::StatusCode::kInvalidArgument;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    default:
+      return http >= 500 ? absl::StatusCode::kUnavailable : absl::StatusCode::kUnknown;
   }
 }
 
@@ -116,11 +125,12 @@ absl::Status ApiClient::ErrorFor(absl::string_view method, absl::string_view pat
   std::string hint;
   if (r.code == 401) hint = " (the kubeconfig's credentials were rejected)";
   if (r.code == 403) {
-    hint = " (the kubeconfig's user lacks this permission: bind it to the Role in docker/rbac.yaml)";
+    hint =
+        " (the kubeconfig's user lacks this permission: bind it to the Role in docker/rbac.yaml)";
   }
-  return absl::Status(code, absl::StrCat(method, " ", path, ": HTTP ", r.code,
-                                         reason.empty() ? "" : absl::StrCat(" ", reason), ": ",
-                                         message, hint));
+  return absl::Status(
+      code, absl::StrCat(method, " ", path, ": HTTP ", r.code,
+                         reason.empty() ? "" : absl::StrCat(" ", reason), ": ", message, hint));
 }
 
 namespace {
@@ -261,9 +271,8 @@ absl::StatusOr<nlohmann::json> ApiClient::Create(
 }
 
 absl::Status ApiClient::Delete(absl::string_view path, int64_t grace_period_seconds) const {
-  nlohmann::json options = {{"kind", "DeleteOptions"},
-                            {"apiVersion", "v1"},
-                            {"propagationPolicy", "Background"}};
+  nlohmann::json options = {
+      {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
   if (grace_period_seconds >= 0) options["gracePeriodSeconds"] = grace_period_seconds;
   std::string body = options.dump();
   absl::Status last;

@@ -31,10 +31,10 @@ absl::Status CheckNamespace(const ApiClient& client, const std::string& ns) {
   absl::StatusOr<json> got = client.Get(absl::StrCat("/api/v1/namespaces/", ns));
   if (got.ok()) return absl::OkStatus();
   if (got.status().code() == absl::StatusCode::kNotFound) {
-    return absl::NotFoundError(absl::StrCat(
-        "namespace \"", ns, "\" does not exist in the cluster of context \"",
-        client.connection().context, "\"; create it (kubectl create namespace ", ns,
-        ") and apply docker/rbac.yaml in it"));
+    return absl::NotFoundError(
+        absl::StrCat("namespace \"", ns, "\" does not exist in the cluster of context \"",
+                     client.connection().context, "\"; create it (kubectl create namespace ", ns,
+                     ") and apply docker/rbac.yaml in it"));
   }
   return got.status();
 }

@@ -46,9 +46,9 @@ absl::StatusOr<YAML::Node> Entry(const YAML::Node& root, const char* list, const
       }
     }
   }
-  return absl::NotFoundError(absl::StrCat(origin, " has no ", inner, " \"", name, "\" (it has: ",
-                                          names.empty() ? "none" : absl::StrJoin(names, ", "),
-                                          ")"));
+  return absl::NotFoundError(
+      absl::StrCat(origin, " has no ", inner, " \"", name,
+                   "\" (it has: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
 }
 
 std::string Scalar(const YAML::Node& map, const char* key) {
@@ -111,7 +111,8 @@ absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std
   c.insecure_skip_tls_verify = insecure == "true" || insecure == "True";
   if (c.insecure_skip_tls_verify) {
     c.warnings.push_back(absl::StrCat(
-        "cluster \"", cluster_name, "\" sets insecure-skip-tls-verify: the API server's "
+        "cluster \"", cluster_name,
+        "\" sets insecure-skip-tls-verify: the API server's "
         "certificate is not checked, so anyone on the network path can impersonate it; give "
         "certificate-authority-data instead"));
   }
@@ -128,20 +129,23 @@ absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std
                               : std::string("?");
     return absl::InvalidArgumentError(absl::StrCat(
         origin, ": user \"", user_name, "\" authenticates through an exec credential plugin (`",
-        command, "`), which kubetrain does not run; give it a kubeconfig whose user has a `token` "
+        command,
+        "`), which kubetrain does not run; give it a kubeconfig whose user has a `token` "
         "(e.g. a ServiceAccount token bound to the Role in docker/rbac.yaml) or a client "
         "certificate (on AKS: `az aks get-credentials --admin`, or `kubelogin convert-kubeconfig "
         "-l azurecli` then a token)"));
   }
   if ((*user)["auth-provider"]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        origin, ": user \"", user_name, "\" uses an auth-provider, which kubetrain does not "
-        "support; use a ServiceAccount token or a client certificate"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": user \"", user_name,
+                     "\" uses an auth-provider, which kubetrain does not "
+                     "support; use a ServiceAccount token or a client certificate"));
   }
   if ((*user)["username"] || (*user)["password"]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        origin, ": user \"", user_name, "\" uses basic authentication (username/password), which "
-        "Kubernetes removed; use a ServiceAccount token or a client certificate"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": user \"", user_name,
+                     "\" uses basic authentication (username/password), which "
+                     "Kubernetes removed; use a ServiceAccount token or a client certificate"));
   }
   c.bearer_token = Scalar(*user, "token");
   if (c.bearer_token.empty() && !Scalar(*user, "tokenFile").empty()) {
@@ -157,9 +161,10 @@ absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std
   c.client_cert_pem = *cert;
   c.client_key_pem = *key;
   if (c.client_cert_pem.empty() != c.client_key_pem.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        origin, ": user \"", user_name, "\" gives a client certificate without its key (or a key "
-        "without its certificate); give both"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": user \"", user_name,
+                     "\" gives a client certificate without its key (or a key "
+                     "without its certificate); give both"));
   }
   return c;
 }

@@ -21,14 +21,14 @@ namespace kubetrain::backends::kubernetes {
 
 // Everything needed to reach one API server as one user.
 struct KubeConnection {
-  std::string context;          // the context these came from
-  std::string server;           // https://host:port (or http:// for a test server)
-  std::string ca_pem;           // PEM bundle to verify the server with; empty = system CAs
+  std::string context;  // the context these came from
+  std::string server;   // https://host:port (or http:// for a test server)
+  std::string ca_pem;   // PEM bundle to verify the server with; empty = system CAs
   bool insecure_skip_tls_verify = false;
-  std::string bearer_token;     // empty when the user authenticates with a client certificate
-  std::string client_cert_pem;  // PEM
-  std::string client_key_pem;   // PEM
-  std::string default_namespace;  // the context's namespace, "" when it names none
+  std::string bearer_token;           // empty when the user authenticates with a client certificate
+  std::string client_cert_pem;        // PEM
+  std::string client_key_pem;         // PEM
+  std::string default_namespace;      // the context's namespace, "" when it names none
   std::vector<std::string> warnings;  // one line each (insecure-skip-tls-verify)
 };
 

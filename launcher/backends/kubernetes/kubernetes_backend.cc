@@ -13,10 +13,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "launcher/backends/kubernetes/cluster.h"
 #include "launcher/backends/kubernetes/kubeconfig.h"
@@ -30,7 +30,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kTailLines = 20;
-
 
 std::string CollectionPath(const std::string& ns, const std::string& kind) {
   std::string resource = kind == "Secret"      ? "secrets"
@@ -192,8 +191,8 @@ class KubeGang : public Gang {
         rendered_(std::move(rendered)),
         start_deadline_(absl::Now() + start_timeout),
         start_timeout_(start_timeout),
-        watch_(*client_, ns_,
-               AttemptSelector(job_, attempt_, options.workspace_id), options.watch_timeout) {
+        watch_(*client_, ns_, AttemptSelector(job_, attempt_, options.workspace_id),
+               options.watch_timeout) {
     for (const json& pod : rendered_.pods) pods_.push_back(pod["metadata"].value("name", ""));
     last_state_.assign(pods_.size(), v1::JOB_STATE_UNSPECIFIED);
     followers_.resize(pods_.size());
@@ -210,8 +209,8 @@ class KubeGang : public Gang {
     if (ended_) return result_;
     absl::Time deadline = absl::Now() + timeout;
     while (true) {
-      PodView view = watch_.WaitForChange(seen_, std::max(absl::ZeroDuration(),
-                                                          deadline - absl::Now()));
+      PodView view =
+          watch_.WaitForChange(seen_, std::max(absl::ZeroDuration(), deadline - absl::Now()));
       seen_ = view.version;
       if (std::optional<GangResult> r = Evaluate(view)) {
         End(*r);
@@ -250,8 +249,8 @@ class KubeGang : public Gang {
         if (view.deleted.count(pods_[i])) {
           o.state = v1::JOB_STATE_FAILED;
           o.reason = "PodDeleted";
-          o.message = absl::StrCat("pod ", pods_[i],
-                                   " was deleted by someone else while the job ran");
+          o.message =
+              absl::StrCat("pod ", pods_[i], " was deleted by someone else while the job ran");
         } else {
           o.message = absl::StrCat("pod ", pods_[i], " is not there yet");
         }
@@ -274,7 +273,8 @@ class KubeGang : public Gang {
           followers_[i]->Finish(absl::Seconds(3));
           r.last_lines = followers_[i]->Tail();
         }
-        if (r.reason != "Timeout") absl::StrAppend(&r.message, "; every other instance was stopped");
+        if (r.reason != "Timeout")
+          absl::StrAppend(&r.message, "; every other instance was stopped");
         return r;
       }
       all_done &= o.state == v1::JOB_STATE_COMPLETED;
@@ -413,8 +413,7 @@ absl::StatusOr<storage::PvcMounts> ReadPvcMounts(const ApiClient& client, const 
 
 absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(
     KubernetesBackendOptions options) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> client =
-      ConnectToTarget(options.target, options.api);
+  absl::StatusOr<std::unique_ptr<ApiClient>> client = ConnectToTarget(options.target, options.api);
   if (!client.ok()) return client.status();
   for (const std::string& w : (*client)->connection().warnings) {
     if (options.warn) options.warn(w);
@@ -481,8 +480,9 @@ absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequ
   if (!rendered.ok()) return rendered.status();
 
   auto is_ours = [&](const json& existing) {
-    return existing["metadata"].value("annotations", json::object()).value(kAnnotationLaunchId,
-                                                                           "") == in.launch_id;
+    return existing["metadata"]
+               .value("annotations", json::object())
+               .value(kAnnotationLaunchId, "") == in.launch_id;
   };
   std::vector<json> created;
   auto create = [&](const json& object) -> absl::Status {
@@ -506,9 +506,9 @@ absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequ
   }
   if (!s.ok()) {
     DeleteAll(*client_, ns, created, 0);
-    return absl::Status(s.code(), absl::StrCat("creating the job's objects in namespace ", ns,
-                                               " failed (everything created was deleted): ",
-                                               s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("creating the job's objects in namespace ", ns,
+                                     " failed (everything created was deleted): ", s.message()));
   }
   spdlog::info("created {} objects for {} in namespace {}", created.size(), rendered->base, ns);
   int64_t start_s = request.job.spec().kubetrain().start_timeout_seconds();

@@ -41,9 +41,10 @@
 namespace kubetrain::backends::kubernetes {
 
 struct KubernetesBackendOptions {
-  v1::ComputeTarget target;       // a kubernetes target (namespace, kubeconfig, workspace_url)
-  std::string workspace_id;       // the kubetrain.io/workspace label (WorkspaceId)
-  storage::Workspace* workspace = nullptr;  // where pod logs / states go when pods have no workspace
+  v1::ComputeTarget target;  // a kubernetes target (namespace, kubeconfig, workspace_url)
+  std::string workspace_id;  // the kubetrain.io/workspace label (WorkspaceId)
+  storage::Workspace* workspace =
+      nullptr;  // where pod logs / states go when pods have no workspace
   absl::Duration start_timeout = absl::Minutes(10);  // when the job sets no start_timeout
   absl::Duration watch_timeout = absl::Minutes(5);   // one watch request's timeoutSeconds
   int master_port = 29500;

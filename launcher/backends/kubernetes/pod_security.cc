@@ -12,18 +12,22 @@ using nlohmann::json;
 
 const std::set<std::string>& BaselineCapabilities() {
   static const std::set<std::string> caps = {
-      "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",      "MKNOD",
-      "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"};
+      "AUDIT_WRITE",      "CHOWN",   "DAC_OVERRIDE", "FOWNER",  "FSETID", "KILL",      "MKNOD",
+      "NET_BIND_SERVICE", "SETFCAP", "SETGID",       "SETPCAP", "SETUID", "SYS_CHROOT"};
   return caps;
 }
 
 const std::set<std::string>& SafeSysctls() {
-  static const std::set<std::string> safe = {
-      "kernel.shm_rmid_forced",       "net.ipv4.ip_local_port_range",
-      "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
-      "net.ipv4.ping_group_range",    "net.ipv4.ip_local_reserved_ports",
-      "net.ipv4.tcp_keepalive_time",  "net.ipv4.tcp_fin_timeout",
-      "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"};
+  static const std::set<std::string> safe = {"kernel.shm_rmid_forced",
+                                             "net.ipv4.ip_local_port_range",
+                                             "net.ipv4.ip_unprivileged_port_start",
+                                             "net.ipv4.tcp_syncookies",
+                                             "net.ipv4.ping_group_range",
+                                             "net.ipv4.ip_local_reserved_ports",
+                                             "net.ipv4.tcp_keepalive_time",
+                                             "net.ipv4.tcp_fin_timeout",
+                                             "net.ipv4.tcp_keepalive_intvl",
+                                             "net.ipv4.tcp_keepalive_probes"};
   return safe;
 }
 
@@ -119,8 +123,8 @@ std::vector<std::string> CheckBaseline(const json& pod) {
     if (!absl::StartsWith(it.key(), "container.apparmor.security.beta.kubernetes.io/")) continue;
     std::string v = it.value().is_string() ? it.value().get<std::string>() : "";
     if (v != "runtime/default" && !absl::StartsWith(v, "localhost/")) {
-      out.push_back(absl::StrCat("pod: AppArmor profile \"", v, "\" (", it.key(),
-                                 ") is not allowed"));
+      out.push_back(
+          absl::StrCat("pod: AppArmor profile \"", v, "\" (", it.key(), ") is not allowed"));
     }
   }
   for (const char* kind : {"containers", "initContainers", "ephemeralContainers"}) {

@@ -37,7 +37,8 @@ PodOutcome ClassifyPod(const json& pod) {
   }
   if (terminated.value("reason", "") == "OOMKilled") {
     return fail("OOMKilled",
-                absl::StrCat(where, ": the container was killed for using more memory than the "
+                absl::StrCat(where,
+                             ": the container was killed for using more memory than the "
                              "instance type's limit (OOMKilled); use an instance type with more "
                              "memory or use less"));
   }
@@ -58,8 +59,9 @@ PodOutcome ClassifyPod(const json& pod) {
   }
   if (waiting_reason == "CreateContainerConfigError" || waiting_reason == "CreateContainerError" ||
       waiting_reason == "RunContainerError") {
-    return fail(waiting_reason, absl::StrCat(where, ": ", waiting_reason,
-                                             waiting_message.empty() ? "" : ": " + waiting_message));
+    return fail(waiting_reason,
+                absl::StrCat(where, ": ", waiting_reason,
+                             waiting_message.empty() ? "" : ": " + waiting_message));
   }
   if (phase == "Succeeded") {
     out.state = v1::JOB_STATE_COMPLETED;
@@ -67,24 +69,24 @@ PodOutcome ClassifyPod(const json& pod) {
   }
   if (phase == "Failed") {
     if (out.exit_code == 124) {
-      return fail("Timeout", absl::StrCat(where, ": limits.timeout expired; every rank was stopped"));
+      return fail("Timeout",
+                  absl::StrCat(where, ": limits.timeout expired; every rank was stopped"));
     }
     std::string how = out.signal != 0 && terminated.value("exitCode", 0) > 128
                           ? absl::StrCat("was killed by signal ", out.signal)
                           : absl::StrCat("exited with code ", out.exit_code);
-    return fail("InstanceFailed",
-                absl::StrCat(where, ": kubetrain-worker ", how,
-                             terminated.value("message", "").empty()
-                                 ? ""
-                                 : " (" + terminated.value("message", "") + ")"));
+    return fail("InstanceFailed", absl::StrCat(where, ": kubetrain-worker ", how,
+                                               terminated.value("message", "").empty()
+                                                   ? ""
+                                                   : " (" + terminated.value("message", "") + ")"));
   }
   if (phase == "Running" && !state.contains("waiting")) {
     out.state = v1::JOB_STATE_RUNNING;
     return out;
   }
   out.state = v1::JOB_STATE_STARTING;
-  out.message = absl::StrCat(where, " is ", phase,
-                             waiting_reason.empty() ? "" : " (" + waiting_reason + ")");
+  out.message =
+      absl::StrCat(where, " is ", phase, waiting_reason.empty() ? "" : " (" + waiting_reason + ")");
   return out;
 }
 

@@ -68,7 +68,9 @@ json Metadata(const RenderInput& in, const std::string& name, const json& extra_
                       {kAnnotationLaunchId, in.launch_id},
                       {"kubetrain.io/instance-type", in.instance_type.name()}};
   if (!in.workspace_url.empty()) annotations["kubetrain.io/workspace"] = in.workspace_url;
-  return {{"name", name}, {"namespace", in.namespace_}, {"labels", labels},
+  return {{"name", name},
+          {"namespace", in.namespace_},
+          {"labels", labels},
           {"annotations", annotations}};
 }
 
@@ -83,13 +85,14 @@ absl::Status CheckLocalPaths(const RenderInput& in) {
     if (storage::MountHolding(in.pvc, path) != nullptr) return absl::OkStatus();
     std::vector<std::string> mounts;
     for (const auto& m : in.pvc.mounts) mounts.push_back(m.mount_path);
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " is the local path ", path, ", which pods on the cluster cannot see; put it on a "
-        "PersistentVolumeClaim labelled ml.azure.com/pvc=true (mounted at its "
-        "ml.azure.com/mountpath",
-        mounts.empty() ? "; namespace \"" + in.namespace_ + "\" has none"
-                       : absl::StrCat(": ", absl::StrJoin(mounts, ", ")),
-        ") or use a remote URI"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is the local path ", path,
+                     ", which pods on the cluster cannot see; put it on a "
+                     "PersistentVolumeClaim labelled ml.azure.com/pvc=true (mounted at its "
+                     "ml.azure.com/mountpath",
+                     mounts.empty() ? "; namespace \"" + in.namespace_ + "\" has none"
+                                    : absl::StrCat(": ", absl::StrJoin(mounts, ", ")),
+                     ") or use a remote URI"));
   };
   for (const auto& [name, input] : spec.inputs()) {
     if (input.type() == v1::DATA_TYPE_LITERAL || IsRemote(input.path())) continue;
@@ -99,8 +102,7 @@ absl::Status CheckLocalPaths(const RenderInput& in) {
   }
   for (const auto& [name, output] : spec.outputs()) {
     if (output.path().empty() || IsRemote(output.path())) continue;
-    if (absl::Status s = need_pvc(absl::StrCat("output \"", name, "\""), output.path());
-        !s.ok()) {
+    if (absl::Status s = need_pvc(absl::StrCat("output \"", name, "\""), output.path()); !s.ok()) {
       return s;
     }
   }
@@ -118,7 +120,8 @@ absl::StatusOr<CodeFiles> ReadCode(const std::string& dir) {
   CodeFiles out;
   std::error_code ec;
   std::filesystem::recursive_directory_iterator it(dir, ec), end;
-  if (ec) return absl::NotFoundError(absl::StrCat("cannot read code folder ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::NotFoundError(absl::StrCat("cannot read code folder ", dir, ": ", ec.message()));
   std::vector<std::filesystem::path> files;
   for (; it != end; it.increment(ec)) {
     if (ec) break;
@@ -192,11 +195,12 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   const v1::Placement& placement = in.job.placement();
   const int count = placement.instances_size();
   if (count == 0) return absl::InvalidArgumentError("the job has no placement to render");
-  std::string image = spec.environment().image().empty() ? in.worker_image
-                                                          : spec.environment().image();
+  std::string image =
+      spec.environment().image().empty() ? in.worker_image : spec.environment().image();
   if (image.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "job \"", spec.name(), "\" names no container image: give `environment: {image: ...}` "
+        "job \"", spec.name(),
+        "\" names no container image: give `environment: {image: ...}` "
         "(an image built from docker/, with kubetrain-worker on PATH), or attach the compute "
         "with --worker-image"));
   }
@@ -259,7 +263,8 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     data["job.json"] = json::parse(spec_json).dump(2) + "\n";  // sorted keys: deterministic
   }
   for (int i = 0; i < count; ++i) {
-    absl::StatusOr<v1::InstanceLaunch> plan = BuildInstanceLaunch(request, i, hosts, in.master_port);
+    absl::StatusOr<v1::InstanceLaunch> plan =
+        BuildInstanceLaunch(request, i, hosts, in.master_port);
     if (!plan.ok()) return plan.status();
     plan->set_job_dir(absl::StrCat(kScratchDir, "/job"));
     if (spec.distribution().type() == v1::DistributionSpec::TYPE_MPI) {
@@ -321,16 +326,17 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   for (int i = 0; i < count; ++i) {
     const v1::InstancePlacement& p = placement.instances(i);
     std::string name = absl::StrCat(base, "-", i);
-    json command = json::array({"kubetrain-worker", "--plan-text",
-                                absl::StrCat(kConfigDir, "/instance-", i, ".plan"),
-                                "--log-level", "info"});
+    json command =
+        json::array({"kubetrain-worker", "--plan-text",
+                     absl::StrCat(kConfigDir, "/instance-", i, ".plan"), "--log-level", "info"});
     if (in.workspace_url.empty()) command.push_back("--no-workspace");
     json env = json::array();
     if (!in.workspace_url.empty()) {
       env.push_back({{"name", "KUBETRAIN_WORKSPACE"}, {"value", in.workspace_url}});
     }
-    env.push_back({{"name", "KUBETRAIN_WORKSPACE_TOKEN"},
-                   {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "workspace-token"}}}}}});
+    env.push_back(
+        {{"name", "KUBETRAIN_WORKSPACE_TOKEN"},
+         {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "workspace-token"}}}}}});
     env.push_back({{"name", "KUBETRAIN_JOB_TOKEN"},
                    {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "job-token"}}}}}});
     env.push_back({{"name", "KUBETRAIN_POD_NAME"},
@@ -347,18 +353,17 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
                                     {"path", absl::StrCat("instance-", i, ".plan")}}})}}}},
          {{"name", "scratch"}, {"emptyDir", json::object()}}});
     if (!code.items.empty()) {
-      mounts.push_back({{"name", "code"},
-                        {"mountPath", absl::StrCat(kConfigDir, "/code")},
-                        {"readOnly", true}});
+      mounts.push_back(
+          {{"name", "code"}, {"mountPath", absl::StrCat(kConfigDir, "/code")}, {"readOnly", true}});
       volumes.push_back(
           {{"name", "code"}, {"configMap", {{"name", config_name}, {"items", code.items}}}});
     }
     if (spec.resources().has_shm_size()) {
       mounts.push_back({{"name", "dshm"}, {"mountPath", "/dev/shm"}});
-      volumes.push_back({{"name", "dshm"},
-                         {"emptyDir",
-                          {{"medium", "Memory"},
-                           {"sizeLimit", MemoryText(spec.resources().shm_size())}}}});
+      volumes.push_back(
+          {{"name", "dshm"},
+           {"emptyDir",
+            {{"medium", "Memory"}, {"sizeLimit", MemoryText(spec.resources().shm_size())}}}});
     }
     for (const json& m : in.pvc.volume_mounts) mounts.push_back(m);
     for (const json& v : in.pvc.volumes) volumes.push_back(v);
@@ -394,9 +399,9 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
                   {"volumes", volumes}}}};
     std::vector<std::string> violations = CheckBaseline(pod);
     if (!violations.empty()) {
-      return absl::InternalError(absl::StrCat("pod ", name,
-                                              " would break the Baseline Pod Security Standard: ",
-                                              absl::StrJoin(violations, "; ")));
+      return absl::InternalError(absl::StrCat(
+          "pod ", name,
+          " would break the Baseline Pod Security Standard: ", absl::StrJoin(violations, "; ")));
     }
     out.pods.push_back(std::move(pod));
   }

@@ -13,9 +13,10 @@
 // real name when it had to change). Every object carries the labels
 //   app.kubernetes.io/managed-by=kubetrain, kubetrain.io/job, kubetrain.io/attempt,
 //   kubetrain.io/workspace (and kubetrain.io/instance on pods)
-// and the annotations kubetrain.io/job-name (exact), kubetrain.io/launch-id, kubetrain.io/workspace;
-// every object but the Secret has an ownerReference to the Secret, so deleting the Secret removes
-// them all. Every pod passes the Baseline Pod Security Standard (pod_security.h) or rendering fails.
+// and the annotations kubetrain.io/job-name (exact), kubetrain.io/launch-id,
+// kubetrain.io/workspace; every object but the Secret has an ownerReference to the Secret, so
+// deleting the Secret removes them all. Every pod passes the Baseline Pod Security Standard
+// (pod_security.h) or rendering fails.
 //
 // Thread-safety: pure functions.
 #ifndef KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_RENDER_H_

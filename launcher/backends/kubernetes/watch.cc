@@ -12,10 +12,14 @@ namespace {
 std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '=') out += "%3D";
-    else if (c == ',') out += "%2C";
-    else if (c == '/') out += "%2F";
-    else out += c;
+    if (c == '=')
+      out += "%3D";
+    else if (c == ',')
+      out += "%2C";
+    else if (c == '/')
+      out += "%2F";
+    else
+      out += c;
   }
   return out;
 }
@@ -93,9 +97,10 @@ absl::Status PodWatch::WatchOnce() {
         if (type == "ERROR") {
           int code = obj.value("code", 0);
           std::string message = obj.value("message", "");
-          event_error = code == 410 ? absl::OutOfRangeError(message)
-                                    : absl::UnavailableError(absl::StrCat(
-                                          "watch error ", code, ": ", message));
+          event_error =
+              code == 410
+                  ? absl::OutOfRangeError(message)
+                  : absl::UnavailableError(absl::StrCat("watch error ", code, ": ", message));
           return false;
         }
         std::lock_guard<std::mutex> lock(mu_);

@@ -29,13 +29,13 @@
 namespace kubetrain::backends::kubernetes {
 
 struct PodView {
-  uint64_t version = 0;                       // increases on every change of the view
-  bool listed = false;                        // the first list has arrived
+  uint64_t version = 0;                        // increases on every change of the view
+  bool listed = false;                         // the first list has arrived
   std::map<std::string, nlohmann::json> pods;  // by name
-  std::set<std::string> deleted;              // pods seen and then deleted
-  absl::Status last_error;                    // the latest failure talking to the server
-  int lists = 0;                              // how often it listed (1 + relists after 410)
-  int watches = 0;                            // how many watch streams it opened
+  std::set<std::string> deleted;               // pods seen and then deleted
+  absl::Status last_error;                     // the latest failure talking to the server
+  int lists = 0;                               // how often it listed (1 + relists after 410)
+  int watches = 0;                             // how many watch streams it opened
 };
 
 class PodWatch {

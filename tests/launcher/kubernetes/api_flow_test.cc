@@ -65,15 +65,22 @@ TEST_F(ApiFlowTest, CreateRetriesAndTellsOursFromSomeoneElses) {
     return existing["metadata"]["labels"].value("app", "") == "ours";
   };
   // 429 then 500 then success.
-  ASSERT_TRUE(server_->Control("faults", {{"method", "POST"}, {"resource", "pods"},
-                                          {"codes", {429, 500}}}).ok());
-  auto created = client_->Create("/api/v1/namespaces/team-a/pods", Pod("a", {{"app", "ours"}}), is_ours);
+  ASSERT_TRUE(
+      server_->Control("faults", {{"method", "POST"}, {"resource", "pods"}, {"codes", {429, 500}}})
+          .ok());
+  auto created =
+      client_->Create("/api/v1/namespaces/team-a/pods", Pod("a", {{"app", "ours"}}), is_ours);
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_FALSE((*created)["metadata"].value("uid", "").empty());
   // The object is created but the answer is lost (500): the retry meets 409 for our own object.
-  ASSERT_TRUE(server_->Control("faults", {{"method", "POST"}, {"resource", "pods"},
-                                          {"codes", {503}}, {"after_create", true}}).ok());
-  auto lost = client_->Create("/api/v1/namespaces/team-a/pods", Pod("b", {{"app", "ours"}}), is_ours);
+  ASSERT_TRUE(
+      server_
+          ->Control(
+              "faults",
+              {{"method", "POST"}, {"resource", "pods"}, {"codes", {503}}, {"after_create", true}})
+          .ok());
+  auto lost =
+      client_->Create("/api/v1/namespaces/team-a/pods", Pod("b", {{"app", "ours"}}), is_ours);
   ASSERT_TRUE(lost.ok()) << lost.status();
   EXPECT_EQ((*lost)["metadata"]["name"], "b");
   // Someone else's object of that name: AlreadyExists, and what to do.
@@ -85,8 +92,11 @@ TEST_F(ApiFlowTest, CreateRetriesAndTellsOursFromSomeoneElses) {
   auto nons = client_->Create("/api/v1/namespaces/none/pods", Pod("c"), is_ours);
   EXPECT_EQ(nons.status().code(), absl::StatusCode::kNotFound);
   // Too many failures: gives up and says so.
-  ASSERT_TRUE(server_->Control("faults", {{"method", "POST"}, {"resource", "pods"},
-                                          {"codes", json(std::vector<int>(10, 500))}}).ok());
+  ASSERT_TRUE(server_
+                  ->Control("faults", {{"method", "POST"},
+                                       {"resource", "pods"},
+                                       {"codes", json(std::vector<int>(10, 500))}})
+                  .ok());
   auto gave_up = client_->Create("/api/v1/namespaces/team-a/pods", Pod("d"), is_ours);
   EXPECT_EQ(gave_up.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(gave_up.status().message(), HasSubstr("gave up after 8 tries"));
@@ -97,7 +107,8 @@ TEST_F(ApiFlowTest, DeleteIsIdempotentAndCascadesToDependents) {
   auto owner = client_->Create("/api/v1/namespaces/team-a/secrets", secret, nullptr);
   ASSERT_TRUE(owner.ok()) << owner.status();
   json pod = Pod("dependent");
-  pod["metadata"]["ownerReferences"] = {{{"apiVersion", "v1"}, {"kind", "Secret"},
+  pod["metadata"]["ownerReferences"] = {{{"apiVersion", "v1"},
+                                         {"kind", "Secret"},
                                          {"name", "owner"},
                                          {"uid", (*owner)["metadata"]["uid"]}}};
   ASSERT_TRUE(client_->Create("/api/v1/namespaces/team-a/pods", pod, nullptr).ok());
@@ -115,7 +126,8 @@ TEST_F(ApiFlowTest, DeleteIsIdempotentAndCascadesToDependents) {
 PodView WaitFor(const PodWatch& w, const std::function<bool(const PodView&)>& pred) {
   PodView v = w.Snapshot();
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!pred(v) && absl::Now() < deadline) v = w.WaitForChange(v.version, absl::Milliseconds(100));
+  while (!pred(v) && absl::Now() < deadline)
+    v = w.WaitForChange(v.version, absl::Milliseconds(100));
   return v;
 }
 
@@ -126,7 +138,9 @@ std::string Phase(const PodView& v, const std::string& pod) {
 
 TEST_F(ApiFlowTest, WatchResumesAfterAKilledConnectionAndRelistsOn410) {
   ASSERT_TRUE(client_->Create("/api/v1/namespaces/team-a/pods", Pod("p0"), nullptr).ok());
-  ASSERT_TRUE(client_->Create("/api/v1/namespaces/team-a/pods", Pod("x", {{"app", "other"}}), nullptr).ok());
+  ASSERT_TRUE(
+      client_->Create("/api/v1/namespaces/team-a/pods", Pod("x", {{"app", "other"}}), nullptr)
+          .ok());
   PodWatch watch(*client_, "team-a", "app=t");
   watch.Start();
   PodView v = WaitFor(watch, [](const PodView& v) { return v.listed && v.watches >= 1; });
@@ -182,12 +196,14 @@ TEST_F(ApiFlowTest, InventoryNodesInstanceTypesAndBoundPods) {
   auto none = ReadInstanceTypes(*client_);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->crd_installed);
-  ASSERT_TRUE(server_->Control("objects", json::parse(R"({
+  ASSERT_TRUE(server_
+                  ->Control("objects", json::parse(R"({
       "apiVersion": "amlarc.azureml.com/v1alpha1", "kind": "InstanceType",
       "metadata": {"name": "gpu-1", "managedFields": [{"manager": "kubectl"}]},
       "spec": {"nodeSelector": {"accelerator": "a100"},
                "resources": {"requests": {"cpu": "2", "memory": "8Gi"},
-                             "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 1}}}})")).ok());
+                             "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 1}}}})"))
+                  .ok());
   auto types = ReadInstanceTypes(*client_);
   ASSERT_TRUE(types.ok()) << types.status();
   EXPECT_TRUE(types->crd_installed);
@@ -200,8 +216,8 @@ TEST_F(ApiFlowTest, InventoryNodesInstanceTypesAndBoundPods) {
   // (labelled with our workspace) is counted by the workspace itself.
   json busy = Pod("busy");
   busy["spec"]["nodeName"] = "gpu-a";
-  busy["spec"]["containers"][0]["resources"] = {{"requests", {{"cpu", "6"}}},
-                                                {"limits", {{"memory", "8Gi"}, {"nvidia.com/gpu", "1"}}}};
+  busy["spec"]["containers"][0]["resources"] = {
+      {"requests", {{"cpu", "6"}}}, {"limits", {{"memory", "8Gi"}, {"nvidia.com/gpu", "1"}}}};
   json done = busy;
   done["metadata"]["name"] = "done";
   json ours = busy;
@@ -218,7 +234,7 @@ TEST_F(ApiFlowTest, InventoryNodesInstanceTypesAndBoundPods) {
   const v1::InstancePlacement& on_gpu_a = held->instances(0);
   EXPECT_EQ(on_gpu_a.node(), "gpu-a");
   EXPECT_EQ(on_gpu_a.cpu_millicores(), 6000);
-  EXPECT_EQ(on_gpu_a.memory_bytes(), int64_t{8} << 30);  // no request: the limit counts
+  EXPECT_EQ(on_gpu_a.memory_bytes(), int64_t{8} << 30);        // no request: the limit counts
   EXPECT_THAT(on_gpu_a.gpu_ids(), ::testing::ElementsAre(3));  // the highest id
 }
 

@@ -1,12 +1,13 @@
 // Reading kubeconfigs: tokens, certificates, CA bundles, insecure-skip-tls-verify, and the clear
 // errors for what kubetrain does not support (exec plugins, auth providers, basic auth).
+#include "launcher/backends/kubernetes/kubeconfig.h"
+
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "launcher/backends/kubernetes/kubeconfig.h"
 
 namespace kubetrain::backends::kubernetes {
 namespace {
@@ -18,15 +19,16 @@ std::string Config(const std::string& cluster, const std::string& user) {
          "contexts:\n"
          "- name: main\n  context: {cluster: c1, user: u1, namespace: team-a}\n"
          "- name: other\n  context: {cluster: c1, user: u2}\n"
-         "clusters:\n- name: c1\n  cluster:\n" + cluster +
-         "users:\n- name: u1\n  user:\n" + user +
+         "clusters:\n- name: c1\n  cluster:\n" +
+         cluster + "users:\n- name: u1\n  user:\n" + user +
          "- name: u2\n  user:\n    token: second\n";
 }
 
 TEST(KubeconfigTest, TokenCaDataAndContexts) {
   std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   auto c = ParseKubeconfig(Config("    server: https://10.0.0.1:6443/\n"
-                                  "    certificate-authority-data: " + absl::Base64Escape(ca) + "\n",
+                                  "    certificate-authority-data: " +
+                                      absl::Base64Escape(ca) + "\n",
                                   "    token: abc123\n"),
                            "kc", "/tmp", "");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -36,11 +38,14 @@ TEST(KubeconfigTest, TokenCaDataAndContexts) {
   EXPECT_EQ(c->bearer_token, "abc123");
   EXPECT_EQ(c->default_namespace, "team-a");
   EXPECT_TRUE(c->warnings.empty());
-  auto other = ParseKubeconfig(Config("    server: https://x\n", "    token: abc\n"), "kc", "", "other");
+  auto other =
+      ParseKubeconfig(Config("    server: https://x\n", "    token: abc\n"), "kc", "", "other");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->bearer_token, "second");
-  auto missing = ParseKubeconfig(Config("    server: https://x\n", "    token: a\n"), "kc", "", "nope");
-  EXPECT_THAT(missing.status().message(), HasSubstr("has no context \"nope\" (it has: main, other)"));
+  auto missing =
+      ParseKubeconfig(Config("    server: https://x\n", "    token: a\n"), "kc", "", "nope");
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("has no context \"nope\" (it has: main, other)"));
 }
 
 TEST(KubeconfigTest, FilesResolveAgainstTheKubeconfigFolder) {
@@ -64,13 +69,14 @@ TEST(KubeconfigTest, FilesResolveAgainstTheKubeconfigFolder) {
   EXPECT_EQ(t->bearer_token, "tok-from-file");
   std::ofstream(dir + "/config3") << Config("    server: https://x\n",
                                             "    client-certificate: client.crt\n");
-  EXPECT_THAT(LoadKubeconfig(dir + "/config3", "").status().message(), HasSubstr("without its key"));
+  EXPECT_THAT(LoadKubeconfig(dir + "/config3", "").status().message(),
+              HasSubstr("without its key"));
 }
 
 TEST(KubeconfigTest, InsecureSkipTlsVerifyIsHonouredWithAWarning) {
   auto c = ParseKubeconfig(
-      Config("    server: https://x\n    insecure-skip-tls-verify: true\n", "    token: a\n"),
-      "kc", "", "");
+      Config("    server: https://x\n    insecure-skip-tls-verify: true\n", "    token: a\n"), "kc",
+      "", "");
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->insecure_skip_tls_verify);
   ASSERT_EQ(c->warnings.size(), 1u);
@@ -78,10 +84,11 @@ TEST(KubeconfigTest, InsecureSkipTlsVerifyIsHonouredWithAWarning) {
 }
 
 TEST(KubeconfigTest, UnsupportedAuthenticationIsAClearError) {
-  auto exec = ParseKubeconfig(Config("    server: https://x\n",
-                                     "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
-                                     "      command: kubelogin\n"),
-                              "kc", "", "");
+  auto exec =
+      ParseKubeconfig(Config("    server: https://x\n",
+                             "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+                             "      command: kubelogin\n"),
+                      "kc", "", "");
   EXPECT_EQ(exec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(exec.status().message(), HasSubstr("exec credential plugin (`kubelogin`)"));
   EXPECT_THAT(exec.status().message(), HasSubstr("token"));
@@ -91,7 +98,8 @@ TEST(KubeconfigTest, UnsupportedAuthenticationIsAClearError) {
   auto basic = ParseKubeconfig(
       Config("    server: https://x\n", "    username: a\n    password: b\n"), "kc", "", "");
   EXPECT_THAT(basic.status().message(), HasSubstr("basic authentication"));
-  EXPECT_THAT(ParseKubeconfig("[1, 2]", "kc", "", "").status().message(), HasSubstr("not a kubeconfig"));
+  EXPECT_THAT(ParseKubeconfig("[1, 2]", "kc", "", "").status().message(),
+              HasSubstr("not a kubeconfig"));
 }
 
 }  // namespace

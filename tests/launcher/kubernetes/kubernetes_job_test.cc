@@ -125,14 +125,17 @@ class KubernetesJobTest : public ::testing::Test {
     return r;
   }
 
-  std::string Pod(const std::string& job, int i) { return BaseName(job, 0) + "-" + std::to_string(i); }
+  std::string Pod(const std::string& job, int i) {
+    return BaseName(job, 0) + "-" + std::to_string(i);
+  }
 
   absl::Status SetPod(const std::string& pod, const json& status) {
     return server_->Control("pods/team-a/" + pod + "/status", status).status();
   }
   json Running() {
     return {{"phase", "Running"},
-            {"containerStatuses", {{{"name", "worker"}, {"state", {{"running", {{"startedAt", "t"}}}}}}}}};
+            {"containerStatuses",
+             {{{"name", "worker"}, {"state", {{"running", {{"startedAt", "t"}}}}}}}}};
   }
   json Terminated(int code, const std::string& reason = "") {
     json t = {{"exitCode", code}};
@@ -180,9 +183,11 @@ TEST_F(KubernetesJobTest, AttachReadsNamespaceNodesAndInstanceTypes) {
   // An exec plugin.
   std::string exec = Write("exec-kubeconfig",
                            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-                           "clusters: [{name: k, cluster: {server: '" + server_->url() + "'}}]\n"
-                           "users: [{name: u, user: {exec: {command: kubelogin}}}]\n"
-                           "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+                           "clusters: [{name: k, cluster: {server: '" +
+                               server_->url() +
+                               "'}}]\n"
+                               "users: [{name: u, user: {exec: {command: kubelogin}}}]\n"
+                               "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
   r = Kt("compute attach aks-d --type kubernetes --kubeconfig " + exec + " --namespace team-a");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("exec credential plugin (`kubelogin`)"));
@@ -190,7 +195,9 @@ TEST_F(KubernetesJobTest, AttachReadsNamespaceNodesAndInstanceTypes) {
 
 TEST_F(KubernetesJobTest, DryRunPrintsTheObjects) {
   ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
-               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
   std::string job = Write("job.yml",
                           "command: echo hi\ncompute: aks\nname: dry\n"
                           "resources: {instance_type: gpu-2, instance_count: 2, shm_size: 1Gi}\n"
@@ -227,12 +234,15 @@ TEST_F(KubernetesJobTest, SubmitRunningCompletedWithAKilledWatchAndLogsThroughTh
   absl::Time end = absl::Now() + absl::Seconds(10);
   while (!(*gang)->Running() && absl::Now() < end) (*gang)->Poll(absl::Milliseconds(50));
   EXPECT_TRUE((*gang)->Running());
-  ASSERT_TRUE(server_->Control("pods/team-a/" + Pod("train", 0) + "/log",
-                               {{"text", "agent starting\n[rank 0] loss 0.5\n[rank 1] loss 0.6"}}).ok());
+  ASSERT_TRUE(server_
+                  ->Control("pods/team-a/" + Pod("train", 0) + "/log",
+                            {{"text", "agent starting\n[rank 0] loss 0.5\n[rank 1] loss 0.6"}})
+                  .ok());
   // The watch connection (and the log streams) die mid-job; the pods end meanwhile.
   ASSERT_TRUE(server_->Control("kill-watches").ok());
-  ASSERT_TRUE(server_->Control("pods/team-a/" + Pod("train", 0) + "/log",
-                               {{"text", "[rank 0] loss 0.1"}}).ok());
+  ASSERT_TRUE(
+      server_->Control("pods/team-a/" + Pod("train", 0) + "/log", {{"text", "[rank 0] loss 0.1"}})
+          .ok());
   ASSERT_TRUE(SetPod(Pod("train", 0), Terminated(0)).ok());
   ASSERT_TRUE(SetPod(Pod("train", 1), Terminated(0)).ok());
   std::optional<GangResult> r = PollUntil(**gang, absl::Seconds(20));
@@ -247,9 +257,10 @@ TEST_F(KubernetesJobTest, SubmitRunningCompletedWithAKilledWatchAndLogsThroughTh
   ASSERT_TRUE(page.ok());
   std::vector<std::string> lines;
   for (const auto& l : page->lines) lines.push_back(std::to_string(l.rank()) + ":" + l.text());
-  EXPECT_THAT(lines, ::testing::ElementsAre("-1:agent starting", "0:loss 0.5", "1:loss 0.6",
-                                            "0:loss 0.1"));
-  auto job = (*ws)->GetJob("train");  // the states were recorded per instance (no job record: NotFound ok)
+  EXPECT_THAT(
+      lines, ::testing::ElementsAre("-1:agent starting", "0:loss 0.5", "1:loss 0.6", "0:loss 0.1"));
+  auto job =
+      (*ws)->GetJob("train");  // the states were recorded per instance (no job record: NotFound ok)
   (void)job;
 }
 
@@ -258,13 +269,15 @@ TEST_F(KubernetesJobTest, ImagePullBackOffFailsWithItsReasonAndCleansUp) {
   auto gang = backend->Launch(Request("pull", 2));
   ASSERT_TRUE(gang.ok()) << gang.status();
   ASSERT_TRUE(SetPod(Pod("pull", 0), Running()).ok());
-  ASSERT_TRUE(SetPod(Pod("pull", 1),
-                     {{"containerStatuses",
-                       {{{"name", "worker"},
-                         {"image", "kubetrain/worker:test"},
-                         {"state", {{"waiting", {{"reason", "ImagePullBackOff"},
-                                                 {"message", "Back-off pulling image"}}}}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      SetPod(Pod("pull", 1),
+             {{"containerStatuses",
+               {{{"name", "worker"},
+                 {"image", "kubetrain/worker:test"},
+                 {"state",
+                  {{"waiting",
+                    {{"reason", "ImagePullBackOff"}, {"message", "Back-off pulling image"}}}}}}}}})
+          .ok());
   std::optional<GangResult> r = PollUntil(**gang, absl::Seconds(10));
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(r->succeeded);
@@ -288,8 +301,10 @@ TEST_F(KubernetesJobTest, OomKilledAndEvictedAreClearFailures) {
 
   auto evicted = backend->Launch(Request("evict", 1));
   ASSERT_TRUE(evicted.ok()) << evicted.status();
-  ASSERT_TRUE(SetPod(Pod("evict", 0), {{"phase", "Failed"}, {"reason", "Evicted"},
-                                       {"message", "The node was low on resource: memory."}}).ok());
+  ASSERT_TRUE(SetPod(Pod("evict", 0), {{"phase", "Failed"},
+                                       {"reason", "Evicted"},
+                                       {"message", "The node was low on resource: memory."}})
+                  .ok());
   r = PollUntil(**evicted, absl::Seconds(10));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->reason, "Evicted");
@@ -302,15 +317,18 @@ TEST_F(KubernetesJobTest, PodsNotRunningWithinTheStartTimeoutFailTheJob) {
   auto gang = backend->Launch(Request("slow", 2));
   ASSERT_TRUE(gang.ok()) << gang.status();
   ASSERT_TRUE(SetPod(Pod("slow", 0), Running()).ok());
-  ASSERT_TRUE(SetPod(Pod("slow", 1), {{"containerStatuses",
-                                       {{{"name", "worker"},
-                                         {"state", {{"waiting", {{"reason", "ContainerCreating"}}}}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      SetPod(
+          Pod("slow", 1),
+          {{"containerStatuses",
+            {{{"name", "worker"}, {"state", {{"waiting", {{"reason", "ContainerCreating"}}}}}}}}})
+          .ok());
   std::optional<GangResult> r = PollUntil(**gang, absl::Seconds(10));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->reason, "StartTimeout");
   EXPECT_EQ(r->failed_instance, 1);
-  EXPECT_THAT(r->message, HasSubstr(Pod("slow", 1) + " on node gpu-1 is Pending (ContainerCreating)"));
+  EXPECT_THAT(r->message,
+              HasSubstr(Pod("slow", 1) + " on node gpu-1 is Pending (ContainerCreating)"));
   EXPECT_EQ(JobObjects(), 0u);
 }
 
@@ -326,8 +344,9 @@ TEST_F(KubernetesJobTest, CancelDeletesEverything) {
 TEST_F(KubernetesJobTest, ACreateThatFailsHalfWayLeavesNothing) {
   auto backend = Backend(nullptr);
   // The second pod is refused (403, not retried).
-  ASSERT_TRUE(server_->Control("faults", {{"method", "POST"}, {"resource", "services"},
-                                          {"codes", {403}}}).ok());
+  ASSERT_TRUE(
+      server_->Control("faults", {{"method", "POST"}, {"resource", "services"}, {"codes", {403}}})
+          .ok());
   auto gang = backend->Launch(Request("half", 2));
   ASSERT_FALSE(gang.ok());
   EXPECT_THAT(gang.status().message(), HasSubstr("everything created was deleted"));
@@ -340,9 +359,10 @@ class KubernetesEndToEndTest : public KubernetesJobTest {
  protected:
   void SetUp() override {
     KubernetesJobTest::SetUp();
-    ASSERT_TRUE(server_->Control("kubelet", {{"enabled", true},
-                                             {"bin_dir", KUBETRAIN_BINARY_DIR "/bin"},
-                                             {"work_dir", (dir_ / "kubelet").string()}})
+    ASSERT_TRUE(server_
+                    ->Control("kubelet", {{"enabled", true},
+                                          {"bin_dir", KUBETRAIN_BINARY_DIR "/bin"},
+                                          {"work_dir", (dir_ / "kubelet").string()}})
                     .ok());
   }
 
@@ -366,7 +386,8 @@ TEST_F(KubernetesEndToEndTest, TwoByTwoGpuJobReportsToTheWorkspace) {
   // The pods run on this machine, so they reach the embedded workspace by its path.
   testing::CommandResult r = Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
                                 " --namespace team-a --worker-image kubetrain/worker:test"
-                                " --workspace-url " + Ws());
+                                " --workspace-url " +
+                                Ws());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = Kt("job create -f " + Job() + " --name e2e --stream");
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -404,7 +425,9 @@ TEST_F(KubernetesEndToEndTest, WithoutAWorkspaceUrlLogsComeThroughThePodLogApi) 
 
 TEST_F(KubernetesEndToEndTest, AFailingRankFailsTheJobWithItsLines) {
   ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
-               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
   std::string job = Write("fail.yml",
                           "command: 'if [ $RANK = 3 ]; then echo boom >&2; exit 7; fi; sleep 30'\n"
                           "compute: aks\nresources: {instance_type: gpu-2, instance_count: 2}\n"
@@ -436,13 +459,16 @@ json WaitForJob(const std::function<testing::CommandResult()>& show,
 
 TEST_F(KubernetesEndToEndTest, CancelStopsThePodsAndDeletesTheObjects) {
   ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
-               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
   std::string job = Write("sleep.yml",
                           "command: echo started; sleep 120\ncompute: aks\n"
                           "resources: {instance_type: gpu-2, instance_count: 2}\n");
   ASSERT_EQ(Kt("job create -f " + job + " --name sleeper").exit_code, 0);
-  json shown = WaitForJob([&] { return Kt("job show sleeper -o json"); },
-                          [](const json& j) { return j["status"]["state"] == "JOB_STATE_RUNNING"; });
+  json shown =
+      WaitForJob([&] { return Kt("job show sleeper -o json"); },
+                 [](const json& j) { return j["status"]["state"] == "JOB_STATE_RUNNING"; });
   ASSERT_EQ(shown["status"]["state"], "JOB_STATE_RUNNING") << shown.dump();
   EXPECT_EQ(Objects("pods").size(), 2u);
   testing::CommandResult r = Kt("job cancel sleeper");
@@ -455,17 +481,23 @@ TEST_F(KubernetesEndToEndTest, CancelStopsThePodsAndDeletesTheObjects) {
 
 TEST_F(KubernetesEndToEndTest, WaitsForWhatOtherPodsHoldOnTheNodes) {
   ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
-               " --namespace team-a --worker-image kubetrain/worker:test").exit_code, 0);
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
   // Someone else's pod holds both GPUs of gpu-1 (kubetrain did not start it).
   json foreign = {{"kind", "Pod"},
                   {"metadata", {{"name", "foreign"}, {"namespace", "team-a"}}},
-                  {"spec", {{"nodeName", "gpu-1"},
-                            {"containers", {{{"name", "c"}, {"image", "x"},
-                                             {"resources", {{"limits", {{"nvidia.com/gpu", "2"}}}}}}}}}},
+                  {"spec",
+                   {{"nodeName", "gpu-1"},
+                    {"containers",
+                     {{{"name", "c"},
+                       {"image", "x"},
+                       {"resources", {{"limits", {{"nvidia.com/gpu", "2"}}}}}}}}}},
                   {"status", {{"phase", "Running"}}}};
   ASSERT_TRUE(server_->Control("objects", foreign).ok());
-  std::string job = Write("job.yml", "command: echo done\ncompute: aks\n"
-                                     "resources: {instance_type: gpu-2, instance_count: 2}\n");
+  std::string job = Write("job.yml",
+                          "command: echo done\ncompute: aks\n"
+                          "resources: {instance_type: gpu-2, instance_count: 2}\n");
   ASSERT_EQ(Kt("job create -f " + job + " --name waits").exit_code, 0);
   json shown = WaitForJob([&] { return Kt("job show waits -o json"); },
                           [](const json& j) { return j.contains("waiting_for"); });

@@ -1,6 +1,8 @@
 // Rendering: golden files for the common jobs (set KUBETRAIN_UPDATE_GOLDEN=1 to rewrite them),
 // the Baseline Pod Security check on every rendered pod (and on pods that break it), names,
 // resources, mounts, ownership; pod status mapping; the PVC rule.
+#include "launcher/backends/kubernetes/render.h"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -10,7 +12,6 @@
 #include "kubetrain/storage/pvc_mounts.h"
 #include "launcher/backends/kubernetes/pod_security.h"
 #include "launcher/backends/kubernetes/pod_status.h"
-#include "launcher/backends/kubernetes/render.h"
 #include "launcher/backends/kubernetes/yaml_out.h"
 #include "tests/launcher/kubernetes/sample_jobs.h"
 #include "yaml-cpp/yaml.h"
@@ -65,7 +66,8 @@ TEST(RenderTest, GoldenFiles) {
     }
     EXPECT_EQ(ReadFile(path), yaml)
         << "rendering changed; if that is intended, rerun with KUBETRAIN_UPDATE_GOLDEN=1 and "
-           "review the diff of " << path;
+           "review the diff of "
+        << path;
     // The YAML reads back as exactly the JSON (types and multi-line text included).
     std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
     ASSERT_EQ(docs.size(), r->All().size());
@@ -104,10 +106,14 @@ TEST(RenderTest, TwoByTwoGpuJob) {
     EXPECT_THAT(mounts, HasSubstr(R"("mountPath":"/dev/shm")"));
     EXPECT_THAT(mounts, HasSubstr(R"("mountPath":"/mnt/data")"));
     std::string volumes = pod["spec"]["volumes"].dump();
-    EXPECT_THAT(volumes, HasSubstr(R"({"emptyDir":{"medium":"Memory","sizeLimit":"8Gi"},"name":"dshm"})"));
+    EXPECT_THAT(volumes,
+                HasSubstr(R"({"emptyDir":{"medium":"Memory","sizeLimit":"8Gi"},"name":"dshm"})"));
     EXPECT_THAT(volumes, HasSubstr(R"("claimName":"datasets")"));
     std::string env = c["env"].dump();
-    EXPECT_THAT(env, HasSubstr(R"({"name":"KUBETRAIN_WORKSPACE","value":"grpc://kubetrain-workspace.ml.svc:7070"})"));
+    EXPECT_THAT(
+        env,
+        HasSubstr(
+            R"({"name":"KUBETRAIN_WORKSPACE","value":"grpc://kubetrain-workspace.ml.svc:7070"})"));
     EXPECT_THAT(env, HasSubstr(R"("secretKeyRef":{"key":"workspace-token","name":")" + r->base));
     EXPECT_TRUE(CheckBaseline(pod).empty());
   }
@@ -118,8 +124,8 @@ TEST(RenderTest, TwoByTwoGpuJob) {
   EXPECT_THAT(plan, HasSubstr("gpu_ids: 0\n"));
   EXPECT_THAT(plan, ::testing::Not(HasSubstr("gpu_ids: 2")));
   EXPECT_THAT(plan, HasSubstr("job_dir: \"/kubetrain/job\""));
-  EXPECT_EQ(r->config_map["data"]["hostfile"], r->base + "-0." + r->base + " slots=2\n" + r->base +
-                                                   "-1." + r->base + " slots=2\n");
+  EXPECT_EQ(r->config_map["data"]["hostfile"],
+            r->base + "-0." + r->base + " slots=2\n" + r->base + "-1." + r->base + " slots=2\n");
   EXPECT_EQ(r->secret["data"]["job-token"], "Z29sZGVuLXRva2Vu");  // base64("golden-token")
 }
 
@@ -175,16 +181,16 @@ TEST(PodSecurityTest, BaselineViolationsAreFound) {
                 .size(),
             1u);
   EXPECT_EQ(CheckBaseline(PodWith({}, {{"securityContext", {{"privileged", true}}}})).size(), 1u);
-  EXPECT_EQ(CheckBaseline(PodWith(
-                {}, {{"securityContext", {{"capabilities", {{"add", {"SYS_ADMIN", "CHOWN"}}}}}}}))
+  EXPECT_EQ(CheckBaseline(PodWith({}, {{"securityContext",
+                                        {{"capabilities", {{"add", {"SYS_ADMIN", "CHOWN"}}}}}}}))
                 .size(),
             1u);
-  EXPECT_TRUE(CheckBaseline(PodWith(
-                  {}, {{"securityContext", {{"capabilities", {{"add", {"NET_BIND_SERVICE"}}}}}}}))
+  EXPECT_TRUE(CheckBaseline(PodWith({}, {{"securityContext",
+                                          {{"capabilities", {{"add", {"NET_BIND_SERVICE"}}}}}}}))
                   .empty());
-  EXPECT_EQ(CheckBaseline(PodWith({}, {{"ports", {{{"containerPort", 80}, {"hostPort", 80}}}}}))
-                .size(),
-            1u);
+  EXPECT_EQ(
+      CheckBaseline(PodWith({}, {{"ports", {{{"containerPort", 80}, {"hostPort", 80}}}}})).size(),
+      1u);
   EXPECT_EQ(CheckBaseline(PodWith({{"securityContext",
                                     {{"seccompProfile", {{"type", "Unconfined"}}},
                                      {"sysctls", {{{"name", "kernel.msgmax"}, {"value", "1"}}}}}}}))
@@ -196,7 +202,8 @@ TEST(PodSecurityTest, BaselineViolationsAreFound) {
   apparmor["metadata"]["annotations"] = {
       {"container.apparmor.security.beta.kubernetes.io/worker", "unconfined"}};
   EXPECT_EQ(CheckBaseline(apparmor).size(), 1u);
-  json init = PodWith({{"initContainers", {{{"name", "i"}, {"securityContext", {{"privileged", true}}}}}}});
+  json init =
+      PodWith({{"initContainers", {{{"name", "i"}, {"securityContext", {{"privileged", true}}}}}}});
   EXPECT_EQ(CheckBaseline(init).size(), 1u);
 }
 
@@ -211,8 +218,9 @@ TEST(PodSecurityTest, EveryRenderedPodConforms) {
 }
 
 json Pod(const std::string& phase, const json& state, const json& status_extra = json::object()) {
-  json status = {{"phase", phase},
-                 {"containerStatuses", {{{"name", "worker"}, {"image", "img:1"}, {"state", state}}}}};
+  json status = {
+      {"phase", phase},
+      {"containerStatuses", {{{"name", "worker"}, {"image", "img:1"}, {"state", state}}}}};
   status.update(status_extra);
   return {{"metadata", {{"name", "job-0-1"}}}, {"spec", {{"nodeName", "n1"}}}, {"status", status}};
 }
@@ -224,18 +232,18 @@ TEST(PodStatusTest, PhasesAndContainerStatesMapToJobStates) {
             v1::JOB_STATE_RUNNING);
   EXPECT_EQ(ClassifyPod(Pod("Succeeded", {{"terminated", {{"exitCode", 0}}}})).state,
             v1::JOB_STATE_COMPLETED);
-  PodOutcome pull = ClassifyPod(Pod(
-      "Pending", {{"waiting", {{"reason", "ImagePullBackOff"}, {"message", "not found"}}}}));
+  PodOutcome pull = ClassifyPod(
+      Pod("Pending", {{"waiting", {{"reason", "ImagePullBackOff"}, {"message", "not found"}}}}));
   EXPECT_EQ(pull.state, v1::JOB_STATE_FAILED);
   EXPECT_EQ(pull.reason, "ImagePullBackOff");
   EXPECT_THAT(pull.message, HasSubstr("img:1"));
-  PodOutcome oom = ClassifyPod(
-      Pod("Failed", {{"terminated", {{"exitCode", 137}, {"reason", "OOMKilled"}}}}));
+  PodOutcome oom =
+      ClassifyPod(Pod("Failed", {{"terminated", {{"exitCode", 137}, {"reason", "OOMKilled"}}}}));
   EXPECT_EQ(oom.reason, "OOMKilled");
   EXPECT_THAT(oom.message, HasSubstr("memory"));
-  PodOutcome evicted =
-      ClassifyPod(Pod("Failed", json::object(),
-                      {{"reason", "Evicted"}, {"message", "The node was low on resource: memory."}}));
+  PodOutcome evicted = ClassifyPod(
+      Pod("Failed", json::object(),
+          {{"reason", "Evicted"}, {"message", "The node was low on resource: memory."}}));
   EXPECT_EQ(evicted.reason, "Evicted");
   EXPECT_THAT(evicted.message, HasSubstr("low on resource"));
   PodOutcome failed =
@@ -244,9 +252,9 @@ TEST(PodStatusTest, PhasesAndContainerStatesMapToJobStates) {
   EXPECT_EQ(failed.exit_code, 1);
   EXPECT_THAT(failed.message, HasSubstr("on node n1"));
   EXPECT_EQ(ClassifyPod(Pod("Failed", {{"terminated", {{"exitCode", 124}}}})).reason, "Timeout");
-  EXPECT_EQ(ClassifyPod(Pod("Pending", {{"waiting", {{"reason", "CreateContainerConfigError"}}}}))
-                .reason,
-            "CreateContainerConfigError");
+  EXPECT_EQ(
+      ClassifyPod(Pod("Pending", {{"waiting", {{"reason", "CreateContainerConfigError"}}}})).reason,
+      "CreateContainerConfigError");
 }
 
 TEST(PvcMountsTest, AzureMlClaimsAreMountedAtTheirAnnotation) {
@@ -254,7 +262,8 @@ TEST(PvcMountsTest, AzureMlClaimsAreMountedAtTheirAnnotation) {
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->mounts.size(), 1u);
   EXPECT_EQ(m->mounts[0].claim, "datasets");
-  EXPECT_EQ(m->volumes.dump(), R"([{"name":"pvc-0","persistentVolumeClaim":{"claimName":"datasets"}}])");
+  EXPECT_EQ(m->volumes.dump(),
+            R"([{"name":"pvc-0","persistentVolumeClaim":{"claimName":"datasets"}}])");
   EXPECT_EQ(m->volume_mounts.dump(), R"([{"mountPath":"/mnt/data","name":"pvc-0"}])");
   EXPECT_NE(storage::MountHolding(*m, "/mnt/data/x/y"), nullptr);
   EXPECT_EQ(storage::MountHolding(*m, "/mnt/database"), nullptr);
@@ -271,9 +280,9 @@ json Claim(const std::string& name, const json& annotations, bool labelled = tru
 TEST(PvcMountsTest, RulesAndErrors) {
   auto run = [](const json& claims) { return storage::PvcMountsFromList(claims); };
   // Read-only, ordering by claim name.
-  auto ok = run(json::array({Claim("b", {{"ml.azure.com/mountpath", "/mnt/b"}}),
-                             Claim("a", {{"ml.azure.com/mountpath", "/mnt/a"},
-                                         {"ml.azure.com/readonly", "true"}})}));
+  auto ok = run(json::array(
+      {Claim("b", {{"ml.azure.com/mountpath", "/mnt/b"}}),
+       Claim("a", {{"ml.azure.com/mountpath", "/mnt/a"}, {"ml.azure.com/readonly", "true"}})}));
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->mounts[0].claim, "a");
   EXPECT_TRUE(ok->mounts[0].read_only);
@@ -281,24 +290,28 @@ TEST(PvcMountsTest, RulesAndErrors) {
   // Missing annotation, relative path, reserved path, same path twice, nested paths.
   EXPECT_THAT(run(json::array({Claim("x", json::object())})).status().message(),
               HasSubstr("has no annotation ml.azure.com/mountpath"));
-  EXPECT_THAT(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "data"}})})).status().message(),
-              HasSubstr("absolute"));
-  EXPECT_THAT(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/dev/shm"}})})).status().message(),
-              HasSubstr("overlaps /dev"));
-  EXPECT_THAT(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/mnt/../etc"}})})).status().message(),
+  EXPECT_THAT(
+      run(json::array({Claim("x", {{"ml.azure.com/mountpath", "data"}})})).status().message(),
+      HasSubstr("absolute"));
+  EXPECT_THAT(
+      run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/dev/shm"}})})).status().message(),
+      HasSubstr("overlaps /dev"));
+  EXPECT_THAT(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/mnt/../etc"}})}))
+                  .status()
+                  .message(),
               HasSubstr("normalised"));
   EXPECT_THAT(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/mnt/d"}}),
                                Claim("y", {{"ml.azure.com/mountpath", "/mnt/d"}})}))
-                  .status().message(),
+                  .status()
+                  .message(),
               HasSubstr("both mounted at /mnt/d"));
   EXPECT_FALSE(run(json::array({Claim("x", {{"ml.azure.com/mountpath", "/mnt/d"}}),
                                 Claim("y", {{"ml.azure.com/mountpath", "/mnt/d/e"}})}))
                    .ok());
   // Unlabelled claims are ignored; a claim being deleted is skipped with a warning.
-  auto skipped = run(json::array(
-      {Claim("u", json::object(), false),
-       Claim("gone", {{"ml.azure.com/mountpath", "/mnt/g"}}, true,
-             {{"deletionTimestamp", "2024-01-01T00:00:00Z"}})}));
+  auto skipped = run(json::array({Claim("u", json::object(), false),
+                                  Claim("gone", {{"ml.azure.com/mountpath", "/mnt/g"}}, true,
+                                        {{"deletionTimestamp", "2024-01-01T00:00:00Z"}})}));
   ASSERT_TRUE(skipped.ok());
   EXPECT_TRUE(skipped->mounts.empty());
   ASSERT_EQ(skipped->warnings.size(), 1u);
@@ -306,8 +319,8 @@ TEST(PvcMountsTest, RulesAndErrors) {
 }
 
 TEST(YamlOutTest, QuotesWhatYamlWouldRetype) {
-  json v = {{"a", "0"}, {"b", "true"}, {"c", "plain"}, {"d", "x: y"}, {"e", ""},
-            {"f", 3}, {"g", "line1\nline2\n"}, {"h", json::array()}, {"i", "1e3"}, {"j", "No"}};
+  json v = {{"a", "0"}, {"b", "true"},           {"c", "plain"},       {"d", "x: y"}, {"e", ""},
+            {"f", 3},   {"g", "line1\nline2\n"}, {"h", json::array()}, {"i", "1e3"},  {"j", "No"}};
   std::string y = ToYaml(v);
   EXPECT_THAT(y, HasSubstr("a: \"0\"\n"));
   EXPECT_THAT(y, HasSubstr("b: \"true\"\n"));

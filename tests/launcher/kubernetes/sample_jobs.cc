@@ -8,8 +8,8 @@ namespace kubetrain::testing {
 namespace {
 
 v1::JobSpec Parse(const std::string& yaml) {
-  spec::JobParseResult r = spec::ParseJobYaml(
-      yaml, KUBETRAIN_SOURCE_DIR "/tests/launcher/kubernetes/testdata/job.yml");
+  spec::JobParseResult r =
+      spec::ParseJobYaml(yaml, KUBETRAIN_SOURCE_DIR "/tests/launcher/kubernetes/testdata/job.yml");
   if (r.diagnostics.has_errors()) {
     fprintf(stderr, "%s", r.diagnostics.Format().c_str());
     abort();
@@ -27,7 +27,8 @@ spec:
   resources:
     requests: {cpu: "4", memory: 16Gi}
     limits: {cpu: "8", memory: 32Gi, nvidia.com/gpu: 2}
-)", "gpu.yml");
+)",
+                                                                       "gpu.yml");
   return r.items.at(0);
 }
 

@@ -38,10 +38,10 @@ struct PvcMount {
 };
 
 struct PvcMounts {
-  std::vector<PvcMount> mounts;                     // in claim-name order
-  nlohmann::json volumes = nlohmann::json::array();  // pod.spec.volumes entries
+  std::vector<PvcMount> mounts;                            // in claim-name order
+  nlohmann::json volumes = nlohmann::json::array();        // pod.spec.volumes entries
   nlohmann::json volume_mounts = nlohmann::json::array();  // container volumeMounts entries
-  std::vector<std::string> warnings;                // one line each
+  std::vector<std::string> warnings;                       // one line each
 };
 
 // `pvc_list`: a PersistentVolumeClaimList (or a bare JSON array of claims).
