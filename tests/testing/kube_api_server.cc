@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -46,7 +47,8 @@ absl::StatusOr<nlohmann::json> Http(const std::string& method, const std::string
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<KubeApiServer>> KubeApiServer::Start(const std::string& token) {
+absl::StatusOr<std::unique_ptr<KubeApiServer>> KubeApiServer::Start(const std::string& token,
+                                                                    const Tls& tls) {
   int in[2], out[2];
   if (pipe(in) != 0 || pipe(out) != 0) return absl::InternalError("pipe");
   std::string script = KUBETRAIN_SOURCE_DIR "/tests/testing/kube_apiserver.py";
@@ -56,7 +58,14 @@ absl::StatusOr<std::unique_ptr<KubeApiServer>> KubeApiServer::Start(const std::s
     dup2(out[1], STDOUT_FILENO);
     close(in[1]);
     close(out[0]);
-    execl("/usr/bin/python3", "python3", script.c_str(), "--token", token.c_str(), nullptr);
+    std::vector<std::string> args = {"python3", script};
+    if (!token.empty()) args.insert(args.end(), {"--token", token});
+    if (!tls.cert.empty()) args.insert(args.end(), {"--tls-cert", tls.cert, "--tls-key", tls.key});
+    if (!tls.client_ca.empty()) args.insert(args.end(), {"--client-ca", tls.client_ca});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/usr/bin/python3", argv.data());
     _exit(127);
   }
   close(in[0]);
@@ -65,6 +74,7 @@ absl::StatusOr<std::unique_ptr<KubeApiServer>> KubeApiServer::Start(const std::s
   server->pid_ = pid;
   server->stdin_fd_ = in[1];
   server->token_ = token;
+  server->tls_ = !tls.cert.empty();
   FILE* f = fdopen(out[0], "r");
   char line[128] = {0};
   if (f == nullptr || fgets(line, sizeof(line), f) == nullptr ||

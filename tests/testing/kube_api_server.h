@@ -19,11 +19,18 @@ namespace kubetrain::testing {
 
 class KubeApiServer {
  public:
-  // Starts the server requiring `token` as bearer token.
-  static absl::StatusOr<std::unique_ptr<KubeApiServer>> Start(const std::string& token = "t0ken");
+  struct Tls {
+    std::string cert, key;  // PEM files: the server's certificate and key (HTTPS when set)
+    std::string client_ca;  // when set, clients must present a certificate signed by it
+  };
+  // Starts the server requiring `token` as bearer token ("" for none).
+  static absl::StatusOr<std::unique_ptr<KubeApiServer>> Start(const std::string& token = "t0ken",
+                                                              const Tls& tls = {});
   ~KubeApiServer();
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (tls_ ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(port_);
+  }
   int port() const { return port_; }
 
   // POST /_control/<path> with `body`; the answer as JSON.
@@ -46,6 +53,7 @@ class KubeApiServer {
   int stdin_fd_ = -1;
   int port_ = 0;
   std::string token_;
+  bool tls_ = false;
 };
 
 }  // namespace kubetrain::testing

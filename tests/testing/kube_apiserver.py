@@ -53,7 +53,8 @@ Limits (what it does not do): a watch from resourceVersion 0 (or none) starts at
 version without replaying the current objects as ADDED (kubetrain always lists first), no scheduler (pods without nodeName stay Pending), no admission or
 schema validation beyond metadata.name, no PATCH/PUT, label selectors are equality only, a
 MODIFIED event is sent even when the object no longer matches a watch's selector, no
-bookmarks, no field selectors, no RBAC (one token for everything), HTTP only (no TLS), images are
+bookmarks, no field selectors, no RBAC (one token for everything; with --client-ca a client
+certificate signed by that CA is required as well), TLS only with --tls-cert, images are
 not pulled (the image field is ignored by the kubelet double), resource limits are not enforced.
 """
 
@@ -653,10 +654,22 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--token", default=None)
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", default=None)
+    p.add_argument("--client-ca", default=None,
+                   help="require a client certificate signed by this CA (mutual TLS)")
     args = p.parse_args()
     TOKEN = args.token
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(f"READY {server.server_address[1]}", flush=True)
 
     def stop(*_):
