@@ -74,8 +74,22 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
     // The nodes as they are now, and what others hold on them (Kubernetes: other pods).
     absl::StatusOr<backends::Backend::Capacity> capacity = backend.CurrentCapacity(stored);
     if (!capacity.ok()) {
-      spdlog::warn("cannot read the compute's current capacity ({}); waiting",
-                   std::string(capacity.status().message()));
+      // Still cancellable while the compute cannot be read (e.g. the API server is down).
+      bool stopping = Stopping(options);
+      KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+        if (!IsTerminal(r.status().state()) && (r.cancel_requested() || stopping)) {
+          SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
+        } else if (!IsTerminal(r.status().state())) {
+          r.set_waiting_for(absl::StrCat("cannot read the compute's current capacity: ",
+                                         capacity.status().message()));
+        }
+        return absl::OkStatus();
+      }));
+      if (IsTerminal(job.status().state())) return Dequeued{std::move(job), {}};
+      if (job.waiting_for() != last_wait) {
+        spdlog::warn("queued: {}", job.waiting_for());
+        last_wait = job.waiting_for();
+      }
       absl::SleepFor(options.queue_poll);
       continue;
     }

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,16 @@ std::string CollectionPath(const std::string& ns, const std::string& kind) {
 std::string ObjectPath(const std::string& ns, const json& object) {
   return absl::StrCat(CollectionPath(ns, object.value("kind", "")), "/",
                       object["metadata"].value("name", ""));
+}
+
+// The agent's own lines carry spdlog's "<time> <level> [job=.. inst=.. rank=..] " prefix; the
+// workspace keeps the message (with the level unless it is info), as the agent itself stores it.
+std::string AgentText(absl::string_view line) {
+  static const std::regex kPrefix(R"(^\d{4}-\d\d-\d\dT[0-9:.]+ +([a-z]+) +\[job=[^\]]*\] (.*)$)");
+  std::match_results<absl::string_view::const_iterator> m;
+  if (!std::regex_match(line.begin(), line.end(), m, kPrefix)) return std::string(line);
+  std::string level = m[1].str();
+  return level == "info" ? m[2].str() : absl::StrCat(level, ": ", m[2].str());
 }
 
 // Follows one pod's log through the API, keeps its last lines, and (when asked) stores the lines
@@ -110,7 +121,7 @@ class LogFollower {
   void Handle(absl::string_view text, int64_t sequence) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      tail_.emplace_back(text);
+      tail_.push_back(AgentText(text));
       if (tail_.size() > kTailLines) tail_.pop_front();
     }
     if (store_ == nullptr) return;
@@ -140,7 +151,7 @@ class LogFollower {
     } else {
       l.set_rank(-1);
       l.set_stream(v1::LogLine::STREAM_AGENT);
-      l.set_text(std::string(text));
+      l.set_text(AgentText(text));
     }
     pending_.push_back(std::move(l));
   }
@@ -272,6 +283,14 @@ class KubeGang : public Gang {
         if (followers_[i]) {
           followers_[i]->Finish(absl::Seconds(3));
           r.last_lines = followers_[i]->Tail();
+          // The agent's last word says which rank failed and how ("exit 1: rank 0 exited ...").
+          for (auto it = r.last_lines.rbegin(); it != r.last_lines.rend(); ++it) {
+            absl::string_view line = *it;
+            if (absl::ConsumePrefix(&line, "exit ") && line.find(": ") != absl::string_view::npos) {
+              absl::StrAppend(&r.message, " (", line.substr(line.find(": ") + 2), ")");
+              break;
+            }
+          }
         }
         if (r.reason != "Timeout")
           absl::StrAppend(&r.message, "; every other instance was stopped");

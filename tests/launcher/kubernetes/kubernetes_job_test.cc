@@ -511,5 +511,34 @@ TEST_F(KubernetesEndToEndTest, WaitsForWhatOtherPodsHoldOnTheNodes) {
   EXPECT_EQ(shown["status"]["state"], "JOB_STATE_COMPLETED") << shown.dump();
 }
 
+TEST_F(KubernetesEndToEndTest, AnUnreachableApiServerKeepsTheJobQueuedAndCancellable) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
+  server_.reset();  // the API server goes away
+  std::string job = Write("job.yml",
+                          "command: echo done\ncompute: aks\n"
+                          "resources: {instance_type: gpu-2, instance_count: 2}\n");
+  ASSERT_EQ(Kt("job create -f " + job + " --name unreachable").exit_code, 0);
+  json shown = WaitForJob([&] { return Kt("job show unreachable -o json"); },
+                          [](const json& j) { return j.contains("waiting_for"); });
+  EXPECT_EQ(shown["status"]["state"], "JOB_STATE_QUEUED") << shown.dump();
+  EXPECT_THAT(shown.value("waiting_for", ""),
+              HasSubstr("cannot read the compute's current capacity"));
+  ASSERT_EQ(Kt("job cancel unreachable").exit_code, 0);
+  shown = WaitForJob([&] { return Kt("job show unreachable -o json"); },
+                     [](const json& j) { return j["status"]["state"] == "JOB_STATE_CANCELED"; });
+  EXPECT_EQ(shown["status"]["state"], "JOB_STATE_CANCELED") << shown.dump();
+  // Its supervisor has ended (no process left behind).
+  testing::CommandResult ps;
+  for (int i = 0; i < 50; ++i) {
+    ps = testing::RunCommand("pgrep -f 'job supervise unreachabl[e]'");
+    if (ps.exit_code != 0) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_NE(ps.exit_code, 0) << ps.output;
+}
+
 }  // namespace
 }  // namespace kubetrain::backends::kubernetes
