@@ -1,4 +1,4 @@
-# kubetrain — the two Quick start commands are `make demo` and `make test`.
+# kubetrain — `make demo` is the Quick start (README.md); `make test` runs the whole suite.
 BUILD_DIR ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo

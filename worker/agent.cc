@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -15,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/command_template.h"
 #include "kubetrain/common/status_macros.h"
+#include "worker/checkpoint_recorder.h"
 #include "worker/mpi.h"
 #include "worker/rsh_agent.h"
 
@@ -427,7 +429,14 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
     sopts.timeout = absl::Seconds(launch.job().limits().timeout_seconds());
   }
   Supervisor supervisor(sopts, &reporter, cancel);
+  // Instance 0 records the job's checkpoints as the ranks publish them.
+  std::optional<CheckpointRecorder> checkpoints;
+  if (launch.instance_index() == 0 && !launch.checkpoint_dir().empty() && sink != nullptr) {
+    checkpoints.emplace(sink, launch.checkpoint_dir(), launch.job().name(), launch.attempt());
+    checkpoints->Start();
+  }
   result.supervisor = supervisor.Run(std::move(*procs));
+  if (checkpoints.has_value()) checkpoints->Stop();
   const SupervisorResult& s = result.supervisor;
   result.message = s.message;
   switch (s.outcome) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -49,6 +50,21 @@ int Usage(const std::string& error) {
                "--no-workspace] [--log-level LEVEL] [--quiet]\n",
                error.c_str());
   return kExitInvalidPlan;
+}
+
+// Ranks find the programs installed beside kubetrain-worker (build/bin; /opt/kubetrain/bin in the
+// worker image) by name: that directory goes first on PATH, which the ranks inherit.
+void PutOwnDirectoryFirstOnPath() {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
+  std::string dir(self);
+  dir.resize(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
+  if (dir.empty()) return;
+  const char* path = std::getenv("PATH");
+  setenv("PATH",
+         (path != nullptr && *path != '\0' ? dir + ":" + path : dir + ":/usr/bin:/bin").c_str(), 1);
 }
 
 }  // namespace
@@ -178,6 +194,7 @@ int main(int argc, char** argv) {
     spdlog::warn("no MLflow tracking endpoint (MLFLOW_TRACKING_URI stays unset): {}",
                  std::string(s.message()));
   }
+  PutOwnDirectoryFirstOnPath();
   AgentResult result = RunAgent(launch, sink.get(), &cancel, options);
   endpoint.Stop();  // ships what the ranks logged last
   spdlog::info("exit {}: {}", result.exit_code, result.message);

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "kubetrain/v1/checkpoint.pb.h"
 #include "kubetrain/v1/log.pb.h"
 #include "kubetrain/v1/status.pb.h"
 
@@ -36,6 +37,11 @@ class AgentSink {
   // instance 0's mpirun. Unimplemented when the sink cannot read (then it does not wait).
   virtual absl::StatusOr<v1::JobStatus> ReadJobStatus() {
     return absl::UnimplementedError("this sink cannot read the job's status");
+  }
+  // Records a complete checkpoint of the job (idempotent per step). Default: discarded.
+  virtual absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) {
+    (void)record;
+    return absl::OkStatus();
   }
 };
 
@@ -98,6 +104,15 @@ class MemorySink : public AgentSink {
     std::lock_guard<std::mutex> lock(mu_);
     return append_calls_;
   }
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    checkpoints_.push_back(record);
+    return absl::OkStatus();
+  }
+  std::vector<v1::CheckpointRecord> checkpoints() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return checkpoints_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -105,6 +120,7 @@ class MemorySink : public AgentSink {
   std::set<std::tuple<std::string, int, int, int64_t>> seen_;
   std::vector<v1::InstanceStatus> statuses_;
   std::optional<v1::JobStatus> job_status_;
+  std::vector<v1::CheckpointRecord> checkpoints_;
   int fail_appends_ = 0;
   int append_calls_ = 0;
 };

@@ -34,6 +34,9 @@ class WorkspaceSink : public AgentSink {
     if (!job.ok()) return job.status();
     return job->status();
   }
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
+    return workspace_->RecordCheckpoint(record);
+  }
   storage::Workspace* workspace() { return workspace_.get(); }
 
  private:

@@ -1,4 +1,4 @@
-// `kubetrain job ...`: create, validate, show, list, stream, logs, metrics, cancel.
+// `kubetrain job ...`: create, validate, show, list, stream, logs, metrics, checkpoints, cancel.
 #include <signal.h>
 
 #include <atomic>
@@ -227,9 +227,12 @@ int Show(const GlobalFlags& global, const JobFlags& f) {
   if (!job.ok()) return PrintError(job.status()), kExitFailure;
   auto metrics = (*ws)->MetricSummary(f.name);
   if (!metrics.ok()) return PrintError(metrics.status()), kExitFailure;
+  auto checkpoints = (*ws)->ListCheckpoints(f.name);
+  if (!checkpoints.ok()) return PrintError(checkpoints.status()), kExitFailure;
   if (*format != OutputFormat::kTable) {
     nlohmann::json out = ToJson(*job);
     if (!metrics->empty()) out["metrics"] = MetricSummaryJson(*metrics);
+    if (!checkpoints->empty()) out["checkpoints"] = ToJsonArray(*checkpoints);
     PrintStructured(out, *format, std::cout);
   } else {
     PrintJobDetails(*job, std::cout);
@@ -238,6 +241,31 @@ int Show(const GlobalFlags& global, const JobFlags& f) {
                 << "a history):\n";
       PrintMetricSummaryTable(*metrics, std::cout);
     }
+    if (!checkpoints->empty()) {
+      std::cout << "\ncheckpoints\n";
+      PrintCheckpointTable(*checkpoints, "  ", std::cout);
+    }
+  }
+  return kExitOk;
+}
+
+// `job checkpoints NAME [-o json|yaml]`.
+int Checkpoints(const GlobalFlags& global, const JobFlags& f) {
+  auto format = ParseOutputFormat(f.output);
+  if (!format.ok()) return PrintError(format.status()), kExitUsage;
+  auto ws = OpenWorkspace(global);
+  if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
+  auto job = (*ws)->GetJob(f.name);  // NotFound names the job
+  if (!job.ok()) return PrintError(job.status()), kExitFailure;
+  auto checkpoints = (*ws)->ListCheckpoints(f.name);
+  if (!checkpoints.ok()) return PrintError(checkpoints.status()), kExitFailure;
+  if (*format != OutputFormat::kTable) {
+    PrintStructured(ToJsonArray(*checkpoints), *format, std::cout);
+  } else if (checkpoints->empty()) {
+    std::cout << "job " << f.name << " has no complete checkpoint yet (ranks save them under "
+              << "KUBETRAIN_CHECKPOINT_DIR, " << job->job_dir() << "/checkpoints by default)\n";
+  } else {
+    PrintCheckpointTable(*checkpoints, "", std::cout);
   }
   return kExitOk;
 }
@@ -402,6 +430,12 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   metrics->add_option("--key", f->key, "Show the history of one metric, with a chart");
   metrics->add_option("-o,--output", f->output, "table (default), csv or json");
   metrics->callback([&flags, f, exit_code] { *exit_code = Metrics(flags, *f); });
+
+  CLI::App* checkpoints =
+      job->add_subcommand("checkpoints", "List a job's complete checkpoints (newest last)");
+  checkpoints->add_option("name", f->name, "Job name")->required();
+  checkpoints->add_option("-o,--output", f->output, "table (default), json or yaml");
+  checkpoints->callback([&flags, f, exit_code] { *exit_code = Checkpoints(flags, *f); });
 
   CLI::App* cancel = job->add_subcommand("cancel", "Stop a queued or running job");
   cancel->add_option("name", f->name, "Job name")->required();

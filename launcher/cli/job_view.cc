@@ -233,4 +233,16 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
   }
 }
 
+void PrintCheckpointTable(const std::vector<v1::CheckpointRecord>& checkpoints,
+                          const std::string& indent, std::ostream& out) {
+  Table t({indent + "STEP", "SIZE", "SAVE TIME", "ATTEMPT", "CREATED", "LOCATION"});
+  for (const v1::CheckpointRecord& c : checkpoints) {
+    t.AddRow({absl::StrCat(indent, c.step()), common::FormatBytes(c.size_bytes()),
+              absl::StrCat(c.duration_ms(), " ms"), absl::StrCat(c.attempt() + 1),
+              Created(c.created_unix_ms()),
+              c.retired() ? absl::StrCat(c.location(), " (removed by retention)") : c.location()});
+  }
+  t.Print(out);
+}
+
 }  // namespace kubetrain::cli

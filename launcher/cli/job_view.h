@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kubetrain/v1/checkpoint.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/job.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
@@ -33,6 +34,11 @@ void PrintJobTable(const std::vector<v1::JobRecord>& jobs, std::ostream& out);
 
 // `kubetrain job show`: spec summary, placement per instance, status per rank, attempts.
 void PrintJobDetails(const v1::JobRecord& job, std::ostream& out);
+
+// The job's checkpoints: step, size, save duration, attempt, created, location (indented by
+// `indent`).
+void PrintCheckpointTable(const std::vector<v1::CheckpointRecord>& checkpoints,
+                          const std::string& indent, std::ostream& out);
 
 // "2 instance(s) × 2 process(es), pytorch: 4 ranks".
 std::string Ranks(const v1::JobSpec& job);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -143,24 +145,44 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
                         const v1::JobRecord& job, int64_t memory_limit_bytes) {
   Failure f;
   std::string what;
+  // The root cause: of every failed rank of every instance, the one that ended first (its peers
+  // often fail a moment later because it died); at the same millisecond, one killed by a signal
+  // other than SIGTERM (what fail-fast sends), then the lower rank.
+  const v1::RankStatus* first = nullptr;
+  int first_instance = result.failed_instance;
+  auto earlier = [](const v1::RankStatus& a, const v1::RankStatus& b) {
+    auto key = [](const v1::RankStatus& r) {
+      return std::make_tuple(r.finished_unix_ms(), r.signal() == 0 || r.signal() == SIGTERM,
+                             r.rank());
+    };
+    return key(a) < key(b);
+  };
   for (const v1::InstanceStatus& inst : job.status().instances()) {
-    if (inst.index() != result.failed_instance) continue;
     for (const v1::RankStatus& rank : inst.ranks()) {
       if (rank.state() != v1::JOB_STATE_FAILED) continue;
-      f.rank = rank.rank();
-      what = rank.signal() != 0
-                 ? absl::StrCat("rank ", rank.rank(), " was killed by signal ", rank.signal(), " (",
-                                strsignal(rank.signal()), ")")
-                 : absl::StrCat("rank ", rank.rank(), " exited with code ", rank.exit_code());
-      if (rank.signal() == SIGKILL && memory_limit_bytes > 0) {
-        absl::StrAppend(&what,
-                        " — if nobody killed it, it most likely exceeded the instance "
-                        "type's memory limit of ",
-                        common::FormatBytes(memory_limit_bytes), " (out-of-memory kill)");
+      if (first == nullptr || earlier(rank, *first)) {
+        first = &rank;
+        first_instance = inst.index();
       }
-      break;
     }
-    if (what.empty() && !inst.message().empty()) what = inst.message();
+  }
+  if (first != nullptr) {
+    const v1::RankStatus& rank = *first;
+    f.rank = rank.rank();
+    what = rank.signal() != 0
+               ? absl::StrCat("rank ", rank.rank(), " was killed by signal ", rank.signal(), " (",
+                              strsignal(rank.signal()), ")")
+               : absl::StrCat("rank ", rank.rank(), " exited with code ", rank.exit_code());
+    if (rank.signal() == SIGKILL && memory_limit_bytes > 0) {
+      absl::StrAppend(&what,
+                      " — if nobody killed it, it most likely exceeded the instance "
+                      "type's memory limit of ",
+                      common::FormatBytes(memory_limit_bytes), " (out-of-memory kill)");
+    }
+  } else {
+    for (const v1::InstanceStatus& inst : job.status().instances()) {
+      if (inst.index() == result.failed_instance && !inst.message().empty()) what = inst.message();
+    }
   }
   if (what.empty()) {
     what = result.signal != 0 ? absl::StrCat("instance ", result.failed_instance,
@@ -189,7 +211,7 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
                              " s expired; every rank was stopped");
   } else {
     f.reason = "RankFailed";
-    f.message = absl::StrCat(what, " on instance ", result.failed_instance,
+    f.message = absl::StrCat(what, " on instance ", first_instance,
                              "; every other rank was stopped");
   }
   return f;

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/storage/workspace.h"
@@ -32,7 +34,7 @@ using storage_internal::Statement;
 using storage_internal::Transaction;
 
 constexpr int kBusyTimeoutMs = 30000;
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: records
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS computes (
@@ -103,6 +105,15 @@ CREATE TABLE IF NOT EXISTS run_params (
   key   TEXT NOT NULL,
   value TEXT NOT NULL,
   PRIMARY KEY (job, key)
+) WITHOUT ROWID;
+-- Small records kept per job (or per workspace when job = ''), by kind: 'datastore' (key: name),
+-- 'checkpoint' (key: the zero-padded step), 'upload' (key: attempt/instance/output).
+CREATE TABLE IF NOT EXISTS records (
+  kind   TEXT NOT NULL,
+  job    TEXT NOT NULL,
+  key    TEXT NOT NULL,
+  record BLOB NOT NULL,
+  PRIMARY KEY (kind, job, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_tags (
   job   TEXT NOT NULL,
@@ -596,7 +607,104 @@ class EmbeddedWorkspace : public Workspace {
     return out;
   }
 
+  // --- datastores -------------------------------------------------------------------------------
+  absl::Status PutDatastore(const v1::Datastore& datastore) override {
+    if (datastore.name().empty()) {
+      return absl::InvalidArgumentError("PutDatastore: the datastore has no name");
+    }
+    return PutRecord("datastore", "", datastore.name(), datastore);
+  }
+
+  absl::StatusOr<v1::Datastore> GetDatastore(absl::string_view name) override {
+    KT_ASSIGN_OR_RETURN(std::vector<v1::Datastore> found,
+                        ListRecords<v1::Datastore>("datastore", "", name));
+    if (found.empty()) {
+      return absl::NotFoundError(absl::StrCat("datastore \"", name, "\" not found in workspace ",
+                                              db_->path(), "; see `kubetrain datastore list`"));
+    }
+    return std::move(found.front());
+  }
+
+  absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
+    return ListRecords<v1::Datastore>("datastore", "", std::nullopt);
+  }
+
+  // --- checkpoint and output upload records ----------------------------------------------------
+  absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) override {
+    if (record.job().empty()) {
+      return absl::InvalidArgumentError("RecordCheckpoint: the record has no job");
+    }
+    if (record.step() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("RecordCheckpoint: step ", record.step(), " is negative"));
+    }
+    return PutRecord("checkpoint", record.job(), absl::StrFormat("%020d", record.step()), record);
+  }
+
+  absl::StatusOr<std::vector<v1::CheckpointRecord>> ListCheckpoints(
+      absl::string_view job) override {
+    return ListRecords<v1::CheckpointRecord>("checkpoint", job, std::nullopt);
+  }
+
+  absl::Status RecordOutputUpload(const v1::OutputUpload& upload) override {
+    if (upload.job().empty()) {
+      return absl::InvalidArgumentError("RecordOutputUpload: the record has no job");
+    }
+    return PutRecord(
+        "upload", upload.job(),
+        absl::StrFormat("%010d/%010d/%s", upload.attempt(), upload.instance(), upload.output()),
+        upload);
+  }
+
+  absl::StatusOr<std::vector<v1::OutputUpload>> ListOutputUploads(absl::string_view job) override {
+    return ListRecords<v1::OutputUpload>("upload", job, std::nullopt);
+  }
+
  private:
+  absl::Status PutRecord(absl::string_view kind, absl::string_view job, absl::string_view key,
+                         const google::protobuf::MessageLite& record) {
+    std::string op = absl::StrCat("put ", kind, " \"", key, "\"",
+                                  job.empty() ? "" : absl::StrCat(" of job \"", job, "\""));
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare("INSERT OR REPLACE INTO records(kind, job, key, record) VALUES(?, ?, ?, ?)",
+                     op));
+    st.Bind(1, kind).Bind(2, job).Bind(3, key).BindBlob(4, record.SerializeAsString());
+    KT_RETURN_IF_ERROR(st.Run(op));
+    return tx.Commit(op);
+  }
+
+  // The records of one kind and job ordered by key; only the one with `key` when given.
+  template <typename Message>
+  absl::StatusOr<std::vector<Message>> ListRecords(absl::string_view kind, absl::string_view job,
+                                                   std::optional<absl::string_view> key) {
+    std::string op = absl::StrCat("list ", kind, " records",
+                                  job.empty() ? "" : absl::StrCat(" of job \"", job, "\""));
+    std::lock_guard<std::mutex> lock(mu_);
+    KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare(key.has_value()
+                                         ? "SELECT record FROM records WHERE kind = ? AND job = ?"
+                                           " AND key = ?"
+                                         : "SELECT record FROM records WHERE kind = ? AND job = ?"
+                                           " ORDER BY key",
+                                     op));
+    st.Bind(1, kind).Bind(2, job);
+    if (key.has_value()) st.Bind(3, *key);
+    std::vector<Message> out;
+    while (true) {
+      KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
+      if (!row) break;
+      Message m;
+      KT_RETURN_IF_ERROR(ParseBlob(st.ColumnBlob(0), m, op));
+      out.push_back(std::move(m));
+    }
+    KT_RETURN_IF_ERROR(tx.Commit(op));
+    return out;
+  }
+
   static void BindValue(Statement& st, int index, double value) {
     if (std::isnan(value)) {
       st.BindNull(index);
@@ -745,6 +853,8 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::stri
   while (true) {
     absl::StatusOr<std::unique_ptr<Db>> db = Db::Open(db_path, kBusyTimeoutMs);
     absl::Status status = db.status();
+    // It holds datastore secrets; SQLite gives the -wal and -shm files the database's mode.
+    if (db.ok()) chmod(db_path.c_str(), 0600);
     if (db.ok()) {
       auto workspace = std::make_unique<EmbeddedWorkspace>(std::move(*db));
       status = workspace->Init();

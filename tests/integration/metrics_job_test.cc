@@ -1,4 +1,4 @@
-// End to end: a real PyTorch DDP job (examples/pytorch/ddp_mlflow_metrics.py, urllib only) logs its
+// End to end: a real PyTorch DDP job (examples/pytorch-ddp/train.py, urllib only) logs its
 // loss per step from rank 0 to MLFLOW_TRACKING_URI, the kubetrain-worker's MLflow endpoint; the
 // points reach the workspace and `kubetrain job metrics` / `job show` show them.
 #include <unistd.h>
@@ -41,7 +41,7 @@ class MetricsJobTest : public ::testing::Test {
 
 TEST_F(MetricsJobTest, DdpJobLogsLossPerStepThroughTheMlflowEndpoint) {
   const std::string script =
-      std::string(KUBETRAIN_SOURCE_DIR) + "/examples/pytorch/ddp_mlflow_metrics.py";
+      std::string(KUBETRAIN_SOURCE_DIR) + "/examples/pytorch-ddp/train.py";
   fs::path yml = dir_ / "job.yml";
   std::ofstream(yml) << "name: ddp-metrics\n"
                         "display_name: ddp with metrics\n"

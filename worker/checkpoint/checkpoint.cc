@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -23,11 +24,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/v1/checkpoint.pb.h"
+#include "cow_snapshot.h"
+#include "device_memory.h"
 
 namespace kubetrain::worker {
 namespace {
@@ -39,6 +43,9 @@ constexpr char kManifest[] = "manifest.pb";
 constexpr char kKeepMarker[] = "keep";
 constexpr char kAbort[] = "abort";
 constexpr char kAttemptKey[] = "kubetrain.attempt";
+constexpr char kJournal[] = "checkpoints.journal";
+// Copy-on-write granularity: what one write fault copies.
+constexpr size_t kCowChunkBytes = 1 << 20;
 
 absl::StatusCode CodeForErrno(int err) {
   switch (err) {
@@ -190,6 +197,27 @@ absl::Status WriteFileDurably(const std::string& dir, const std::string& name,
   return FsyncPath(dir);
 }
 
+// Appends "<step> <bytes> <save ms> <created unix ms> <attempt>" for a published checkpoint to
+// `dir`/checkpoints.journal with one O_APPEND write. Best effort: the checkpoint is already
+// published, and ListPublishedCheckpoints also finds it by its directory.
+void AppendJournal(const std::string& dir, const CheckpointManifest& m) {
+  int64_t bytes = 0;
+  for (const ShardInfo& s : m.shards()) bytes += s.size();
+  std::string attempt = m.attempt().empty() ? "0" : m.attempt();
+  for (char& c : attempt) {
+    if (c == ' ' || c == '\n') c = '_';
+  }
+  const std::string line = absl::StrCat(m.step(), " ", bytes, " ", m.save_duration_ms(), " ",
+                                        m.created_unix_ms(), " ", attempt, "\n");
+  const std::string path = JoinPath(dir, kJournal);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    std::fprintf(stderr, "kubetrain checkpoint: cannot append to %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+  }
+  if (fd >= 0) ::close(fd);
+}
+
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -299,10 +327,20 @@ struct Staging {
   uint8_t* data = nullptr;
   size_t capacity = 0;
   ~Staging() { Release(); }
+  bool pinned = false;  // registered with CUDA for device copies
   void Release() {
+    if (pinned) checkpoint_internal::UnpinHost(data);
     if (data != nullptr) ::munmap(data, capacity);
     data = nullptr;
     capacity = 0;
+    pinned = false;
+  }
+  // Page-locks the buffer once, for copies out of device memory.
+  absl::Status Pin() {
+    if (pinned || capacity == 0) return absl::OkStatus();
+    KT_RETURN_IF_ERROR(checkpoint_internal::PinHost(data, capacity));
+    pinned = true;
+    return absl::OkStatus();
   }
   absl::Status Reserve(size_t size) {
     if (size <= capacity) return absl::OkStatus();
@@ -335,6 +373,8 @@ struct Checkpointer::AsyncState {
   std::thread thread;
   absl::Status status;  // of the finished save, valid after join
   Staging staging;
+  std::unique_ptr<checkpoint_internal::CowSnapshot> cow;  // kCopyOnWrite, until copied
+  int64_t cow_faulted_chunks = 0;
   std::vector<NamedBuffer> views;
   std::map<std::string, std::string> metadata;
 };
@@ -391,7 +431,34 @@ std::string Checkpointer::StepDir(int64_t step) const {
 absl::Status Checkpointer::Save(int64_t step, absl::Span<const NamedBuffer> buffers,
                                 const std::map<std::string, std::string>& metadata) {
   KT_RETURN_IF_ERROR(Wait());
-  return SaveImpl(step, buffers, metadata);
+  bool any_device = false;
+  for (const auto& b : buffers) any_device |= b.memory == Memory::kCuda && b.size > 0;
+  if (!any_device) return SaveImpl(step, buffers, metadata);
+  // Device buffers go through the (pinned) staging buffer; host buffers are written in place.
+  KT_RETURN_IF_ERROR(StageDeviceBuffers(buffers));
+  return SaveImpl(step, async_->views, metadata);
+}
+
+absl::Status Checkpointer::StageDeviceBuffers(absl::Span<const NamedBuffer> buffers) {
+  size_t device_bytes = 0;
+  for (const auto& b : buffers) device_bytes += b.memory == Memory::kCuda ? b.size : 0;
+  KT_RETURN_IF_ERROR(async_->staging.Reserve(device_bytes));
+  if (device_bytes > 0) KT_RETURN_IF_ERROR(async_->staging.Pin());
+  async_->views.clear();
+  size_t off = 0;
+  for (const auto& b : buffers) {
+    if (b.memory != Memory::kCuda) {
+      async_->views.push_back(NamedBuffer{b.name, b.data, b.size});
+      continue;
+    }
+    uint8_t* dst = async_->staging.data + off;
+    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
+    }
+    async_->views.push_back(NamedBuffer{b.name, dst, b.size});
+    off += b.size;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer> buffers,
@@ -401,14 +468,47 @@ absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer>
   for (const auto& b : buffers) total += b.size;
   KT_RETURN_IF_ERROR(async_->staging.Reserve(total));
   async_->views.clear();
+  std::vector<checkpoint_internal::CowSnapshot::Part> parts;  // host buffers
   size_t off = 0;
   for (const auto& b : buffers) {
-    if (b.size > 0) std::memcpy(async_->staging.data + off, b.data, b.size);
-    async_->views.push_back(NamedBuffer{b.name, async_->staging.data + off, b.size});
+    uint8_t* dst = async_->staging.data + off;
+    async_->views.push_back(NamedBuffer{b.name, dst, b.size});
     off += b.size;
+    if (b.memory != Memory::kCuda) {
+      parts.push_back({static_cast<const uint8_t*>(b.data), dst, b.size});
+      continue;
+    }
+    // Device buffers: a DMA copy into the pinned staging buffer, before returning.
+    KT_RETURN_IF_ERROR(async_->staging.Pin());
+    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
+    }
+  }
+  async_->cow.reset();
+  if (options_.async_snapshot == AsyncSnapshot::kCopyOnWrite) {
+    auto cow = checkpoint_internal::CowSnapshot::Start(parts, kCowChunkBytes);
+    if (cow.ok()) {
+      async_->cow = std::move(*cow);
+    } else {
+      static std::once_flag warn_once;
+      std::call_once(warn_once, [&] {
+        std::fprintf(stderr, "kubetrain checkpoint: copy-on-write snapshot not possible (%s); "
+                     "SaveAsync copies the buffers instead\n", cow.status().ToString().c_str());
+      });
+    }
+  }
+  if (async_->cow == nullptr) {
+    for (const auto& p : parts) {
+      if (p.size > 0) std::memcpy(p.dst, p.src, p.size);
+    }
   }
   async_->metadata = metadata;
   async_->thread = std::thread([this, step] {
+    if (async_->cow != nullptr) {  // copy what no write has copied yet, then unprotect
+      async_->cow->Finish();
+      async_->cow_faulted_chunks = async_->cow->faulted_chunks();
+      async_->cow.reset();
+    }
     async_->status = SaveImpl(step, async_->views, async_->metadata);
   });
   return absl::OkStatus();
@@ -425,6 +525,7 @@ absl::Status Checkpointer::Wait() {
 absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> buffers,
                                     const std::map<std::string, std::string>& metadata) {
   if (step < 0) return absl::InvalidArgumentError(absl::StrCat("negative step ", step));
+  const absl::Time started = absl::Now();
   const int rank = options_.rank;
   const int world = options_.world_size;
   const std::string final_dir = StepDir(step);
@@ -529,11 +630,15 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
         }
       }
       manifest.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+      manifest.set_save_duration_ms(absl::ToInt64Milliseconds(absl::Now() - started));
+      manifest.set_attempt(options_.attempt);
       KT_RETURN_IF_ERROR(WriteFileDurably(tmp_dir, kManifest, manifest.SerializeAsString()));
       if (::rename(tmp_dir.c_str(), final_dir.c_str()) != 0) {
         return ErrnoStatus(errno, "rename", absl::StrCat(tmp_dir, " -> ", final_dir));
       }
-      return FsyncPath(options_.dir);
+      KT_RETURN_IF_ERROR(FsyncPath(options_.dir));
+      AppendJournal(options_.dir, manifest);
+      return absl::OkStatus();
     }();
     if (!publish.ok() && world > 1 && !options_.barrier) {
       (void)WriteFileDurably(tmp_dir, kAbort, options_.attempt);
@@ -600,6 +705,55 @@ absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(
+    const std::string& dir) {
+  std::map<int64_t, PublishedCheckpoint> found;
+  if (absl::StatusOr<std::string> journal = ReadSmallFile(JoinPath(dir, kJournal));
+      journal.ok()) {
+    for (absl::string_view line : absl::StrSplit(*journal, '\n')) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+      PublishedCheckpoint c;
+      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &c.step) ||
+          !absl::SimpleAtoi(f[1], &c.size_bytes) || !absl::SimpleAtoi(f[2], &c.save_duration_ms) ||
+          !absl::SimpleAtoi(f[3], &c.created_unix_ms) || c.step < 0) {
+        continue;  // a torn last line of a crashed append
+      }
+      c.attempt = std::string(f[4]);
+      c.location = JoinPath(dir, absl::StrCat("step-", c.step));
+      found[c.step] = std::move(c);
+    }
+  } else if (!absl::IsNotFound(journal.status())) {
+    return journal.status();
+  }
+  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+  if (!names.ok()) {
+    if (absl::IsNotFound(names.status())) return std::vector<PublishedCheckpoint>();
+    return names.status();
+  }
+  for (const auto& n : *names) {
+    std::optional<int64_t> step = ParseStepName(n, "");
+    if (!step) continue;
+    absl::StatusOr<CheckpointManifest> m = ReadCompleteManifest(JoinPath(dir, n), *step);
+    if (!m.ok()) continue;
+    if (auto it = found.find(*step); it != found.end()) {
+      it->second.present = true;
+      continue;
+    }
+    PublishedCheckpoint c;
+    c.step = *step;
+    for (const ShardInfo& shard : m->shards()) c.size_bytes += shard.size();
+    c.save_duration_ms = m->save_duration_ms();
+    c.created_unix_ms = m->created_unix_ms();
+    c.attempt = m->attempt();
+    c.location = JoinPath(dir, n);
+    c.present = true;
+    found[c.step] = std::move(c);
+  }
+  std::vector<PublishedCheckpoint> out;
+  for (auto& [step, c] : found) out.push_back(std::move(c));
+  return out;
+}
 
 absl::StatusOr<std::vector<int64_t>> Checkpointer::CompleteSteps() const {
   KT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.dir));

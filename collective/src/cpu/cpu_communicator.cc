@@ -26,6 +26,18 @@
 namespace kubetrain::collective_internal {
 namespace {
 
+// Ranks share memory when they run on the same host and in the same PID namespace: the peer
+// liveness checks use pids, and kubetrain's local backend runs each instance in its own PID
+// namespace on one host (a Kubernetes pod has its own host name anyway).
+std::string DefaultNodeId() {
+  char hostname[256] = {0};
+  gethostname(hostname, sizeof(hostname) - 1);
+  char ns[128] = {0};
+  ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1);
+  return n > 0 ? absl::StrCat(hostname, "/", std::string(ns, n)) : std::string(hostname);
+}
+
+
 using collective::Backend;
 using collective::CommunicatorOptions;
 using collective::CompletionWork;
@@ -276,9 +288,8 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
 
   int listen_port = 0;
   KT_ASSIGN_OR_RETURN(int listen_fd, Listen(0, &listen_port));
-  char hostname[256] = {0};
-  gethostname(hostname, sizeof(hostname) - 1);
-  const std::string node_id = options.cpu_node_id.empty() ? hostname : options.cpu_node_id;
+  const std::string node_id =
+      options.cpu_node_id.empty() ? DefaultNodeId() : options.cpu_node_id;
   const std::string my_address = rank == 0 ? options.master_addr : store->local_address();
   absl::Status set =
       store->Set(absl::StrCat(prefix, "/rank/", rank),

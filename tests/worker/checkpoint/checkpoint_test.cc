@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -400,6 +401,42 @@ TEST_F(CheckpointTest, RetentionKeepsLastKPlusMarked) {
   ExpectTensors(*one->Load(6), 6, 0, 1024);
 }
 
+TEST_F(CheckpointTest, PublishedCheckpointsIncludeRetiredOnesAndSurviveATornJournal) {
+  auto ck = Make(0, 1, /*keep_last=*/2, "4");
+  for (int64_t step = 1; step <= 4; ++step) {
+    Tensors t = MakeTensors(step, 0, 1024);
+    ASSERT_TRUE(ck->Save(step, t.buffers).ok());
+  }
+  EXPECT_THAT(*ck->CompleteSteps(), ElementsAre(3, 4));
+  // A crash mid-append leaves a torn line; a crash after the rename but before the append leaves
+  // a complete directory without a line (simulated by removing the journal's line for step 4).
+  std::string journal;
+  {
+    std::ifstream in(dir_ + "/checkpoints.journal");
+    std::getline(in, journal, '\0');
+  }
+  ASSERT_EQ(std::count(journal.begin(), journal.end(), '\n'), 4) << journal;
+  journal = journal.substr(0, journal.rfind('\n', journal.size() - 2) + 1) + "5 12";
+  std::ofstream(dir_ + "/checkpoints.journal", std::ios::trunc) << journal;
+
+  auto published = ListPublishedCheckpoints(dir_);
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_EQ(published->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const PublishedCheckpoint& c = (*published)[i];
+    EXPECT_EQ(c.step, i + 1);
+    EXPECT_EQ(c.size_bytes, 1024 + (i + 1) % 13 + 3 * 1024) << "step " << c.step;
+    EXPECT_EQ(c.attempt, "4");
+    EXPECT_GE(c.save_duration_ms, 0);
+    EXPECT_GT(c.created_unix_ms, 0);
+    EXPECT_EQ(c.location, dir_ + "/step-" + std::to_string(i + 1));
+    EXPECT_EQ(c.present, c.step >= 3) << "step " << c.step;  // keep_last 2
+  }
+  auto none = ListPublishedCheckpoints(root_ + "/missing");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(CheckpointTest, SaveAsyncReturnsBeforePersistingAndSnapshotsTheBuffers) {
   // A barrier that blocks until released holds the background save before the publish.
   std::mutex mu;
@@ -445,6 +482,68 @@ TEST_F(CheckpointTest, SaveAsyncReturnsBeforePersistingAndSnapshotsTheBuffers) {
   ExpectTensors(*ck->Load(12), 12, 0, 1 << 20);
   ExpectTensors(*ck->Load(13), 13, 0, 1 << 20);
 }
+
+// kCopyOnWrite: the caller overwrites its buffers right after SaveAsync returns, from two
+// threads, while the background thread copies; the checkpoint still holds the old bytes, and the
+// buffers are writable (unprotected) afterwards.
+TEST_F(CheckpointTest, CopyOnWriteSnapshotSurvivesImmediateOverwrites) {
+  CheckpointOptions o;
+  o.dir = dir_;
+  o.rank = 0;
+  o.world_size = 1;
+  o.async_snapshot = AsyncSnapshot::kCopyOnWrite;
+  auto ck = std::move(*Checkpointer::Create(o));
+  for (int64_t step = 1; step <= 6; ++step) {
+    // Odd sizes: unaligned heads and tails around the protected interiors.
+    Tensors t = MakeTensors(step, 0, (8 << 20) + 123);
+    ASSERT_TRUE(ck->SaveAsync(step, t.buffers).ok());
+    std::thread other([&] { std::fill(t.data[2].begin(), t.data[2].end(), 0x5A); });
+    if (step % 2 == 0) {
+      for (size_t i = 0; i < t.data[0].size(); i += 4096) t.data[0][i] ^= 0xFF;  // page by page
+    } else {
+      std::fill(t.data[0].rbegin(), t.data[0].rend(), 0xA5);  // backwards
+    }
+    other.join();
+    ASSERT_TRUE(ck->Wait().ok());
+    auto loaded = ck->Load(step);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    ExpectTensors(*loaded, step, 0, (8 << 20) + 123);
+    std::fill(t.data[0].begin(), t.data[0].end(), 1);  // writable again, no fault left
+  }
+}
+
+// A fault outside every snapshot still takes the default action once the handler is installed.
+TEST_F(CheckpointTest, CopyOnWriteHandlerPassesOtherFaultsOn) {
+  CheckpointOptions o;
+  o.dir = dir_;
+  o.rank = 0;
+  o.world_size = 1;
+  o.async_snapshot = AsyncSnapshot::kCopyOnWrite;
+  auto ck = std::move(*Checkpointer::Create(o));
+  Tensors t = MakeTensors(1, 0, 1 << 20);
+  ASSERT_TRUE(ck->SaveAsync(1, t.buffers).ok());
+  ASSERT_TRUE(ck->Wait().ok());
+  EXPECT_DEATH(
+      {
+        volatile int* bad = reinterpret_cast<volatile int*>(16);
+        *bad = 1;
+      },
+      "");
+}
+
+#ifdef KUBETRAIN_CHECKPOINT_NO_CUDA
+TEST_F(CheckpointTest, DeviceBufferWithoutCudaIsAClearError) {
+  auto ck = Make(0, 1);
+  uint8_t byte = 1;
+  NamedBuffer b{"weights", &byte, 1, Memory::kCuda};
+  for (bool async : {false, true}) {
+    absl::Status s = async ? ck->SaveAsync(1, {&b, 1}) : ck->Save(1, {&b, 1});
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_THAT(s.message(), HasSubstr("built without CUDA"));
+  }
+  EXPECT_EQ(ck->LatestStep().status().code(), absl::StatusCode::kNotFound);
+}
+#endif
 
 TEST_F(CheckpointTest, AsyncErrorIsReportedByWaitAndErrorsNameThePath) {
   auto ck = Make(0, 1);

@@ -91,7 +91,8 @@ struct CommunicatorOptions {
   // Bytes per pipelined piece on the TCP ring.
   size_t cpu_tcp_chunk_bytes = 256 * 1024;
   // Identity of this rank's node: ranks with the same id share memory. Empty means the host
-  // name (a Kubernetes pod has its own). Tests set it to simulate several nodes on one host.
+  // name plus the PID namespace (a Kubernetes pod has its own host name; each instance of the
+  // local backend its own PID namespace). Tests set it to simulate several nodes on one host.
   std::string cpu_node_id;
 
   // --- NCCL backend ---

@@ -20,7 +20,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "kubetrain/v1/checkpoint.pb.h"
 #include "kubetrain/v1/compute.pb.h"
+#include "kubetrain/v1/datastore.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
 #include "kubetrain/v1/log.pb.h"
 #include "kubetrain/v1/metric.pb.h"
@@ -108,6 +110,26 @@ class Workspace {
   // The job's params / tags, ordered by key.
   virtual absl::StatusOr<std::vector<v1::Param>> ListParams(absl::string_view job) = 0;
   virtual absl::StatusOr<std::vector<v1::Tag>> ListTags(absl::string_view job) = 0;
+
+  // --- datastores -------------------------------------------------------------------------------
+  // Create or replace by name. The stored record includes its secrets (account key, SAS token):
+  // the embedded workspace keeps them in its 0600 database; callers never print them.
+  virtual absl::Status PutDatastore(const v1::Datastore& datastore) = 0;
+  virtual absl::StatusOr<v1::Datastore> GetDatastore(absl::string_view name) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() = 0;  // ordered by name
+
+  // --- checkpoint and output upload records ----------------------------------------------------
+  // Idempotent: one record per (job, step); a later record of the same step replaces it.
+  // InvalidArgument when record.job is empty. The job need not exist.
+  virtual absl::Status RecordCheckpoint(const v1::CheckpointRecord& record) = 0;
+  // The job's checkpoint records, ascending by step; empty when there are none.
+  virtual absl::StatusOr<std::vector<v1::CheckpointRecord>> ListCheckpoints(
+      absl::string_view job) = 0;
+  // Idempotent: one record per (job, attempt, instance, output); a later one replaces it.
+  virtual absl::Status RecordOutputUpload(const v1::OutputUpload& upload) = 0;
+  // The job's upload records in (attempt, instance, output) order.
+  virtual absl::StatusOr<std::vector<v1::OutputUpload>> ListOutputUploads(
+      absl::string_view job) = 0;
 };
 
 // Opens (creating if needed) the embedded workspace in directory `path`.
@@ -117,6 +139,8 @@ class Workspace {
 // each other up to a busy timeout (30 s) and then fail with Unavailable. Every method is one
 // transaction; UpdateJob takes the write lock before reading (BEGIN IMMEDIATE), so its
 // read-modify-write is atomic across processes. Errors name the database path and the operation.
+//
+// The database file is created with mode 0600 (it holds datastore secrets).
 //
 // The returned object holds one SQLite connection guarded by a mutex. Do not use it across fork():
 // a child process opens its own.

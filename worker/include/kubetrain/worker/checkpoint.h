@@ -9,6 +9,9 @@
 //     manifest.pb             kubetrain.v1.CheckpointManifest (binary), written last by rank 0
 //     keep                    optional marker: retention never deletes this checkpoint
 //   step-<N>.tmp/             a checkpoint being written; never read
+//   checkpoints.journal       one line per published checkpoint, appended by rank 0 after the
+//                             rename: "<step> <bytes> <save ms> <created unix ms> <attempt>";
+//                             read by ListPublishedCheckpoints (the agent records them)
 //
 // Save protocol (every rank calls Save(N) with its own buffers):
 //   1. each rank writes shard-<rank>.bin into step-<N>.tmp/ with large pwrite()s, fsyncs it, then
@@ -37,10 +40,23 @@
 // step-<N> to step-<N>.deleting first, so a crash mid-delete never leaves a torn step-<N>. Stale
 // step-<M>.tmp directories with M below the newest complete step are removed too.
 //
-// Asynchronous saves: SaveAsync copies the buffers into a host staging buffer owned by the
+// Asynchronous saves: SaveAsync snapshots the buffers into a host staging buffer owned by the
 // Checkpointer (reused across saves), returns, and persists on a background thread. At most one
 // save is in flight: SaveAsync and Save first wait for the previous one. Wait() returns its status.
-// (No CUDA path yet: buffers must be host memory.)
+// Device buffers (Memory::kCuda) are copied into the staging buffer, page-locked with
+// cudaHostRegister so the copy runs at DMA speed, before SaveAsync returns (Save stages them the
+// same way); host buffers are snapshot as follows (CheckpointOptions::async_snapshot):
+//   kCopy (default): SaveAsync copies every byte before it returns; the buffers are only borrowed
+//     for the call. Works for any host memory.
+//   kCopyOnWrite: SaveAsync write-protects the buffers' pages and returns at once; the background
+//     thread copies them, and a write by the program to a page not yet copied first copies that
+//     1 MiB chunk (in a SIGSEGV handler) and then proceeds. SaveAsync then blocks for a fraction of
+//     a copy, and the copy is paid by the background thread or, for chunks written at once, by
+//     those writes. Only for buffers that this process writes with the CPU: memory written by the
+//     kernel (read(2) fails with EFAULT on a protected page), by other processes (MPI shared
+//     memory) or by devices (DMA) must use kCopy; the buffers must stay allocated until Wait() or
+//     the next save returns; a SIGSEGV handler installed later (ASan) defeats it. When the pages
+//     cannot be protected SaveAsync falls back to kCopy (and says so once on stderr).
 //
 // Errors: absl::Status; system call failures name the path and the errno text.
 //
@@ -68,12 +84,22 @@
 
 namespace kubetrain::worker {
 
-// A named byte buffer to save; borrowed for the duration of Save / SaveAsync.
+// Where a buffer's bytes are.
+enum class Memory {
+  kHost,  // host memory of this process
+  kCuda,  // CUDA device memory (builds with CUDA; else Save/SaveAsync fail with FailedPrecondition)
+};
+
+// A named byte buffer to save; borrowed for the duration of Save / SaveAsync (see kCopyOnWrite).
 struct NamedBuffer {
   std::string name;
   const void* data = nullptr;
   size_t size = 0;
+  Memory memory = Memory::kHost;
 };
+
+// How SaveAsync snapshots the buffers (see above).
+enum class AsyncSnapshot { kCopy, kCopyOnWrite };
 
 struct CheckpointOptions {
   std::string dir;       // empty: $KUBETRAIN_CHECKPOINT_DIR
@@ -85,6 +111,7 @@ struct CheckpointOptions {
   std::string attempt;   // empty: from the environment (see above)
   absl::Duration barrier_timeout = absl::Minutes(30);  // file barrier only
   size_t chunk_bytes = 8 << 20;  // pwrite()/pread() size
+  AsyncSnapshot async_snapshot = AsyncSnapshot::kCopy;  // SaveAsync's snapshot (see above)
 };
 
 // One tensor of a loaded shard: a view into LoadedCheckpoint::bytes.
@@ -109,6 +136,22 @@ struct LoadedCheckpoint {
 // crc32c (Castagnoli) of `data`, continuing from `crc` (0 for a fresh checksum). Uses SSE4.2 with
 // three interleaved streams when the CPU has it, else a table.
 uint32_t Crc32c(const void* data, size_t size, uint32_t crc = 0);
+
+// A checkpoint published in a checkpoint directory (see the layout above).
+struct PublishedCheckpoint {
+  int64_t step = 0;
+  int64_t size_bytes = 0;        // all shards
+  int64_t save_duration_ms = 0;  // rank 0's save, from its start to the publishing rename
+  int64_t created_unix_ms = 0;
+  std::string attempt;           // the attempt token of the ranks that saved it
+  std::string location;          // `dir`/step-<N>
+  bool present = false;          // step-<N>/ is still on disk (false: removed by retention)
+};
+
+// Every checkpoint published in `dir`: those in its journal (also ones retention has removed
+// since) and every complete step-<N>/ (also one whose journal line a crash lost), ascending by
+// step. Empty when `dir` does not exist. Reads only; safe while ranks save.
+absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(const std::string& dir);
 
 class Checkpointer {
  public:
@@ -163,6 +206,10 @@ class Checkpointer {
  private:
   struct AsyncState;
   explicit Checkpointer(CheckpointOptions options);
+
+  // Copies the kCuda buffers into the pinned staging buffer; async_->views then holds every
+  // buffer as host memory (host buffers in place).
+  absl::Status StageDeviceBuffers(absl::Span<const NamedBuffer> buffers);
 
   // Writes the shard from `buffers` and runs the protocol.
   absl::Status SaveImpl(int64_t step, absl::Span<const NamedBuffer> buffers,
