@@ -95,6 +95,7 @@ int DryRun(const GlobalFlags& global, const JobFlags& f, v1::JobSpec spec,
   in.worker_image = resolved.target.kubernetes().worker_image();
   in.workspace_id = k8s::WorkspaceId(WorkspacePath(global));
   in.job_token = "<generated at submit>";
+  if (!in.workspace_url.empty()) in.workspace_token = "<issued at submit>";
   in.launch_id = "dry-run";
   if (auto client = k8s::ConnectToTarget(resolved.target); client.ok()) {
     absl::StatusOr<storage::PvcMounts> pvc = k8s::ReadPvcMounts(**client, in.namespace_);

@@ -229,12 +229,15 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   }
 
   // Secret: the owner of the rest.
-  std::string token_b64 = absl::Base64Escape(in.job_token);
+  json secret_data = {{"job-token", absl::Base64Escape(in.job_token)}};
+  if (!in.workspace_token.empty()) {
+    secret_data["workspace-token"] = absl::Base64Escape(in.workspace_token);
+  }
   out.secret = {{"apiVersion", "v1"},
                 {"kind", "Secret"},
                 {"metadata", Metadata(in, base)},
                 {"type", "Opaque"},
-                {"data", {{"job-token", token_b64}, {"workspace-token", token_b64}}}};
+                {"data", secret_data}};
 
   // ConfigMap: job spec, hostfile, plans (and the code folder).
   LaunchRequest request;
@@ -334,9 +337,11 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     if (!in.workspace_url.empty()) {
       env.push_back({{"name", "KUBETRAIN_WORKSPACE"}, {"value", in.workspace_url}});
     }
-    env.push_back(
-        {{"name", "KUBETRAIN_WORKSPACE_TOKEN"},
-         {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "workspace-token"}}}}}});
+    if (!in.workspace_token.empty()) {
+      env.push_back(
+          {{"name", "KUBETRAIN_WORKSPACE_TOKEN"},
+           {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "workspace-token"}}}}}});
+    }
     env.push_back({{"name", "KUBETRAIN_JOB_TOKEN"},
                    {"valueFrom", {{"secretKeyRef", {{"name", base}, {"key", "job-token"}}}}}});
     env.push_back({{"name", "KUBETRAIN_POD_NAME"},

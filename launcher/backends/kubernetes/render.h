@@ -1,5 +1,7 @@
 // Rendering one attempt of a job into the Kubernetes objects that run it, as JSON:
-//   - a Secret "<base>" (the per-job token, the workspace token): the owner of everything else;
+//   - a Secret "<base>" (job-token: the per-job token that authenticates mpirun's launches between
+//     pods; workspace-token: the workspace server's token for the job, when there is one): the
+//     owner of everything else;
 //   - a ConfigMap "<base>-config": the job spec (job.json), the hostfile, and each instance's
 //     InstanceLaunch plan (instance-<i>.plan, protobuf text format);
 //   - a headless Service "<base>" (clusterIP None, publishNotReadyAddresses) so that each pod is
@@ -53,8 +55,12 @@ struct RenderInput {
   std::string worker_image;   // used when the job names no environment.image
   std::string workspace_id;   // value of the kubetrain.io/workspace label
   std::string job_token;      // the per-job token (dry runs pass a placeholder)
-  std::string launch_id;      // identifies this launch's objects (409 handling)
-  storage::PvcMounts pvc;     // the namespace's Azure ML PVC mounts
+  // The workspace server's token for this job (Workspace::IssueJobToken of the workspace server
+  // issue); empty for a workspace that needs none. In the Secret as workspace-token and in the
+  // pods as KUBETRAIN_WORKSPACE_TOKEN only when set.
+  std::string workspace_token;
+  std::string launch_id;   // identifies this launch's objects (409 handling)
+  storage::PvcMounts pvc;  // the namespace's Azure ML PVC mounts
   int master_port = 29500;
   absl::Duration grace = absl::Seconds(30);  // terminationGracePeriodSeconds
 };

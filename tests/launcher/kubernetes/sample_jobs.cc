@@ -97,6 +97,7 @@ kubetrain: {start_timeout: 900}
     *j.input.job.mutable_placement() = Place({"aks-gpu-0", "aks-gpu-1"}, 2);
     j.input.instance_type = GpuType();
     j.input.workspace_url = "grpc://kubetrain-workspace.ml.svc:7070";
+    j.input.workspace_token = "golden-workspace-token";
     out.push_back(std::move(j));
   }
   {
