@@ -70,6 +70,9 @@ class Backend {
   // and what others hold on them besides this workspace's jobs (Kubernetes: the requests of pods
   // kubetrain did not start; everything of a node that is no longer Ready), as placements on the
   // target. The default is the stored target and nothing held.
+  // Removes what an attempt of `job` left behind when its supervisor died without cleaning up
+  // (Kubernetes: the attempt's objects; local instances die with their supervisor). Best effort.
+  virtual void Abandon(const v1::JobRecord& job) {}
   struct Capacity {
     v1::ComputeTarget target;
     std::vector<v1::Placement> held;

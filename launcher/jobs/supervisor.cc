@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <tuple>
 
@@ -35,7 +37,8 @@ void SetState(v1::JobRecord& job, v1::JobState state, const std::string& reason,
 }
 
 // Jobs whose supervisor died without recording an end hold nothing: mark them failed.
-void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
+void ReapLostJobs(storage::Workspace& ws, const std::string& compute,
+                  backends::Backend& backend) {
   absl::StatusOr<std::vector<v1::JobRecord>> all = ws.ListJobs();
   if (!all.ok()) return;
   for (const v1::JobRecord& j : *all) {
@@ -44,14 +47,17 @@ void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
         (st != v1::JOB_STATE_STARTING && st != v1::JOB_STATE_RUNNING) || SupervisorAlive(j)) {
       continue;
     }
-    (void)ws.UpdateJob(j.spec().name(), [](const auto&, v1::JobRecord& r) {
+    bool reaped = false;
+    (void)ws.UpdateJob(j.spec().name(), [&reaped](const auto&, v1::JobRecord& r) {
       if (IsTerminal(r.status().state()) || SupervisorAlive(r)) return absl::OkStatus();
       SetState(r, v1::JOB_STATE_FAILED, "SupervisorLost",
                absl::StrCat("the process supervising the job (pid ", r.supervisor_pid(),
                             ") ended without recording an outcome; its instances were stopped "
                             "with it"));
+      reaped = true;
       return absl::OkStatus();
     });
+    if (reaped) backend.Abandon(j);  // what the lost supervisor could not clean up
   }
 }
 
@@ -70,7 +76,7 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
   std::string last_wait;
   while (true) {
     KT_ASSIGN_OR_RETURN(v1::JobRecord current, ws.GetJob(name));
-    ReapLostJobs(ws, current.spec().compute());
+    ReapLostJobs(ws, current.spec().compute(), backend);
     KT_ASSIGN_OR_RETURN(v1::ComputeTarget stored,
                         compute::FindComputeTarget(ws, current.spec().compute()));
     // The nodes as they are now, and what others hold on them (Kubernetes: other pods).
@@ -224,7 +230,13 @@ int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 bool SupervisorAlive(const v1::JobRecord& job) {
   pid_t pid = static_cast<pid_t>(job.supervisor_pid());
   if (pid <= 0) return false;
-  return kill(pid, 0) == 0 || errno == EPERM;
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  // A supervisor that died but was not reaped yet (its parent is init, which may take its time)
+  // is a zombie: not alive.
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  size_t close = text.rfind(')');
+  return close == std::string::npos || close + 2 >= text.size() || text[close + 2] != 'Z';
 }
 
 absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::string& name) {

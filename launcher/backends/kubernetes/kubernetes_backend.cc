@@ -475,6 +475,38 @@ absl::StatusOr<Backend::Capacity> KubernetesBackend::CurrentCapacity(
   return out;
 }
 
+void KubernetesBackend::Abandon(const v1::JobRecord& job) {
+  const std::string& ns = options_.target.kubernetes().namespace_();
+  std::string selector =
+      AttemptSelector(job.spec().name(), job.status().attempt(), options_.workspace_id);
+  std::string escaped;
+  for (char c : selector) {
+    escaped += c == '='   ? std::string("%3D")
+               : c == ',' ? std::string("%2C")
+               : c == '/' ? std::string("%2F")
+                          : std::string(1, c);
+  }
+  std::vector<json> found;
+  for (const char* kind : {"Secret", "ConfigMap", "Service", "Pod"}) {
+    absl::StatusOr<json> list =
+        client_->Get(absl::StrCat(CollectionPath(ns, kind), "?labelSelector=", escaped));
+    if (!list.ok()) {
+      spdlog::warn("cannot list what job {} left behind: {}", job.spec().name(),
+                   std::string(list.status().message()));
+      continue;
+    }
+    for (json item : (*list)["items"]) {
+      item["kind"] = kind;  // list items may come without their kind
+      found.push_back(std::move(item));
+    }
+  }
+  if (!found.empty()) {
+    spdlog::warn("deleting the {} objects job {} left behind when its supervisor was lost",
+                 found.size(), job.spec().name());
+  }
+  DeleteAll(*client_, ns, found, 0);
+}
+
 absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequest& request) {
   const std::string& ns = options_.target.kubernetes().namespace_();
   absl::StatusOr<storage::PvcMounts> pvc = ReadPvcMounts(*client_, ns);

@@ -75,6 +75,8 @@ class KubernetesBackend : public Backend {
   // joined since), and as held: other pods' requests, and all of a node that is no longer Ready
   // (so a job waits for it rather than failing as "can never fit").
   absl::StatusOr<Capacity> CurrentCapacity(const v1::ComputeTarget& target) override;
+  // Deletes every object labelled with the job's current attempt (and this workspace).
+  void Abandon(const v1::JobRecord& job) override;
 
  private:
   KubernetesBackend(KubernetesBackendOptions options, std::shared_ptr<ApiClient> client)

@@ -7,6 +7,7 @@
 //     fails half-way — each must leave no object behind;
 //   - end to end: a 2 instances × 2 ranks job on a GPU instance type through the real `kubetrain`
 //     and real kubetrain-worker processes, which the test server starts as its kubelet double.
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -53,6 +54,18 @@ class KubernetesJobTest : public ::testing::Test {
     ASSERT_TRUE(server_->Control("objects", json::parse(kGpuType)).ok());
   }
   void TearDown() override {
+    // A test that failed half-way leaves no supervisor behind: cancel what has not ended.
+    testing::CommandResult list = Kt("job list -o json");
+    json jobs = json::parse(list.output, nullptr, false);
+    if (jobs.is_array()) {
+      for (const json& j : jobs) {
+        std::string state = j["status"].value("state", "");
+        if (state != "JOB_STATE_COMPLETED" && state != "JOB_STATE_FAILED" &&
+            state != "JOB_STATE_CANCELED") {
+          Kt("job cancel " + j["spec"].value("name", ""));
+        }
+      }
+    }
     if (!HasFailure()) fs::remove_all(dir_);
   }
 
@@ -538,6 +551,33 @@ TEST_F(KubernetesEndToEndTest, AnUnreachableApiServerKeepsTheJobQueuedAndCancell
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_NE(ps.exit_code, 0) << ps.output;
+}
+
+TEST_F(KubernetesEndToEndTest, ALostSupervisorsObjectsAreDeletedByTheNextOne) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
+  std::string sleeper = Write("sleep.yml",
+                              "command: sleep 120\ncompute: aks\n"
+                              "resources: {instance_count: 2}\n");
+  ASSERT_EQ(Kt("job create -f " + sleeper + " --name orphan").exit_code, 0);
+  json shown =
+      WaitForJob([&] { return Kt("job show orphan -o json"); },
+                 [](const json& j) { return j["status"]["state"] == "JOB_STATE_RUNNING"; });
+  ASSERT_EQ(shown["status"]["state"], "JOB_STATE_RUNNING") << shown.dump();
+  ASSERT_EQ(JobObjects(), 5u);
+  // The supervisor dies without cleaning up (kill -9): its pods and objects stay in the cluster.
+  ASSERT_EQ(kill(std::stoi(shown["supervisor_pid"].get<std::string>()), SIGKILL), 0);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(JobObjects(), 5u);
+  // The next job's supervisor reaps it: Failed (SupervisorLost), and its objects deleted.
+  std::string job = Write("job.yml", "command: echo next\ncompute: aks\n");
+  testing::CommandResult r = Kt("job create -f " + job + " --name next --stream");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  shown = json::parse(Kt("job show orphan -o json").output);
+  EXPECT_EQ(shown["status"]["reason"], "SupervisorLost") << shown.dump();
+  EXPECT_EQ(JobObjects(), 0u);
 }
 
 }  // namespace
