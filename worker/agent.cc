@@ -22,6 +22,7 @@
 #include "worker/checkpoint_recorder.h"
 #include "worker/data_stager.h"
 #include "worker/mpi.h"
+#include "worker/rsh_agent.h"
 
 namespace kubetrain::worker {
 namespace {
@@ -130,6 +131,49 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
   status.set_index(launch.instance_index());
   status.set_node(node);
   status.set_message(absl::StrCat(ranks, " of this instance run under instance 0's mpirun"));
+
+  if (launch.rsh_port() > 0) {
+    // Kubernetes: instance 0's mpirun starts this instance's ranks through us (rsh_agent.h).
+    status.set_state(v1::JOB_STATE_RUNNING);
+    reporter.UpdateStatus(status);
+    reporter.Agent(absl::StrCat(status.message(), "; serving its launch on port ",
+                                launch.rsh_port()));
+    (void)reporter.Flush();
+    // The ranks started here record their exit status where instance 0's do (same plan layout).
+    std::error_code ec;
+    fs::create_directories(fs::path(launch.job_dir()) / "mpi-status", ec);
+    RshServerOptions rsh;
+    rsh.port = launch.rsh_port();
+    rsh.token = JobTokenFromEnv();
+    rsh.log = [&reporter](const std::string& line) { reporter.Agent(line); };
+    if (rsh.token.empty()) {
+      result.exit_code = kExitSetupFailed;
+      result.message = absl::StrCat(kJobTokenEnv, " is not set; cannot authenticate mpirun");
+      status.set_state(v1::JOB_STATE_FAILED);
+    } else {
+      absl::StatusOr<int> served = ServeOneLaunch(rsh, cancel);
+      if (!served.ok() && absl::IsCancelled(served.status())) {
+        result.exit_code = kExitCanceledBase + cancel->signal();
+        result.message = absl::StrCat(ranks, " ", served.status().message());
+        status.set_state(v1::JOB_STATE_CANCELED);
+      } else if (!served.ok()) {
+        result.exit_code = kExitSetupFailed;
+        result.message = std::string(served.status().message());
+        status.set_state(v1::JOB_STATE_FAILED);
+      } else {
+        result.exit_code = *served == 0 ? kExitOk : kExitRankFailed;
+        result.message = absl::StrCat(ranks, " ran under instance 0's mpirun (its daemon exited ",
+                                      *served, ")");
+        status.set_state(*served == 0 ? v1::JOB_STATE_COMPLETED : v1::JOB_STATE_FAILED);
+      }
+    }
+    status.set_message(result.message);
+    reporter.Agent(result.message, result.exit_code == kExitOk ? "info" : "warn");
+    reporter.UpdateStatus(status);
+    result.supervisor.status = status;
+    (void)reporter.Flush();
+    return result;
+  }
 
   absl::StatusOr<v1::JobStatus> job =
       sink != nullptr ? sink->ReadJobStatus() : absl::UnimplementedError("no sink");
@@ -298,11 +342,15 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
     p.spawn.env["KUBETRAIN_MPI_STATUS_DIR"] = status_dir.string();
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
     p.spawn.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
-    // OpenMPI names its session directory and shared-memory segments after the host and
-    // mpirun's pid. Instances of different jobs run in their own PID namespaces on one host, so
-    // two mpiruns can have the same pid: without a directory of its own, one job's ranks map the
-    // other's segments (seen as crashes in vader). Each run gets a private one on tmpfs.
-    {
+    if (launch.rsh_port() > 0) {
+      // Remote instances are started through `kubetrain-worker rsh` (rsh_agent.h), not ssh.
+      p.spawn.env[kRshPortEnv] = std::to_string(launch.rsh_port());
+    } else {
+      // OpenMPI names its session directory and shared-memory segments after the host and
+      // mpirun's pid. Instances of different jobs run in their own PID namespaces on one host, so
+      // two mpiruns can have the same pid: without a directory of its own, one job's ranks map
+      // the other's segments (seen as crashes in vader). Each run gets a private one on tmpfs.
+      // (Pods have a host of their own.)
       std::string tmpl = fs::exists("/dev/shm") ? "/dev/shm/kubetrain-mpi-XXXXXX"
                                                 : (hostfile.parent_path() / "mpi-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) {
@@ -314,6 +362,15 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
       p.spawn.env["OMPI_MCA_btl_vader_backing_directory"] = tmpl;
     }
     p.spawn.argv = MpirunArgv(launch, command, hostfile.string(), p.spawn.env);
+    if (launch.rsh_port() > 0) {
+      char self[4096];
+      ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      std::string agent = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kubetrain-worker";
+      std::vector<std::string> rsh = {"--mca", "plm_rsh_agent", agent + " rsh",
+                                      "--mca", "plm_rsh_no_tree_spawn", "1",
+                                      "--mca", "orte_keep_fqdn_hostnames", "1"};
+      p.spawn.argv.insert(p.spawn.argv.begin() + 1, rsh.begin(), rsh.end());
+    }
     p.spawn.argv.insert(p.spawn.argv.begin() + 1, options.extra_mpirun_args.begin(),
                         options.extra_mpirun_args.end());
     p.spawn.cwd = cwd;

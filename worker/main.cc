@@ -2,6 +2,7 @@
 //
 //   kubetrain-worker --plan FILE        binary kubetrain.v1.InstanceLaunch
 //   kubetrain-worker --plan-text FILE   the same in protobuf text format
+//   kubetrain-worker rsh HOST COMMAND... mpirun's remote-shell agent between pods (rsh_agent.h)
 //   options: --workspace PATH|grpc://HOST:PORT (overrides the plan's workspace), --no-workspace
 //            (stderr only), --log-level LEVEL (spdlog level; default info), --quiet (no
 //            "[rank N]" echo)
@@ -18,6 +19,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -28,6 +30,7 @@
 #include "worker/agent.h"
 #include "worker/cancel.h"
 #include "worker/mlflow_endpoint.h"
+#include "worker/rsh_agent.h"
 #include "worker/sink.h"
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 #include "worker/workspace_sink.h"
@@ -70,6 +73,10 @@ void PutOwnDirectoryFirstOnPath() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `kubetrain-worker rsh HOST COMMAND...`: OpenMPI's remote-shell agent between pods.
+  if (argc >= 2 && std::string(argv[1]) == "rsh") {
+    return kubetrain::worker::RunRshClient(std::vector<std::string>(argv + 2, argv + argc));
+  }
   std::string plan_file, workspace, level = "info";
   bool text = false, no_workspace = false, workspace_given = false, quiet = false;
   for (int i = 1; i < argc; ++i) {

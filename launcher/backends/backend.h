@@ -1,6 +1,6 @@
 // Backend: what starts and stops the instances of one attempt of a job ("a gang") on a compute
 // target. Two implementations, one file set each: backends/local (one kubetrain-worker process per
-// instance on this machine) and, later, backends/kubernetes (one Pod per instance).
+// instance on this machine) and backends/kubernetes (one Pod per instance).
 //
 // The supervisor (launcher/jobs) owns the job's life: it places the gang, asks the backend to
 // Launch it, polls the Gang until it ends or must be stopped, and records the outcome.
@@ -14,9 +14,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kubetrain/v1/compute.pb.h"
+#include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
 
 namespace kubetrain::backends {
@@ -33,6 +36,7 @@ struct LaunchRequest {
   std::string checkpoint_dir;  // persistent across attempts
   absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down
   int64_t memory_limit_bytes = 0;           // the instance type's memory limit; 0 = none
+  v1::InstanceType instance_type;           // what the placement was computed for
 };
 
 struct GangResult {
@@ -40,6 +44,12 @@ struct GangResult {
   int failed_instance = -1;  // the first instance that failed, -1 when none
   int exit_code = 0;         // of that instance's agent
   int signal = 0;            // that killed it, 0 when it exited
+  // Set by backends that know better than "instance i exited with code c" (Kubernetes:
+  // ImagePullBackOff, OOMKilled, Evicted, StartTimeout...): the supervisor records these as they
+  // are.
+  std::string reason;
+  std::string message;
+  std::vector<std::string> last_lines;  // the failed instance's last output lines, when known
 };
 
 class Gang {
@@ -50,6 +60,9 @@ class Gang {
   virtual std::optional<GangResult> Poll(absl::Duration timeout) = 0;
   // Stops every instance: SIGTERM, then SIGKILL after the grace period; returns when all are gone.
   virtual void Terminate() = 0;
+  // Whether every instance has started (Kubernetes: every pod Running). The supervisor keeps the
+  // job Starting until then. Backends whose Launch returns running instances keep the default.
+  virtual bool Running() { return true; }
 };
 
 class Backend {
@@ -57,6 +70,20 @@ class Backend {
   virtual ~Backend() = default;
   // Starts every instance of the attempt. On error nothing is left running.
   virtual absl::StatusOr<std::unique_ptr<Gang>> Launch(const LaunchRequest& request) = 0;
+  // The target as placement should see it now: its nodes (Kubernetes: as the cluster reports them)
+  // and what others hold on them besides this workspace's jobs (Kubernetes: the requests of pods
+  // kubetrain did not start; everything of a node that is no longer Ready), as placements on the
+  // target. The default is the stored target and nothing held.
+  // Removes what an attempt of `job` left behind when its supervisor died without cleaning up
+  // (Kubernetes: the attempt's objects; local instances die with their supervisor). Best effort.
+  virtual void Abandon(const v1::JobRecord& job) {}
+  struct Capacity {
+    v1::ComputeTarget target;
+    std::vector<v1::Placement> held;
+  };
+  virtual absl::StatusOr<Capacity> CurrentCapacity(const v1::ComputeTarget& target) {
+    return Capacity{target, {}};
+  }
 };
 
 }  // namespace kubetrain::backends

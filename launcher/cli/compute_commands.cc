@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/quantity.h"
+#include "launcher/backends/kubernetes/cluster.h"
+#include "launcher/backends/kubernetes/kubernetes_backend.h"
 #include "launcher/cli/cli.h"
 #include "launcher/cli/output.h"
 #include "launcher/compute/instance_types.h"
@@ -21,7 +23,7 @@ namespace kubetrain::cli {
 namespace {
 
 struct ComputeFlags {
-  std::string name, type, kubeconfig, context, ns, nodes_file, output;
+  std::string name, type, kubeconfig, context, ns, nodes_file, output, workspace_url, worker_image;
 };
 
 std::string Kind(const v1::ComputeTarget& t) { return t.has_kubernetes() ? "kubernetes" : "local"; }
@@ -59,13 +61,48 @@ absl::StatusOr<std::string> CheckKubeconfig(const std::string& path, const std::
   return want;
 }
 
+// Connects to the cluster: checks the namespace, reads the Ready nodes and the InstanceType
+// custom resources (into `types`; crd_installed false when the cluster has none).
+absl::Status ReadCluster(v1::ComputeTarget& target,
+                         backends::kubernetes::ClusterInstanceTypes& types) {
+  namespace k8s = backends::kubernetes;
+  absl::StatusOr<std::unique_ptr<k8s::ApiClient>> client = k8s::ConnectToTarget(target);
+  if (!client.ok()) return client.status();
+  for (const std::string& w : (*client)->connection().warnings) {
+    std::cerr << "kubetrain: warning: " << w << "\n";
+  }
+  if (absl::Status s = k8s::CheckNamespace(**client, target.kubernetes().namespace_()); !s.ok()) {
+    if (s.code() != absl::StatusCode::kUnavailable) return s;
+    return absl::UnavailableError(absl::StrCat("cannot reach the cluster of context \"",
+                                               (*client)->connection().context, "\" at ",
+                                               (*client)->connection().server, " (", s.message(),
+                                               "); check the kubeconfig's server and "
+                                               "that this machine can reach it"));
+  }
+  absl::StatusOr<std::vector<v1::Node>> nodes = k8s::ListReadyNodes(**client);
+  if (!nodes.ok()) return nodes.status();
+  if (nodes->empty()) {
+    std::cerr << "kubetrain: warning: the cluster has no Ready, schedulable node; jobs will wait "
+                 "in the queue until one is\n";
+  }
+  for (v1::Node& n : *nodes) *target.add_nodes() = std::move(n);
+  absl::StatusOr<k8s::ClusterInstanceTypes> read = k8s::ReadInstanceTypes(**client);
+  if (!read.ok()) return read.status();
+  for (const std::string& w : read->warnings) std::cerr << "kubetrain: warning: " << w << "\n";
+  types = std::move(*read);
+  return absl::OkStatus();
+}
+
 int Attach(const GlobalFlags& global, const ComputeFlags& f) {
   v1::ComputeTarget target;
+  backends::kubernetes::ClusterInstanceTypes cluster_types;
   target.set_name(f.name);
   if (f.type == "local") {
-    if (!f.kubeconfig.empty() || !f.ns.empty() || !f.context.empty()) {
+    if (!f.kubeconfig.empty() || !f.ns.empty() || !f.context.empty() || !f.workspace_url.empty() ||
+        !f.worker_image.empty()) {
       PrintError(absl::InvalidArgumentError(
-          "--kubeconfig, --context and --namespace are for --type kubernetes"));
+          "--kubeconfig, --context, --namespace, --workspace-url and --worker-image are for "
+          "--type kubernetes"));
       return kExitUsage;
     }
     target.mutable_local();
@@ -83,6 +120,11 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
           absl::InvalidArgumentError("--type kubernetes needs --kubeconfig and --namespace"));
       return kExitUsage;
     }
+    if (!f.nodes_file.empty()) {
+      PrintError(absl::InvalidArgumentError(
+          "--nodes is for --type local; a cluster's nodes are read from the cluster"));
+      return kExitUsage;
+    }
     absl::StatusOr<std::string> context = CheckKubeconfig(f.kubeconfig, f.context);
     if (!context.ok()) {
       PrintError(context.status());
@@ -92,6 +134,12 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
     k->set_kubeconfig_path(std::filesystem::absolute(f.kubeconfig).string());
     k->set_context(*context);
     k->set_namespace_(f.ns);
+    k->set_workspace_url(f.workspace_url);
+    k->set_worker_image(f.worker_image);
+    if (absl::Status s = ReadCluster(target, cluster_types); !s.ok()) {
+      PrintError(s);
+      return kExitFailure;
+    }
   } else {
     PrintError(absl::InvalidArgumentError(
         absl::StrCat("unknown compute type \"", f.type, "\"; use local or kubernetes")));
@@ -109,6 +157,12 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
     existed = old->nodes_size() > 0 || old->instance_types_size() > 0;
     *target.mutable_instance_types() = old->instance_types();
   }
+  // A cluster's InstanceType custom resources are the truth for it: they replace what was there.
+  if (cluster_types.crd_installed) {
+    target.clear_instance_types();
+    compute::ApplyInstanceTypes(cluster_types.items, target);
+    target.mutable_kubernetes()->set_instance_types_source("cluster");
+  }
   if (absl::Status s = (*ws)->PutCompute(target); !s.ok()) {
     PrintError(s);
     return kExitFailure;
@@ -117,7 +171,16 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
             << Kind(target) << ", " << target.nodes_size() << " node"
             << (target.nodes_size() == 1 ? "" : "s") << ")\n";
   if (target.has_kubernetes()) {
-    std::cout << "nodes and instance types are read from the cluster when jobs are placed\n";
+    std::cout << "namespace " << target.kubernetes().namespace_() << ", "
+              << target.instance_types_size() << " instance type"
+              << (target.instance_types_size() == 1 ? "" : "s")
+              << (cluster_types.crd_installed ? " from the cluster's InstanceType resources"
+                                              : " (the cluster has no InstanceType CRD)")
+              << "; free capacity is read from the cluster when jobs are placed\n";
+    if (target.kubernetes().workspace_url().empty()) {
+      std::cout << "pods do not report to a workspace (no --workspace-url): their logs and states "
+                   "are collected through the API, metrics are not kept\n";
+    }
   }
   return kExitOk;
 }
@@ -166,6 +229,12 @@ int Show(const GlobalFlags& global, const ComputeFlags& f) {
     std::cout << "cluster  " << target->kubernetes().kubeconfig_path() << " context "
               << target->kubernetes().context() << ", namespace "
               << target->kubernetes().namespace_() << "\n";
+    if (!target->kubernetes().workspace_url().empty()) {
+      std::cout << "workspace for pods  " << target->kubernetes().workspace_url() << "\n";
+    }
+    if (!target->kubernetes().worker_image().empty()) {
+      std::cout << "worker image  " << target->kubernetes().worker_image() << "\n";
+    }
   }
   std::cout << "\nnodes\n";
   Table nodes({"  NAME", "CPU", "MEMORY", "GPU IDS", "CPU IDS", "LABELS"});
@@ -208,6 +277,10 @@ void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code)
   attach->add_option("--kubeconfig", f->kubeconfig, "kubernetes: path of the kubeconfig");
   attach->add_option("--context", f->context, "kubernetes: context (default: current-context)");
   attach->add_option("--namespace", f->ns, "kubernetes: namespace the jobs run in");
+  attach->add_option("--workspace-url", f->workspace_url,
+                     "kubernetes: the workspace the pods report to (grpc://host:port)");
+  attach->add_option("--worker-image", f->worker_image,
+                     "kubernetes: image for jobs without environment.image (built from docker/)");
   attach->callback([&flags, f, exit_code] { *exit_code = Attach(flags, *f); });
 
   CLI::App* list = compute->add_subcommand("list", "List compute targets");

@@ -19,7 +19,11 @@
 #include "launcher/compute/resolve.h"
 #include "launcher/spec/job_parser.h"
 #include "kubetrain/common/logging.h"
+#include "launcher/backends/kubernetes/kubernetes_backend.h"
+#include "launcher/backends/kubernetes/render.h"
+#include "launcher/backends/kubernetes/yaml_out.h"
 #include "launcher/backends/local/local_backend.h"
+#include "launcher/placement/placement.h"
 #include "launcher/cli/follow.h"
 #include "launcher/compute/targets.h"
 #include "launcher/jobs/submit.h"
@@ -34,6 +38,7 @@ struct JobFlags {
   std::vector<std::string> sets;
   bool stream = false;
   bool follow = false;
+  bool dry_run = false;
   int rank = -1;
 };
 
@@ -60,6 +65,62 @@ std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
   return std::make_pair(std::move(parsed.spec), std::move(*resolved));
 }
 
+// `job create --dry-run -o yaml|json`: the objects a Kubernetes target would get, created nowhere.
+// The placement is computed on the nodes as attached (every node empty); the Secret's token is a
+// placeholder; the PVC mounts are read from the cluster when it answers.
+int DryRun(const GlobalFlags& global, const JobFlags& f, v1::JobSpec spec,
+           const compute::ResolvedJob& resolved) {
+  namespace k8s = backends::kubernetes;
+  std::string format = f.output.empty() ? "yaml" : f.output;
+  if (format != "yaml" && format != "json") {
+    PrintError(absl::InvalidArgumentError(
+        absl::StrCat("-o '", f.output, "' with --dry-run: use yaml (default) or json")));
+    return kExitUsage;
+  }
+  if (!resolved.target.has_kubernetes()) {
+    PrintError(absl::InvalidArgumentError(absl::StrCat(
+        "--dry-run prints the Kubernetes objects of a job; compute \"", resolved.target.name(),
+        "\" is not a kubernetes target")));
+    return kExitUsage;
+  }
+  if (spec.name().empty()) spec.set_name("dry-run");
+  if (spec.display_name().empty()) spec.set_display_name(spec.name());
+  absl::StatusOr<v1::Placement> placed = placement::PlaceGang(
+      resolved.target, resolved.instance_type, spec.resources().instance_count(), {});
+  if (!placed.ok()) return PrintError(placed.status()), kExitFailure;
+  placed->set_compute(resolved.target.name());
+  k8s::RenderInput in;
+  *in.job.mutable_spec() = spec;
+  *in.job.mutable_placement() = *placed;
+  in.instance_type = resolved.instance_type;
+  in.namespace_ = resolved.target.kubernetes().namespace_();
+  in.workspace_url = resolved.target.kubernetes().workspace_url();
+  in.worker_image = resolved.target.kubernetes().worker_image();
+  in.workspace_id = k8s::WorkspaceId(WorkspacePath(global));
+  in.job_token = "<generated at submit>";
+  if (!in.workspace_url.empty()) in.workspace_token = "<issued at submit>";
+  in.launch_id = "dry-run";
+  if (auto client = k8s::ConnectToTarget(resolved.target); client.ok()) {
+    absl::StatusOr<storage::PvcMounts> pvc = k8s::ReadPvcMounts(**client, in.namespace_);
+    if (pvc.ok()) {
+      in.pvc = std::move(*pvc);
+    } else {
+      std::cerr << "kubetrain: warning: PVC mounts left out (cannot read them: "
+                << pvc.status().message() << ")\n";
+    }
+  }
+  absl::StatusOr<k8s::RenderedJob> rendered = k8s::RenderJob(in);
+  if (!rendered.ok()) return PrintError(rendered.status()), kExitFailure;
+  if (format == "json") {
+    std::cout << nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", rendered->All()}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << k8s::ToYamlDocuments(rendered->All());
+  }
+  return kExitOk;
+}
+
 int Create(const GlobalFlags& global, const JobFlags& f) {
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
@@ -72,8 +133,10 @@ int Create(const GlobalFlags& global, const JobFlags& f) {
     std::cerr << f.file << ": error: resources: " << fits.message() << "\n";
     return kExitFailure;
   }
-  if (resolved.target.has_kubernetes()) {
-    return NotImplemented("job create on a kubernetes compute target");
+  if (f.dry_run) return DryRun(global, f, spec, resolved);
+  if (!f.output.empty()) {
+    PrintError(absl::InvalidArgumentError("-o is for --dry-run (it prints the objects)"));
+    return kExitUsage;
   }
   jobs::SubmitOptions options;
   options.workspace_path = LocalDir(global);  // job folders; with a server, on this machine
@@ -104,14 +167,41 @@ int Supervise(const GlobalFlags& global, const JobFlags& f) {
   sa.sa_handler = OnStop;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  backends::local::LocalBackendOptions local;
-  local.worker_binary = WorkerPath();
-  local.warn = [](const std::string& w) { spdlog::warn("{}", w); };
-  backends::local::LocalBackend backend(local);
   jobs::SupervisorOptions options;
   options.workspace_uri = WorkspacePath(global);
   options.stop = &g_stop;
-  absl::StatusOr<v1::JobRecord> end = jobs::SuperviseJob(**ws, f.name, backend, options);
+  std::unique_ptr<backends::Backend> backend;
+  absl::StatusOr<v1::JobRecord> job = (*ws)->GetJob(f.name);
+  if (!job.ok()) return PrintError(job.status()), kExitFailure;
+  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, job->spec().compute());
+  if (target.ok() && target->has_kubernetes()) {
+    backends::kubernetes::KubernetesBackendOptions k8s;
+    k8s.target = *target;
+    k8s.workspace_id = backends::kubernetes::WorkspaceId(WorkspacePath(global));
+    k8s.workspace = ws->get();
+    k8s.warn = [](const std::string& w) { spdlog::warn("{}", w); };
+    auto created = backends::kubernetes::KubernetesBackend::Create(std::move(k8s));
+    if (!created.ok()) {
+      (void)(*ws)->UpdateJob(f.name, [&](const auto&, v1::JobRecord& r) {
+        r.mutable_status()->set_state(v1::JOB_STATE_FAILED);
+        r.mutable_status()->set_reason("LaunchFailed");
+        r.mutable_status()->set_message(std::string(created.status().message()));
+        r.mutable_status()->set_finished_unix_ms(jobs::NowMs());
+        return absl::OkStatus();
+      });
+      spdlog::error("{}", std::string(created.status().message()));
+      return kExitFailure;
+    }
+    backend = std::move(*created);
+    options.queue_poll = absl::Seconds(2);  // each placement try reads the cluster
+    options.poll = absl::Milliseconds(200);
+  } else {
+    backends::local::LocalBackendOptions local;
+    local.worker_binary = WorkerPath();
+    local.warn = [](const std::string& w) { spdlog::warn("{}", w); };
+    backend = std::make_unique<backends::local::LocalBackend>(local);
+  }
+  absl::StatusOr<v1::JobRecord> end = jobs::SuperviseJob(**ws, f.name, *backend, options);
   if (!end.ok()) {
     spdlog::error("supervising the job failed: {}", end.status().ToString());
     return kExitFailure;
@@ -308,6 +398,9 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   create->add_option("--name", f->name, "Job name (default: the file's `name:` or a generated one)");
   create->add_option("--set", f->sets, "Override a field, e.g. --set compute=local");
   create->add_flag("--stream", f->stream, "Follow the job's logs until it ends; exit 0 iff completed");
+  create->add_flag("--dry-run", f->dry_run,
+                   "Kubernetes: print the objects the job would create, create nothing");
+  create->add_option("-o,--output", f->output, "with --dry-run: yaml (default) or json");
   create->callback([&flags, f, exit_code] { *exit_code = Create(flags, *f); });
 
   CLI::App* supervise = job->add_subcommand("supervise", "Run a submitted job (internal)");

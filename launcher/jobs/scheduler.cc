@@ -13,8 +13,9 @@ bool IsTerminal(v1::JobState s) {
 absl::StatusOr<v1::Placement> TryStart(const std::vector<v1::JobRecord>& all_jobs,
                                        const v1::JobRecord& job, const v1::ComputeTarget& target,
                                        const v1::InstanceType& type,
-                                       const std::function<bool(const v1::JobRecord&)>& alive) {
-  std::vector<v1::Placement> held;
+                                       const std::function<bool(const v1::JobRecord&)>& alive,
+                                       const std::vector<v1::Placement>& external) {
+  std::vector<v1::Placement> held = external;
   for (const v1::JobRecord& other : all_jobs) {
     if (other.spec().name() == job.spec().name() || other.spec().compute() != target.name()) {
       continue;

@@ -28,10 +28,12 @@ bool IsTerminal(v1::JobState state);
 // `alive(record)` says whether a Starting/Running job really holds its placement (its supervisor
 // runs). Returns the placement to take; Unavailable with what it waits for (an earlier job, or
 // capacity); FailedPrecondition when it can never fit.
+// `external` are holds on the target by others than this workspace's jobs (Backend::Capacity).
 absl::StatusOr<v1::Placement> TryStart(const std::vector<v1::JobRecord>& all_jobs,
                                        const v1::JobRecord& job, const v1::ComputeTarget& target,
                                        const v1::InstanceType& type,
-                                       const std::function<bool(const v1::JobRecord&)>& alive);
+                                       const std::function<bool(const v1::JobRecord&)>& alive,
+                                       const std::vector<v1::Placement>& external = {});
 
 }  // namespace kubetrain::jobs
 

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <tuple>
 
@@ -35,7 +37,8 @@ void SetState(v1::JobRecord& job, v1::JobState state, const std::string& reason,
 }
 
 // Jobs whose supervisor died without recording an end hold nothing: mark them failed.
-void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
+void ReapLostJobs(storage::Workspace& ws, const std::string& compute,
+                  backends::Backend& backend) {
   absl::StatusOr<std::vector<v1::JobRecord>> all = ws.ListJobs();
   if (!all.ok()) return;
   for (const v1::JobRecord& j : *all) {
@@ -44,14 +47,17 @@ void ReapLostJobs(storage::Workspace& ws, const std::string& compute) {
         (st != v1::JOB_STATE_STARTING && st != v1::JOB_STATE_RUNNING) || SupervisorAlive(j)) {
       continue;
     }
-    (void)ws.UpdateJob(j.spec().name(), [](const auto&, v1::JobRecord& r) {
+    bool reaped = false;
+    (void)ws.UpdateJob(j.spec().name(), [&reaped](const auto&, v1::JobRecord& r) {
       if (IsTerminal(r.status().state()) || SupervisorAlive(r)) return absl::OkStatus();
       SetState(r, v1::JOB_STATE_FAILED, "SupervisorLost",
                absl::StrCat("the process supervising the job (pid ", r.supervisor_pid(),
                             ") ended without recording an outcome; its instances were stopped "
                             "with it"));
+      reaped = true;
       return absl::OkStatus();
     });
+    if (reaped) backend.Abandon(j);  // what the lost supervisor could not clean up
   }
 }
 
@@ -65,13 +71,37 @@ struct Dequeued {
 // instance type the placement was computed for, or a record in a terminal state (canceled while
 // queued, or can never fit).
 absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::string& name,
+                                          backends::Backend& backend,
                                           const SupervisorOptions& options) {
   std::string last_wait;
   while (true) {
     KT_ASSIGN_OR_RETURN(v1::JobRecord current, ws.GetJob(name));
-    ReapLostJobs(ws, current.spec().compute());
-    KT_ASSIGN_OR_RETURN(v1::ComputeTarget target,
+    ReapLostJobs(ws, current.spec().compute(), backend);
+    KT_ASSIGN_OR_RETURN(v1::ComputeTarget stored,
                         compute::FindComputeTarget(ws, current.spec().compute()));
+    // The nodes as they are now, and what others hold on them (Kubernetes: other pods).
+    absl::StatusOr<backends::Backend::Capacity> capacity = backend.CurrentCapacity(stored);
+    if (!capacity.ok()) {
+      // Still cancellable while the compute cannot be read (e.g. the API server is down).
+      bool stopping = Stopping(options);
+      KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+        if (!IsTerminal(r.status().state()) && (r.cancel_requested() || stopping)) {
+          SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
+        } else if (!IsTerminal(r.status().state())) {
+          r.set_waiting_for(absl::StrCat("cannot read the compute's current capacity: ",
+                                         capacity.status().message()));
+        }
+        return absl::OkStatus();
+      }));
+      if (IsTerminal(job.status().state())) return Dequeued{std::move(job), {}};
+      if (job.waiting_for() != last_wait) {
+        spdlog::warn("queued: {}", job.waiting_for());
+        last_wait = job.waiting_for();
+      }
+      absl::SleepFor(options.queue_poll);
+      continue;
+    }
+    const v1::ComputeTarget& target = capacity->target;
     KT_ASSIGN_OR_RETURN(
         v1::InstanceType type,
         compute::FindInstanceType(target, current.spec().resources().instance_type()));
@@ -84,7 +114,8 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
             SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
             return absl::OkStatus();
           }
-          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive);
+          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive,
+                                                             capacity->held);
           if (placed.ok()) {
             *r.mutable_placement() = *placed;
             r.mutable_placement()->set_compute(target.name());
@@ -212,7 +243,13 @@ bool SupervisorAlive(const v1::JobRecord& job) {
   if (SupervisedElsewhere(job)) return true;
   pid_t pid = static_cast<pid_t>(job.supervisor_pid());
   if (pid <= 0) return false;
-  return kill(pid, 0) == 0 || errno == EPERM;
+  if (kill(pid, 0) != 0 && errno != EPERM) return false;
+  // A supervisor that died but was not reaped yet (its parent is init, which may take its time)
+  // is a zombie: not alive.
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  size_t close = text.rfind(')');
+  return close == std::string::npos || close + 2 >= text.size() || text[close + 2] != 'Z';
 }
 
 absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::string& name) {
@@ -249,7 +286,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
   // them in their environment, never on a command line or in a log.
   absl::StatusOr<std::string> agent_token = ws.IssueJobToken(name);
   while (true) {
-    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, options));
+    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, backend, options));
     const v1::JobRecord& job = dequeued.job;
     if (IsTerminal(job.status().state())) return job;
 
@@ -261,6 +298,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     request.checkpoint_dir = absl::StrCat(job.job_dir(), "/checkpoints");
     request.grace = options.grace;
     request.memory_limit_bytes = dequeued.type.limits().memory().value();
+    request.instance_type = dequeued.type;
 
     if (agent_token.ok()) request.workspace_token = *agent_token;
     absl::StatusOr<std::unique_ptr<backends::Gang>> gang =
@@ -275,12 +313,19 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
         return absl::OkStatus();
       });
     }
-    KT_RETURN_IF_ERROR(ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-                           if (r.status().state() == v1::JOB_STATE_STARTING) {
-                             SetState(r, v1::JOB_STATE_RUNNING, "", "");
-                           }
-                           return absl::OkStatus();
-                         }).status());
+    auto mark_running = [&]() -> absl::Status {
+      return ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+                 if (r.status().state() == v1::JOB_STATE_STARTING) {
+                   SetState(r, v1::JOB_STATE_RUNNING, "", "");
+                 }
+                 return absl::OkStatus();
+               }).status();
+    };
+    bool marked_running = false;
+    if ((*gang)->Running()) {
+      KT_RETURN_IF_ERROR(mark_running());
+      marked_running = true;
+    }
 
     std::optional<backends::GangResult> result;
     absl::Time next_check = absl::Now();
@@ -288,6 +333,10 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     while (!result) {
       result = (*gang)->Poll(options.poll);
       if (result) break;
+      if (!marked_running && (*gang)->Running()) {
+        KT_RETURN_IF_ERROR(mark_running());
+        marked_running = true;
+      }
       if (absl::Now() >= next_check) {  // a cancel request made through the workspace
         absl::StatusOr<v1::JobRecord> now = ws.GetJob(name);
         canceled = now.ok() && now->cancel_requested();
@@ -304,6 +353,11 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
     if (!canceled && !result->succeeded) {
       KT_ASSIGN_OR_RETURN(v1::JobRecord now, ws.GetJob(name));
       failure = DescribeFailure(ws, *result, now, request.memory_limit_bytes);
+      if (!result->reason.empty()) {  // the backend knows the cause better
+        failure.reason = result->reason;
+        failure.message = result->message;
+      }
+      if (failure.last_lines.empty()) failure.last_lines = result->last_lines;
     }
     bool retry = false;
     KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {

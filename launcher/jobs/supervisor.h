@@ -2,7 +2,7 @@
 //
 //   Queued    waits (holding nothing) until the job is the first queued job of its compute target
 //             and its gang fits, then takes the placement in the same workspace transaction;
-//   Starting  the backend launches every instance;
+//   Starting  the backend launches every instance (Kubernetes: until every pod is Running);
 //   Running   polls the gang; a failed instance tears the whole gang down (fail fast), a cancel
 //             request or SIGTERM stops it, limits.timeout is enforced by the agents;
 //   end       records Completed / Failed (with the first failing rank, its exit code or signal and

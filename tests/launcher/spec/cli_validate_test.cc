@@ -214,16 +214,18 @@ users:
   - name: me
     user: {token: abc}
 )");
+  // Attaching checks the cluster (tests/launcher/kubernetes has a test API server for that);
+  // nothing listens at this one's address.
   r = Kt("compute attach gpu-cluster --type kubernetes --kubeconfig " + kubeconfig +
          " --namespace ml");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("cannot reach the cluster of context \"aks\""));
   r = Kt("compute attach other --type kubernetes --kubeconfig " + kubeconfig +
          " --context nope --namespace ml");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("has no context \"nope\" (it has: aks)"));
   r = Kt("compute list");
-  EXPECT_THAT(r.output, HasSubstr("gpu-cluster"));
-  EXPECT_THAT(r.output, HasSubstr("kubernetes"));
+  EXPECT_THAT(r.output, Not(HasSubstr("gpu-cluster")));
   EXPECT_THAT(r.output, HasSubstr("vnodes"));
   EXPECT_THAT(r.output, HasSubstr("local"));
 
