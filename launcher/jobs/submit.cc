@@ -1,6 +1,7 @@
 #include "launcher/jobs/submit.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,11 @@ absl::Status StartDetached(const std::vector<std::string>& argv, const std::stri
     if (null >= 0) dup2(null, STDIN_FILENO);
     dup2(out, STDOUT_FILENO);
     dup2(out, STDERR_FILENO);
+    // The supervisor outlives this command: it must not hold what the caller had open (a lock,
+    // a pipe the caller's caller waits on). Every descriptor above stderr closes at exec.
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (int fd = 3; fd < 4096; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     execv(args[0], args.data());
     int err = errno;
     (void)!write(report[1], &err, sizeof(err));  // exec failed: tell the parent why

@@ -242,6 +242,32 @@ TEST_F(LocalJobsTest, CtrlCWithoutATerminalDetachesAndTheJobKeepsRunning) {
   EXPECT_TRUE(JobProcesses("detached").empty());
 }
 
+// The detached supervisor keeps nothing the submitting command had open (here a lock file, as
+// `flock FILE kubetrain job create ...` holds): no lock or pipe outlives the command through it.
+TEST_F(LocalJobsTest, SupervisorInheritsNoOpenDescriptor) {
+  std::string job = Write("fds.yml", "name: fds\ncommand: sleep 120\n");
+  const std::string held = (dir_ / "held.lock").string();
+  CommandResult r = testing::RunCommand("exec 9>>" + held + "; KUBETRAIN_WORKSPACE=" +
+                                        (dir_ / "ws").string() + " " + testing::KubetrainCli() +
+                                        "job create -f " + job);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(WaitFor([&] { return State("fds") == "JOB_STATE_RUNNING"; },
+                      std::chrono::seconds(20)));
+  const std::string pid = Show("fds").value("supervisor_pid", "");
+  ASSERT_FALSE(pid.empty());
+  std::vector<pid_t> pids = JobProcesses("fds");
+  pids.push_back(std::stoi(pid));
+  for (pid_t p : pids) {
+    std::error_code ec;
+    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(p) + "/fd", ec)) {
+      EXPECT_NE(fs::read_symlink(fd.path(), ec).string(), held) << "pid " << p << " holds it";
+    }
+  }
+  EXPECT_EQ(Kt("job cancel fds").exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return State("fds") == "JOB_STATE_CANCELED"; },
+                      std::chrono::seconds(10)));
+}
+
 TEST_F(LocalJobsTest, TimeoutFailsTheJob) {
   std::string job = Write("slow.yml", "name: slow\ncommand: sleep 60\nlimits: {timeout: 1}\n");
   CommandResult r = Kt("job create -f " + job + " --stream");

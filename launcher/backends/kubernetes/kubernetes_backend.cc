@@ -523,8 +523,7 @@ absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequ
   in.worker_image = options_.target.kubernetes().worker_image();
   in.workspace_id = options_.workspace_id;
   in.job_token = RandomHex(32);
-  // in.workspace_token: the workspace server's job token (LaunchRequest::workspace_token once the
-  // workspace server is merged); empty for a workspace that needs none.
+  in.workspace_token = request.workspace_token;  // the server's job token; empty for a directory
   in.launch_id = RandomHex(8);
   in.pvc = std::move(*pvc);
   in.master_port = options_.master_port;
