@@ -12,11 +12,6 @@
 
 namespace kubetrain::cli {
 
-int NotImplemented(const std::string& what) {
-  std::cerr << "kubetrain " << what << ": not implemented yet\n";
-  return kExitUsage;
-}
-
 std::string WorkspacePath(const GlobalFlags& flags) {
   std::string path = flags.workspace.empty() ? storage::DefaultWorkspacePath() : flags.workspace;
   if (storage::IsRemoteWorkspace(path)) return path;

@@ -2,8 +2,8 @@
 //
 // RunCli parses argv, dispatches to the command group that owns the subcommand and returns the
 // process exit code: 0 success, 1 the command ran and failed (invalid job file, failed job), 2
-// usage errors and commands that are not implemented yet. Each command group lives in its own file
-// and registers its subcommands through an Add*Commands function.
+// usage errors. Each command group lives in its own file and registers its subcommands through an
+// Add*Commands function.
 //
 // Thread-safety: RunCli is meant to be called once, from main.
 #ifndef KUBETRAIN_LAUNCHER_CLI_CLI_H_
@@ -58,10 +58,6 @@ std::string LocalDir(const GlobalFlags& flags);
 // This binary, and the kubetrain-worker beside it ($KUBETRAIN_WORKER overrides).
 std::string SelfPath();
 std::string WorkerPath();
-
-// For commands whose issue has not landed: prints "kubetrain <what>: not implemented yet" to
-// stderr and returns kExitUsage.
-int NotImplemented(const std::string& what);
 
 }  // namespace kubetrain::cli
 
