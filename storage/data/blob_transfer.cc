@@ -225,7 +225,8 @@ absl::StatusOr<TransferStats> DownloadBlobs(BlobClient& client, std::vector<Blob
     f->item = std::move(item);
     f->part = f->item.dest + kPartSuffix;
     f->state = f->item.dest + kStateSuffix;
-    if (f->item.blob.etag.empty()) f->item.blob.etag.assign(1, '-');  // not = "-": GCC 12 -Wrestrict false positive
+    // assign(), not = "-": GCC 12 reports a false -Wrestrict positive for the latter.
+    if (f->item.blob.etag.empty()) f->item.blob.etag.assign(1, '-');
     if (fs::is_regular_file(f->item.dest, ec) && !fs::exists(f->state, ec) &&
         static_cast<int64_t>(fs::file_size(f->item.dest, ec)) == f->item.blob.size) {
       bool same = f->item.blob.content_md5.empty();
