@@ -2,7 +2,6 @@
 // checked: the loss fell, metrics reached the workspace, checkpoints exist, and a retried job
 // resumes from them — for native-mlp bit-identically to a run that was never interrupted.
 // Each test gets a fresh workspace.
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,38 +21,18 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/command.h"
+#include "tests/testing/processes.h"
 
 namespace kubetrain {
 namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::JobProcesses;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 const std::string kExamples = std::string(KUBETRAIN_SOURCE_DIR) + "/examples";
-
-// Host pids of processes whose environment has KUBETRAIN_JOB=<job> and RANK=<rank>, without the
-// agent (kubetrain-worker) itself.
-std::vector<pid_t> RankProcesses(const std::string& job, int rank) {
-  std::vector<pid_t> out;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* e = readdir(proc)) {
-    pid_t pid = atoi(e->d_name);
-    if (pid <= 0) continue;
-    std::ifstream env(std::string("/proc/") + e->d_name + "/environ", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(env)), {});
-    std::set<std::string> vars;
-    std::stringstream ss(text);
-    for (std::string v; std::getline(ss, v, '\0');) vars.insert(v);
-    if (vars.count("KUBETRAIN_JOB=" + job) && vars.count("RANK=" + std::to_string(rank))) {
-      out.push_back(pid);
-    }
-  }
-  closedir(proc);
-  return out;
-}
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -166,7 +145,7 @@ TEST_F(ExamplesTest, NativeMlpKilledRankResumesToBitIdenticalParameters) {
   const fs::path ckpt = JobDir("victim") / "checkpoints";
   ASSERT_TRUE(WaitFor([&] { return fs::exists(ckpt / "step-100"); }, std::chrono::seconds(60)))
       << "no checkpoint step-100 appeared; job: " << Kt("job show victim").output;
-  std::vector<pid_t> rank1 = RankProcesses("victim", 1);
+  std::vector<pid_t> rank1 = JobProcesses("victim", 1);
   ASSERT_FALSE(rank1.empty());
   ASSERT_FALSE(fs::exists(ckpt / "step-300")) << "the job finished before the kill";
   for (pid_t p : rank1) kill(p, SIGKILL);
@@ -286,7 +265,7 @@ TEST_F(ExamplesTest, PytorchDdpLogsMetricsSavesCheckpointsAndResumesAfterAKill) 
   const fs::path ckpt = JobDir("ddp-victim") / "checkpoints";
   ASSERT_TRUE(WaitFor([&] { return fs::exists(ckpt / "step-20.pt"); }, std::chrono::seconds(60)))
       << Kt("job show ddp-victim").output;
-  std::vector<pid_t> rank1 = RankProcesses("ddp-victim", 1);
+  std::vector<pid_t> rank1 = JobProcesses("ddp-victim", 1);
   ASSERT_FALSE(rank1.empty());
   for (pid_t p : rank1) kill(p, SIGKILL);
   ASSERT_TRUE(WaitFor(

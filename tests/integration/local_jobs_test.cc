@@ -1,15 +1,12 @@
 // End-to-end jobs on the local compute, through the real `kubetrain` binary: real kubetrain-worker
 // agents, real mpirun, real PyTorch (Debian's python3-torch, gloo), real processes killed for real.
 // Each test gets a fresh workspace.
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,41 +15,19 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/command.h"
+#include "tests/testing/processes.h"
 
 namespace kubetrain {
 namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::JobProcesses;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 const std::string kScripts = std::string(KUBETRAIN_SOURCE_DIR) + "/tests/integration/scripts";
 const std::string kExamples = std::string(KUBETRAIN_SOURCE_DIR) + "/examples";
-
-// Host pids of processes whose environment has KUBETRAIN_JOB=<job> (and RANK=<rank> if >= 0).
-std::vector<pid_t> JobProcesses(const std::string& job, int rank = -1) {
-  std::vector<pid_t> out;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* e = readdir(proc)) {
-    pid_t pid = atoi(e->d_name);
-    if (pid <= 0) continue;
-    std::ifstream env(std::string("/proc/") + e->d_name + "/environ", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(env)), {});
-    std::set<std::string> vars;
-    std::stringstream ss(text);
-    for (std::string v; std::getline(ss, v, '\0');) vars.insert(v);
-    if (!vars.count("KUBETRAIN_JOB=" + job)) continue;
-    if (rank >= 0 && !vars.count("RANK=" + std::to_string(rank)) &&
-        !vars.count("OMPI_COMM_WORLD_RANK=" + std::to_string(rank))) {
-      continue;
-    }
-    out.push_back(pid);
-  }
-  closedir(proc);
-  return out;
-}
 
 class LocalJobsTest : public ::testing::Test {
  protected:
