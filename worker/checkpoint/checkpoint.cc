@@ -360,6 +360,16 @@ struct Staging {
   }
 };
 
+// Copies device tensor `b` to `dst` inside `staging`, page-locking the staging buffer first (once);
+// errors name the tensor.
+absl::Status CopyTensorFromDevice(Staging& staging, uint8_t* dst, const NamedBuffer& b) {
+  KT_RETURN_IF_ERROR(staging.Pin());
+  if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const LoadedTensor* LoadedCheckpoint::Find(absl::string_view name) const {
@@ -443,7 +453,6 @@ absl::Status Checkpointer::StageDeviceBuffers(absl::Span<const NamedBuffer> buff
   size_t device_bytes = 0;
   for (const auto& b : buffers) device_bytes += b.memory == Memory::kCuda ? b.size : 0;
   KT_RETURN_IF_ERROR(async_->staging.Reserve(device_bytes));
-  if (device_bytes > 0) KT_RETURN_IF_ERROR(async_->staging.Pin());
   async_->views.clear();
   size_t off = 0;
   for (const auto& b : buffers) {
@@ -452,9 +461,7 @@ absl::Status Checkpointer::StageDeviceBuffers(absl::Span<const NamedBuffer> buff
       continue;
     }
     uint8_t* dst = async_->staging.data + off;
-    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
-    }
+    KT_RETURN_IF_ERROR(CopyTensorFromDevice(async_->staging, dst, b));
     async_->views.push_back(NamedBuffer{b.name, dst, b.size});
     off += b.size;
   }
@@ -479,10 +486,7 @@ absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer>
       continue;
     }
     // Device buffers: a DMA copy into the pinned staging buffer, before returning.
-    KT_RETURN_IF_ERROR(async_->staging.Pin());
-    if (absl::Status s = checkpoint_internal::CopyFromDevice(dst, b.data, b.size); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("tensor \"", b.name, "\": ", s.message()));
-    }
+    KT_RETURN_IF_ERROR(CopyTensorFromDevice(async_->staging, dst, b));
   }
   async_->cow.reset();
   if (options_.async_snapshot == AsyncSnapshot::kCopyOnWrite) {
