@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "kubetrain/rank/rank_info.h"
 
 namespace kubetrain::collective {
 namespace {
@@ -40,15 +41,18 @@ absl::Status ReadInt(std::initializer_list<const char*> names, int* out) {
 absl::StatusOr<CommunicatorOptions> OptionsFromEnvironment() {
   CommunicatorOptions o;
   absl::Status s;
-  if (!(s = ReadInt({"RANK", "OMPI_COMM_WORLD_RANK"}, &o.rank)).ok()) return s;
-  if (!(s = ReadInt({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"}, &o.world_size)).ok()) return s;
-  if (!(s = ReadInt({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"}, &o.local_rank)).ok()) return s;
+  absl::StatusOr<rank::RankInfo> me = rank::RankInfo::FromEnvironment();
+  if (!me.ok() && !absl::IsNotFound(me.status())) return me.status();
+  const rank::RankInfo info = me.ok() ? *me : rank::RankInfo::SingleProcess();
+  o.rank = info.rank;
+  o.world_size = info.world_size;
+  o.local_rank = info.local_rank;
+  o.job = info.job;
   if (!(s = ReadInt({"MASTER_PORT"}, &o.master_port)).ok()) return s;
   const char* which = nullptr;
   if (const char* v = FirstEnv({"MASTER_ADDR", "AZ_BATCHAI_MPI_MASTER_NODE"}, &which)) {
     o.master_addr = v;
   }
-  if (const char* v = Env("KUBETRAIN_JOB")) o.job = v;
   if (const char* v = Env("KUBETRAIN_COLLECTIVE_TIMEOUT")) {
     double seconds = 0;
     if (!absl::SimpleAtod(v, &seconds) || seconds <= 0) {
@@ -69,13 +73,6 @@ absl::StatusOr<CommunicatorOptions> OptionsFromEnvironment() {
       return absl::InvalidArgumentError(
           absl::StrCat("KUBETRAIN_CPU_TRANSPORT='", t, "'; expected auto, shm or tcp"));
     }
-  }
-  if (o.world_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("WORLD_SIZE=", o.world_size, " must be >= 1"));
-  }
-  if (o.rank < 0 || o.rank >= o.world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("RANK=", o.rank, " is outside [0, WORLD_SIZE=", o.world_size, ")"));
   }
   if (o.world_size > 1 && o.master_port == 0) {
     return absl::InvalidArgumentError(

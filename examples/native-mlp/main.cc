@@ -34,17 +34,17 @@
 #include "kubetrain/collective/communicator.h"
 #include "kubetrain/collective/env.h"
 #include "kubetrain/common/status_macros.h"
-#include "kubetrain/worker/checkpoint.h"
-#include "kubetrain/worker/runtime.h"
+#include "kubetrain/rank/checkpoint.h"
+#include "kubetrain/rank/runtime.h"
 
 namespace native_mlp {
 namespace {
 
 namespace coll = kubetrain::collective;
 namespace rt = kubetrain::runtime;
-using kubetrain::worker::Checkpointer;
-using kubetrain::worker::CheckpointOptions;
-using kubetrain::worker::NamedBuffer;
+using kubetrain::checkpoint::Checkpointer;
+using kubetrain::checkpoint::CheckpointOptions;
+using kubetrain::checkpoint::NamedBuffer;
 
 struct Config {
   int64_t steps = 300;
@@ -139,7 +139,7 @@ absl::Status Run(const Config& cfg) {
     KT_ASSIGN_OR_RETURN(ckpt, Checkpointer::Create(o));
     absl::StatusOr<int64_t> latest = ckpt->LatestStep();
     if (latest.ok()) {
-      KT_ASSIGN_OR_RETURN(kubetrain::worker::LoadedCheckpoint loaded, ckpt->Load(*latest));
+      KT_ASSIGN_OR_RETURN(kubetrain::checkpoint::LoadedCheckpoint loaded, ckpt->Load(*latest));
       const auto* p = loaded.Find("params");
       const auto* v = loaded.Find("velocity");
       if (p == nullptr || v == nullptr || p->data.size() != params.size() * sizeof(float) ||
@@ -230,7 +230,7 @@ absl::Status Run(const Config& cfg) {
   KT_ASSIGN_OR_RETURN(GlobalResult eval,
                       engine->Evaluate(test.features.data(), test.labels.data(), test.count));
   KT_RETURN_IF_ERROR(engine->GetState(&params, &velocity));
-  const uint32_t crc = kubetrain::worker::Crc32c(params.data(), params.size() * sizeof(float));
+  const uint32_t crc = kubetrain::checkpoint::Crc32c(params.data(), params.size() * sizeof(float));
   if (rank == 0) {
     rt::LogMetric("test_accuracy", eval.accuracy, cfg.steps);
     rt::LogMetric("test_loss", eval.loss, cfg.steps);

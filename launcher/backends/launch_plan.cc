@@ -1,4 +1,4 @@
-#include "launcher/backends/launch_plan.h"
+#include "kubetrain/launcher/backends/launch_plan.h"
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -40,7 +40,7 @@ absl::StatusOr<v1::InstanceLaunch> BuildInstanceLaunch(const LaunchRequest& requ
   launch.set_checkpoint_dir(request.checkpoint_dir);
   launch.set_grace_period_ms(absl::ToInt64Milliseconds(request.grace));
   // Inputs: literals and `direct` pass through; everything else is staged by the agent
-  // (worker/data_stager.h) to a folder of this instance under the job's folder, kept across
+  // (agent/staging/data_stager.h) to a folder of this instance under the job's folder, kept across
   // attempts so a retried download resumes.
   const std::string data_dir = absl::StrCat(request.job.job_dir(), "/data/instance-", index);
   for (const auto& [name, input] : spec.inputs()) {

@@ -1,4 +1,4 @@
-#include "launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/cli.h"
 
 #include <cstdio>
 #include <cstdlib>

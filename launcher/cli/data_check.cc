@@ -1,4 +1,4 @@
-#include "launcher/cli/data_check.h"
+#include "kubetrain/launcher/cli/data_check.h"
 
 #include <filesystem>
 

@@ -14,8 +14,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "kubetrain/v1/datastore.pb.h"
-#include "launcher/cli/cli.h"
-#include "launcher/cli/output.h"
+#include "kubetrain/launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/output.h"
 #include "yaml-cpp/yaml.h"
 
 namespace kubetrain::cli {

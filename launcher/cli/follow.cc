@@ -1,4 +1,4 @@
-#include "launcher/cli/follow.h"
+#include "kubetrain/launcher/cli/follow.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -7,10 +7,10 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "launcher/cli/job_view.h"
-#include "launcher/cli/output.h"
-#include "launcher/jobs/scheduler.h"
-#include "launcher/jobs/supervisor.h"
+#include "kubetrain/launcher/cli/job_view.h"
+#include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/jobs/scheduler.h"
+#include "kubetrain/launcher/jobs/job_supervisor.h"
 
 namespace kubetrain::cli {
 namespace {

@@ -7,11 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/cli/cli.h"
-#include "launcher/cli/output.h"
-#include "launcher/compute/instance_types.h"
-#include "launcher/compute/targets.h"
-#include "launcher/placement/placement.h"
+#include "kubetrain/launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/compute/instance_types.h"
+#include "kubetrain/launcher/compute/targets.h"
+#include "kubetrain/launcher/placement/placement.h"
 
 namespace kubetrain::cli {
 namespace {

@@ -10,24 +10,24 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "launcher/cli/cli.h"
-#include "launcher/cli/data_check.h"
-#include "launcher/cli/job_view.h"
-#include "launcher/cli/metrics_view.h"
-#include "launcher/cli/output.h"
-#include "launcher/compute/targets.h"
-#include "launcher/compute/resolve.h"
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/data_check.h"
+#include "kubetrain/launcher/cli/job_view.h"
+#include "kubetrain/launcher/cli/metrics_view.h"
+#include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/compute/targets.h"
+#include "kubetrain/launcher/compute/resolve.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 #include "kubetrain/common/logging.h"
-#include "launcher/backends/kubernetes/kubernetes_backend.h"
-#include "launcher/backends/kubernetes/render.h"
-#include "launcher/backends/kubernetes/yaml_out.h"
-#include "launcher/backends/local/local_backend.h"
-#include "launcher/placement/placement.h"
-#include "launcher/cli/follow.h"
-#include "launcher/compute/targets.h"
-#include "launcher/jobs/submit.h"
-#include "launcher/jobs/supervisor.h"
+#include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
+#include "kubetrain/launcher/backends/kubernetes/render.h"
+#include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
+#include "kubetrain/launcher/backends/local/local_backend.h"
+#include "kubetrain/launcher/placement/placement.h"
+#include "kubetrain/launcher/cli/follow.h"
+#include "kubetrain/launcher/compute/targets.h"
+#include "kubetrain/launcher/jobs/submit.h"
+#include "kubetrain/launcher/jobs/job_supervisor.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
@@ -101,7 +101,7 @@ int DryRun(const GlobalFlags& global, const JobFlags& f, v1::JobSpec spec,
   if (!in.workspace_url.empty()) in.workspace_token = "<issued at submit>";
   in.launch_id = "dry-run";
   if (auto client = k8s::ConnectToTarget(resolved.target); client.ok()) {
-    absl::StatusOr<storage::PvcMounts> pvc = k8s::ReadPvcMounts(**client, in.namespace_);
+    absl::StatusOr<k8s::PvcMounts> pvc = k8s::ReadPvcMounts(**client, in.namespace_);
     if (pvc.ok()) {
       in.pvc = std::move(*pvc);
     } else {
@@ -167,7 +167,7 @@ int Supervise(const GlobalFlags& global, const JobFlags& f) {
   sa.sa_handler = OnStop;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  jobs::SupervisorOptions options;
+  jobs::JobSupervisorOptions options;
   options.workspace_uri = WorkspacePath(global);
   options.stop = &g_stop;
   std::unique_ptr<backends::Backend> backend;

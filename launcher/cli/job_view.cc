@@ -1,4 +1,4 @@
-#include "launcher/cli/job_view.h"
+#include "kubetrain/launcher/cli/job_view.h"
 
 #include <algorithm>
 #include <string>
@@ -11,11 +11,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/cli/output.h"
-#include "launcher/compute/instance_types.h"
-#include "launcher/jobs/scheduler.h"
-#include "launcher/placement/placement.h"
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/compute/instance_types.h"
+#include "kubetrain/launcher/jobs/scheduler.h"
+#include "kubetrain/launcher/placement/placement.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 
 namespace kubetrain::cli {
 std::string Ranks(const v1::JobSpec& job) {

@@ -1,3 +1,3 @@
-#include "launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/cli.h"
 
 int main(int argc, char** argv) { return kubetrain::cli::RunCli(argc, argv); }

@@ -1,4 +1,4 @@
-#include "launcher/cli/metrics_view.h"
+#include "kubetrain/launcher/cli/metrics_view.h"
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "launcher/cli/output.h"
+#include "kubetrain/launcher/cli/output.h"
 
 namespace kubetrain::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "launcher/cli/output.h"
+#include "kubetrain/launcher/cli/output.h"
 
 #include <algorithm>
 #include <iostream>

@@ -15,8 +15,8 @@
 #include "kubetrain/storage/grpc_workspace.h"
 #include "kubetrain/storage/tokens.h"
 #include "kubetrain/storage/workspace_server.h"
-#include "launcher/cli/cli.h"
-#include "launcher/cli/output.h"
+#include "kubetrain/launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/output.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {

@@ -1,4 +1,4 @@
-#include "launcher/compute/instance_types.h"
+#include "kubetrain/launcher/compute/instance_types.h"
 
 #include <cstring>
 #include <regex>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/spec/suggest.h"
-#include "launcher/spec/yaml_reader.h"
+#include "kubetrain/launcher/spec/suggest.h"
+#include "kubetrain/launcher/spec/yaml_reader.h"
 
 namespace kubetrain::compute {
 namespace {

@@ -1,4 +1,4 @@
-#include "launcher/compute/nodes.h"
+#include "kubetrain/launcher/compute/nodes.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/spec/yaml_reader.h"
+#include "kubetrain/launcher/spec/yaml_reader.h"
 
 #if KUBETRAIN_HAVE_CUDA
 #include <cuda_runtime_api.h>

@@ -1,8 +1,8 @@
-#include "launcher/compute/resolve.h"
+#include "kubetrain/launcher/compute/resolve.h"
 
 #include "absl/strings/str_cat.h"
-#include "launcher/compute/instance_types.h"
-#include "launcher/spec/suggest.h"
+#include "kubetrain/launcher/compute/instance_types.h"
+#include "kubetrain/launcher/spec/suggest.h"
 
 namespace kubetrain::compute {
 namespace {

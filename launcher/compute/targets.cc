@@ -1,9 +1,9 @@
-#include "launcher/compute/targets.h"
+#include "kubetrain/launcher/compute/targets.h"
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "launcher/compute/nodes.h"
+#include "kubetrain/launcher/compute/nodes.h"
 
 namespace kubetrain::compute {
 

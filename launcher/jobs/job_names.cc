@@ -1,4 +1,4 @@
-#include "launcher/jobs/job_names.h"
+#include "kubetrain/launcher/jobs/job_names.h"
 
 #include <iterator>
 

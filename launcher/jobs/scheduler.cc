@@ -1,8 +1,8 @@
-#include "launcher/jobs/scheduler.h"
+#include "kubetrain/launcher/jobs/scheduler.h"
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "launcher/placement/placement.h"
+#include "kubetrain/launcher/placement/placement.h"
 
 namespace kubetrain::jobs {
 

@@ -1,4 +1,4 @@
-#include "launcher/jobs/submit.h"
+#include "kubetrain/launcher/jobs/submit.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -12,9 +12,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/status_macros.h"
-#include "launcher/jobs/job_names.h"
-#include "launcher/jobs/supervisor.h"
-#include "launcher/placement/placement.h"
+#include "kubetrain/launcher/jobs/job_names.h"
+#include "kubetrain/launcher/jobs/job_supervisor.h"
+#include "kubetrain/launcher/placement/placement.h"
 
 namespace kubetrain::jobs {
 namespace {

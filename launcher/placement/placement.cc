@@ -1,4 +1,4 @@
-#include "launcher/placement/placement.h"
+#include "kubetrain/launcher/placement/placement.h"
 
 #include <algorithm>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "launcher/spec/diagnostics.h"
+#include "kubetrain/launcher/spec/diagnostics.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 
 #include <cstring>
 #include <filesystem>
@@ -11,9 +11,9 @@
 #include "absl/strings/strip.h"
 #include "kubetrain/common/command_template.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/spec/overrides.h"
-#include "launcher/spec/suggest.h"
-#include "launcher/spec/yaml_reader.h"
+#include "kubetrain/launcher/spec/overrides.h"
+#include "kubetrain/launcher/spec/suggest.h"
+#include "kubetrain/launcher/spec/yaml_reader.h"
 
 namespace kubetrain::spec {
 namespace {

@@ -1,4 +1,4 @@
-#include "launcher/spec/overrides.h"
+#include "kubetrain/launcher/spec/overrides.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"

@@ -1,4 +1,4 @@
-#include "launcher/spec/suggest.h"
+#include "kubetrain/launcher/spec/suggest.h"
 
 #include <algorithm>
 

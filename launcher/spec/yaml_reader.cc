@@ -1,4 +1,4 @@
-#include "launcher/spec/yaml_reader.h"
+#include "kubetrain/launcher/spec/yaml_reader.h"
 
 #include <cerrno>
 #include <cstring>
@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "launcher/spec/suggest.h"
+#include "kubetrain/launcher/spec/suggest.h"
 
 namespace kubetrain::spec {
 

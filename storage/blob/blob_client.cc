@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "storage/blob/shared_key.h"
+#include "blob/shared_key.h"
 
 namespace kubetrain::storage {
 

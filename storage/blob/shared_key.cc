@@ -1,4 +1,4 @@
-#include "storage/blob/shared_key.h"
+#include "blob/shared_key.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -19,8 +19,8 @@
 #include "absl/time/clock.h"
 #include "kubetrain/storage/path_safety.h"
 #include "kubetrain/storage/transfer.h"
-#include "storage/blob/shared_key.h"
-#include "storage/data/progress.h"
+#include "blob/shared_key.h"
+#include "data/progress.h"
 
 namespace kubetrain::storage {
 namespace fs = std::filesystem;

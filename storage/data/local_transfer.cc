@@ -6,7 +6,7 @@
 #include "absl/time/clock.h"
 #include "kubetrain/storage/path_safety.h"
 #include "kubetrain/storage/transfer.h"
-#include "storage/data/progress.h"
+#include "data/progress.h"
 
 namespace kubetrain::storage {
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "storage/data/progress.h"
+#include "data/progress.h"
 
 #include <cstdio>
 

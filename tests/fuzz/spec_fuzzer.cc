@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
-#include "launcher/compute/instance_types.h"
-#include "launcher/compute/nodes.h"
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/compute/instance_types.h"
+#include "kubetrain/launcher/compute/nodes.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

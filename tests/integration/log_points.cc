@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "kubetrain/worker/runtime.h"
+#include "kubetrain/rank/runtime.h"
 
 int main(int argc, char** argv) {
   namespace rt = kubetrain::runtime;

@@ -4,10 +4,10 @@
 #include <cstdlib>
 #include <vector>
 
-#include "kubetrain/worker/checkpoint.h"
+#include "kubetrain/rank/checkpoint.h"
 
 int main(int argc, char** argv) {
-  namespace w = kubetrain::worker;
+  namespace w = kubetrain::checkpoint;
   const int n = argc > 1 ? std::atoi(argv[1]) : 5;
   w::CheckpointOptions options;  // dir, rank, world size and attempt from the environment
   options.keep_last = 2;

@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/api_client.h"
+#include "kubetrain/launcher/backends/kubernetes/api_client.h"
 
 #include <curl/curl.h>
 

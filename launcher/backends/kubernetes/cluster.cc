@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/cluster.h"
+#include "kubetrain/launcher/backends/kubernetes/cluster.h"
 
 #include <algorithm>
 #include <map>
@@ -6,8 +6,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/backends/kubernetes/render.h"
-#include "launcher/compute/instance_types.h"
+#include "kubetrain/launcher/backends/kubernetes/render.h"
+#include "kubetrain/launcher/compute/instance_types.h"
 
 namespace kubetrain::backends::kubernetes {
 namespace {

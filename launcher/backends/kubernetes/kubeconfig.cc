@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/kubeconfig.h"
+#include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 
 #include <filesystem>
 #include <fstream>

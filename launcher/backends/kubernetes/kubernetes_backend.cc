@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/kubernetes_backend.h"
+#include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -19,10 +19,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "launcher/backends/kubernetes/cluster.h"
-#include "launcher/backends/kubernetes/kubeconfig.h"
-#include "launcher/backends/kubernetes/pod_status.h"
-#include "launcher/backends/kubernetes/watch.h"
+#include "kubetrain/launcher/backends/kubernetes/cluster.h"
+#include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_status.h"
+#include "kubetrain/launcher/backends/kubernetes/watch.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::backends::kubernetes {
@@ -422,12 +422,12 @@ absl::StatusOr<std::unique_ptr<ApiClient>> ConnectToTarget(const v1::ComputeTarg
   return std::make_unique<ApiClient>(std::move(*c), options);
 }
 
-absl::StatusOr<storage::PvcMounts> ReadPvcMounts(const ApiClient& client, const std::string& ns) {
+absl::StatusOr<PvcMounts> ReadPvcMounts(const ApiClient& client, const std::string& ns) {
   absl::StatusOr<json> list =
       client.Get(absl::StrCat("/api/v1/namespaces/", ns,
                               "/persistentvolumeclaims?labelSelector=ml.azure.com%2Fpvc%3Dtrue"));
   if (!list.ok()) return list.status();
-  return storage::PvcMountsFromList(*list);
+  return PvcMountsFromList(*list);
 }
 
 absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(
@@ -509,7 +509,7 @@ void KubernetesBackend::Abandon(const v1::JobRecord& job) {
 
 absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequest& request) {
   const std::string& ns = options_.target.kubernetes().namespace_();
-  absl::StatusOr<storage::PvcMounts> pvc = ReadPvcMounts(*client_, ns);
+  absl::StatusOr<PvcMounts> pvc = ReadPvcMounts(*client_, ns);
   if (!pvc.ok()) return pvc.status();
   for (const std::string& w : pvc->warnings) {
     if (options_.warn) options_.warn(w);

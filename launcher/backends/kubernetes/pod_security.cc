@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/pod_security.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_security.h"
 
 #include <set>
 

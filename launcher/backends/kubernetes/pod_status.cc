@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/pod_status.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_status.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/render.h"
+#include "kubetrain/launcher/backends/kubernetes/render.h"
 
 #include <cctype>
 #include <filesystem>
@@ -13,8 +13,8 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "kubetrain/common/quantity.h"
-#include "launcher/backends/kubernetes/pod_security.h"
-#include "launcher/backends/launch_plan.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_security.h"
+#include "kubetrain/launcher/backends/launch_plan.h"
 
 namespace kubetrain::backends::kubernetes {
 namespace {
@@ -82,7 +82,7 @@ bool IsRemote(const std::string& path) {
 absl::Status CheckLocalPaths(const RenderInput& in) {
   const v1::JobSpec& spec = in.job.spec();
   auto need_pvc = [&](const std::string& what, const std::string& path) -> absl::Status {
-    if (storage::MountHolding(in.pvc, path) != nullptr) return absl::OkStatus();
+    if (MountHolding(in.pvc, path) != nullptr) return absl::OkStatus();
     std::vector<std::string> mounts;
     for (const auto& m : in.pvc.mounts) mounts.push_back(m.mount_path);
     return absl::InvalidArgumentError(
@@ -206,7 +206,7 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   }
   if (absl::Status s = CheckLocalPaths(in); !s.ok()) return s;
   bool code_on_pvc = !spec.code().local_path().empty() &&
-                     storage::MountHolding(in.pvc, spec.code().local_path()) != nullptr;
+                     MountHolding(in.pvc, spec.code().local_path()) != nullptr;
   CodeFiles code;
   if (!spec.code().local_path().empty() && !code_on_pvc) {
     absl::StatusOr<CodeFiles> read = ReadCode(spec.code().local_path());
@@ -271,7 +271,7 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     if (!plan.ok()) return plan.status();
     plan->set_job_dir(absl::StrCat(kScratchDir, "/job"));
     if (spec.distribution().type() == v1::DistributionSpec::TYPE_MPI) {
-      plan->set_rsh_port(in.master_port + 1);  // mpirun's remote launches (worker/rsh_agent.h)
+      plan->set_rsh_port(in.master_port + 1);  // mpirun's remote launches (agent/mpi/rsh_agent.h)
     }
     // Inside a pod the device plugin exposes the granted GPUs as 0..n-1; no cpu affinity.
     for (v1::InstancePlacement& p : *plan->mutable_placement()->mutable_instances()) {

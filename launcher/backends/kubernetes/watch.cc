@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/watch.h"
+#include "kubetrain/launcher/backends/kubernetes/watch.h"
 
 #include <algorithm>
 

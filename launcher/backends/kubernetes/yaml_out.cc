@@ -1,4 +1,4 @@
-#include "launcher/backends/kubernetes/yaml_out.h"
+#include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
 
 #include <regex>
 

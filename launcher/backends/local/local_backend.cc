@@ -1,4 +1,4 @@
-#include "launcher/backends/local/local_backend.h"
+#include "kubetrain/launcher/backends/local/local_backend.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -21,8 +21,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "launcher/backends/launch_plan.h"
-#include "launcher/backends/local/memory_limit.h"
+#include "kubetrain/launcher/backends/launch_plan.h"
+#include "kubetrain/launcher/backends/local/memory_limit.h"
 
 extern char** environ;
 

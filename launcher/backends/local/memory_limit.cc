@@ -1,4 +1,4 @@
-#include "launcher/backends/local/memory_limit.h"
+#include "kubetrain/launcher/backends/local/memory_limit.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // Cost of one kubetrain::runtime::LogMetric call on the training thread, against the peer a naive
 // library would use: a mutex-guarded std::vector push of the same record, measured in the same run.
 // The library ships for real during the measurement: an in-process MLflow endpoint
-// (worker/mlflow_endpoint.h, shipping to nowhere) receives the points over loopback HTTP.
+// (agent/metrics/mlflow_endpoint.h, shipping to nowhere) receives the points over loopback HTTP.
 // Each call is timed in chunks of 64 calls (steady_clock around the chunk); the lines give the
 // median and p99 of the per-call cost, and the ratio to the peer (target: median under 200 ns).
 //
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "kubetrain/worker/runtime.h"
-#include "worker/mlflow_endpoint.h"
+#include "kubetrain/rank/runtime.h"
+#include "kubetrain/agent/metrics/mlflow_endpoint.h"
 
 namespace {
 
@@ -50,11 +50,11 @@ double Pct(const std::vector<double>& sorted, double p) {
 
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 2000000;
-  kubetrain::worker::MlflowEndpointOptions options;
+  kubetrain::agent::MlflowEndpointOptions options;
   options.job = "bench";
   options.source = "bench";
   options.keep_history = false;
-  kubetrain::worker::MlflowEndpoint endpoint(
+  kubetrain::agent::MlflowEndpoint endpoint(
       options, [](const kubetrain::v1::MetricBatch&) { return absl::OkStatus(); });
   if (!endpoint.Start().ok()) {
     std::fprintf(stderr, "bench_log_metric: cannot start the endpoint\n");

@@ -1,5 +1,5 @@
 // Where the launch plan puts each input and output (what ${{inputs.x}} / ${{outputs.y}} become).
-#include "launcher/backends/launch_plan.h"
+#include "kubetrain/launcher/backends/launch_plan.h"
 
 #include <gtest/gtest.h>
 

@@ -11,9 +11,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "launcher/backends/kubernetes/api_client.h"
-#include "launcher/backends/kubernetes/cluster.h"
-#include "launcher/backends/kubernetes/watch.h"
+#include "kubetrain/launcher/backends/kubernetes/api_client.h"
+#include "kubetrain/launcher/backends/kubernetes/cluster.h"
+#include "kubetrain/launcher/backends/kubernetes/watch.h"
 #include "tests/testing/kube_api_server.h"
 
 namespace kubetrain::backends::kubernetes {

@@ -1,6 +1,6 @@
 // Reading kubeconfigs: tokens, certificates, CA bundles, insecure-skip-tls-verify, and the clear
 // errors for what kubetrain does not support (exec plugins, auth providers, basic auth).
-#include "launcher/backends/kubernetes/kubeconfig.h"
+#include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 
 #include <filesystem>
 #include <fstream>

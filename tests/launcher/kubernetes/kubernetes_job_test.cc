@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kubetrain/storage/workspace.h"
-#include "launcher/backends/kubernetes/kubernetes_backend.h"
+#include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
 #include "tests/testing/command.h"
 #include "tests/testing/kube_api_server.h"
 

@@ -1,7 +1,7 @@
 // Rendering: golden files for the common jobs (set KUBETRAIN_UPDATE_GOLDEN=1 to rewrite them),
 // the Baseline Pod Security check on every rendered pod (and on pods that break it), names,
 // resources, mounts, ownership; pod status mapping; the PVC rule.
-#include "launcher/backends/kubernetes/render.h"
+#include "kubetrain/launcher/backends/kubernetes/render.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -9,10 +9,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubetrain/storage/pvc_mounts.h"
-#include "launcher/backends/kubernetes/pod_security.h"
-#include "launcher/backends/kubernetes/pod_status.h"
-#include "launcher/backends/kubernetes/yaml_out.h"
+#include "kubetrain/launcher/backends/kubernetes/pvc_mounts.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_security.h"
+#include "kubetrain/launcher/backends/kubernetes/pod_status.h"
+#include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
 #include "tests/launcher/kubernetes/sample_jobs.h"
 #include "yaml-cpp/yaml.h"
 
@@ -149,7 +149,7 @@ TEST(RenderTest, ErrorsSayWhatToDo) {
   EXPECT_THAT(r.status().message(), HasSubstr("--worker-image"));
 
   sample = testing::SampleJobs()[0];
-  sample.input.pvc = storage::PvcMounts();  // /mnt/data/wiki is then on no claim
+  sample.input.pvc = PvcMounts();  // /mnt/data/wiki is then on no claim
   r = RenderJob(sample.input);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("input \"data\""));
@@ -258,15 +258,15 @@ TEST(PodStatusTest, PhasesAndContainerStatesMapToJobStates) {
 }
 
 TEST(PvcMountsTest, AzureMlClaimsAreMountedAtTheirAnnotation) {
-  absl::StatusOr<storage::PvcMounts> m = storage::PvcMountsFromList(testing::SamplePvcList());
+  absl::StatusOr<PvcMounts> m = PvcMountsFromList(testing::SamplePvcList());
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->mounts.size(), 1u);
   EXPECT_EQ(m->mounts[0].claim, "datasets");
   EXPECT_EQ(m->volumes.dump(),
             R"([{"name":"pvc-0","persistentVolumeClaim":{"claimName":"datasets"}}])");
   EXPECT_EQ(m->volume_mounts.dump(), R"([{"mountPath":"/mnt/data","name":"pvc-0"}])");
-  EXPECT_NE(storage::MountHolding(*m, "/mnt/data/x/y"), nullptr);
-  EXPECT_EQ(storage::MountHolding(*m, "/mnt/database"), nullptr);
+  EXPECT_NE(MountHolding(*m, "/mnt/data/x/y"), nullptr);
+  EXPECT_EQ(MountHolding(*m, "/mnt/database"), nullptr);
 }
 
 json Claim(const std::string& name, const json& annotations, bool labelled = true,
@@ -278,7 +278,7 @@ json Claim(const std::string& name, const json& annotations, bool labelled = tru
 }
 
 TEST(PvcMountsTest, RulesAndErrors) {
-  auto run = [](const json& claims) { return storage::PvcMountsFromList(claims); };
+  auto run = [](const json& claims) { return PvcMountsFromList(claims); };
   // Read-only, ordering by claim name.
   auto ok = run(json::array(
       {Claim("b", {{"ml.azure.com/mountpath", "/mnt/b"}}),

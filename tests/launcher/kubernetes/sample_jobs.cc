@@ -1,8 +1,8 @@
 #include "tests/launcher/kubernetes/sample_jobs.h"
 
 #include "absl/strings/str_cat.h"
-#include "launcher/compute/instance_types.h"
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/compute/instance_types.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 
 namespace kubetrain::testing {
 namespace {
@@ -50,7 +50,7 @@ backends::kubernetes::RenderInput Base() {
   in.workspace_id = "ws-0123456789ab";
   in.job_token = "golden-token";
   in.launch_id = "golden";
-  in.pvc = *storage::PvcMountsFromList(SamplePvcList());
+  in.pvc = *backends::kubernetes::PvcMountsFromList(SamplePvcList());
   return in;
 }
 
@@ -128,7 +128,7 @@ environment_variables: {STEPS: "10"}
     *j.input.job.mutable_placement() = Place({"aks-cpu-1"}, 0);
     j.input.instance_type = compute::DefaultInstanceType();
     j.input.worker_image = "myregistry.azurecr.io/kubetrain/worker:0.1.0";
-    j.input.pvc = storage::PvcMounts();
+    j.input.pvc = backends::kubernetes::PvcMounts();
     out.push_back(std::move(j));
   }
   return out;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "launcher/backends/kubernetes/render.h"
+#include "kubetrain/launcher/backends/kubernetes/render.h"
 
 namespace kubetrain::testing {
 

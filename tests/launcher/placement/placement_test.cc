@@ -1,5 +1,5 @@
 // Table-style tests of gang placement (launcher/placement/placement.h).
-#include "launcher/placement/placement.h"
+#include "kubetrain/launcher/placement/placement.h"
 
 #include <cstdint>
 #include <map>

@@ -1,6 +1,6 @@
 // Job YAML parsing: valid forms, and a table of malformed files each asserting the exact field path
 // and line of its error.
-#include "launcher/spec/job_parser.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,13 +1,10 @@
 // The one place the collective library reads environment variables.
 //
-// Variables (what torchrun / kubetrain-worker set; OpenMPI's names are the fallback so programs
-// started by mpirun work too):
-//   RANK                 (fallback OMPI_COMM_WORLD_RANK)          -> rank
-//   WORLD_SIZE           (fallback OMPI_COMM_WORLD_SIZE)          -> world_size
-//   LOCAL_RANK           (fallback OMPI_COMM_WORLD_LOCAL_RANK)    -> local_rank
+// Rank, world size, local rank and job come from kubetrain::rank::RankInfo::FromEnvironment()
+// (kubetrain/rank/rank_info.h: the pytorch variables, else OpenMPI's; neither: a single process).
+// The rest:
 //   MASTER_ADDR          (fallback AZ_BATCHAI_MPI_MASTER_NODE, then 127.0.0.1) -> master_addr
 //   MASTER_PORT          required when WORLD_SIZE > 1             -> master_port
-//   KUBETRAIN_JOB                                                 -> job
 //   KUBETRAIN_COLLECTIVE_TIMEOUT    seconds, e.g. "30" or "2.5"   -> timeout
 //   KUBETRAIN_CPU_TRANSPORT         auto | shm | tcp              -> cpu_transport
 //

@@ -1,0 +1,56 @@
+// What kubetrain reads from a cluster: the namespace, its Ready nodes and their capacity, the
+// Azure ML InstanceType custom resources, and what other pods already hold on each node.
+//
+// Thread-safety: functions; concurrent calls are fine (the client is thread-safe).
+#ifndef KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_CLUSTER_H_
+#define KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_CLUSTER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kubetrain/v1/compute.pb.h"
+#include "kubetrain/v1/instance_type.pb.h"
+#include "kubetrain/v1/placement.pb.h"
+#include "kubetrain/launcher/backends/kubernetes/api_client.h"
+#include "nlohmann/json.hpp"
+
+namespace kubetrain::backends::kubernetes {
+
+// NotFound (with the kubectl command that creates it) when the namespace does not exist.
+absl::Status CheckNamespace(const ApiClient& client, const std::string& ns);
+
+// A Node object → v1::Node: allocatable cpu (millicores), memory (bytes), nvidia.com/gpu as ids
+// 0..n-1, and the labels. InvalidArgument when a quantity cannot be parsed.
+absl::StatusOr<v1::Node> NodeFromJson(const nlohmann::json& node);
+
+// True when the node's Ready condition is True and it is not cordoned (spec.unschedulable).
+bool NodeSchedulable(const nlohmann::json& node);
+
+// The cluster's schedulable Ready nodes, in name order.
+absl::StatusOr<std::vector<v1::Node>> ListReadyNodes(const ApiClient& client);
+
+struct ClusterInstanceTypes {
+  bool crd_installed = false;  // the amlarc.azureml.com/v1alpha1 InstanceType CRD answers
+  std::vector<v1::InstanceType> items;
+  std::vector<std::string> warnings;
+};
+
+// Lists InstanceType custom resources and parses them with Azure ML's rules
+// (launcher/compute/instance_types.h). A missing CRD is not an error (crd_installed false); an
+// invalid custom resource is InvalidArgument naming it.
+absl::StatusOr<ClusterInstanceTypes> ReadInstanceTypes(const ApiClient& client);
+
+// What pods kubetrain's workspace did not start hold on `nodes`: the cpu / memory requests (a
+// request not given counts as its limit, as Kubernetes does) and nvidia.com/gpu limits of every
+// pod bound to one of them that is not Succeeded or Failed, leaving out pods labelled
+// kubetrain.io/workspace=`own_workspace_id` (the workspace counts its own jobs itself). One
+// InstancePlacement per node that has such pods; GPUs are held as the node's highest ids (the
+// device plugin, not kubetrain, picks the real devices; placement counts them).
+absl::StatusOr<v1::Placement> ForeignHolds(const ApiClient& client,
+                                           const std::vector<v1::Node>& nodes,
+                                           const std::string& own_workspace_id);
+
+}  // namespace kubetrain::backends::kubernetes
+
+#endif  // KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_CLUSTER_H_
