@@ -23,6 +23,7 @@
 #include "kubetrain/agent/staging/data_stager.h"
 #include "kubetrain/agent/mpi/mpirun_command.h"
 #include "kubetrain/agent/mpi/rsh_agent.h"
+#include "kubetrain/v1/job_state.h"
 
 namespace kubetrain::agent {
 namespace {
@@ -109,11 +110,6 @@ absl::Status CopyCodeSnapshot(const fs::path& source, const fs::path& target,
                                             "': ", ec.message()));
   }
   return absl::OkStatus();
-}
-
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELED;
 }
 
 // distribution: mpi, instance > 0: this instance's ranks run under instance 0's mpirun. The agent
@@ -213,10 +209,10 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
       }
       v1::JobState end = v1::JOB_STATE_UNSPECIFIED;
       std::string why;
-      if (zero != nullptr && IsTerminal(zero->state())) {
+      if (zero != nullptr && v1::IsTerminal(zero->state())) {
         end = zero->state();
         why = absl::StrCat("instance 0: ", zero->message());
-      } else if (IsTerminal(job->state())) {
+      } else if (v1::IsTerminal(job->state())) {
         end = job->state();
         why = absl::StrCat("job: ", job->message());
       }

@@ -5,7 +5,8 @@
 //   kubetrain-worker rsh HOST COMMAND... mpirun's remote-shell agent between pods (rsh_agent.h)
 //   options: --workspace PATH|grpc://HOST:PORT (overrides the plan's workspace), --no-workspace
 //            (stderr only), --log-level LEVEL (spdlog level; default info), --quiet (no
-//            "[rank N]" echo)
+//            "[rank N]" echo), --output text|json (json: one v1.LogLine per line, see
+//            kubetrain/agent/output.h; what pods use)
 //   environment: a workspace server's token in KUBETRAIN_WORKSPACE_TOKEN (the launcher sets the
 //            job's token there; see kubetrain/storage/grpc_workspace.h); never passed to ranks
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "kubetrain/v1/launch.pb.h"
 #include "spdlog/spdlog.h"
 #include "kubetrain/agent/agent.h"
+#include "kubetrain/agent/output.h"
 #include "kubetrain/agent/ranks/cancel.h"
 #include "kubetrain/agent/metrics/mlflow_endpoint.h"
 #include "kubetrain/agent/mpi/rsh_agent.h"
@@ -50,7 +52,7 @@ int Usage(const std::string& error) {
   std::fprintf(stderr,
                "kubetrain-worker: %s\n"
                "usage: kubetrain-worker (--plan FILE | --plan-text FILE) [--workspace PATH | "
-               "--no-workspace] [--log-level LEVEL] [--quiet]\n",
+               "--no-workspace] [--log-level LEVEL] [--quiet] [--output text|json]\n",
                error.c_str());
   return kExitInvalidPlan;
 }
@@ -77,7 +79,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "rsh") {
     return kubetrain::agent::RunRshClient(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::string plan_file, workspace, level = "info";
+  std::string plan_file, workspace, level = "info", output = "text";
   bool text = false, no_workspace = false, workspace_given = false, quiet = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -96,6 +98,8 @@ int main(int argc, char** argv) {
       no_workspace = true;
     } else if (arg == "--log-level") {
       if (!value(&level)) return Usage("--log-level needs a level");
+    } else if (arg == "--output") {
+      if (!value(&output)) return Usage("--output needs text or json");
     } else if (arg == "--quiet") {
       quiet = true;
     } else if (arg == "--help" || arg == "-h") {
@@ -107,7 +111,11 @@ int main(int argc, char** argv) {
   }
   if (plan_file.empty()) return Usage("--plan or --plan-text is required");
 
+  absl::StatusOr<kubetrain::agent::OutputFormat> format =
+      kubetrain::agent::ParseOutputFormat(output);
+  if (!format.ok()) return Usage(std::string(format.status().message()));
   kubetrain::common::InitLogging({}, level);
+  kubetrain::agent::SetOutputFormat(*format);
   kubetrain::v1::InstanceLaunch launch;
   {
     std::ifstream in(plan_file, std::ios::binary);

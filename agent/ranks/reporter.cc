@@ -1,5 +1,7 @@
 #include "kubetrain/agent/ranks/reporter.h"
 
+#include "kubetrain/agent/output.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <utility>
@@ -36,11 +38,7 @@ void Reporter::Add(int rank, v1::LogLine::Stream stream, absl::string_view text)
 }
 
 void Reporter::Line(int rank, v1::LogLine::Stream stream, absl::string_view text) {
-  if (options_.echo_to_stderr) {
-    std::string echoed = rank < 0 ? absl::StrCat("[mpirun] ", text, "\n")
-                                  : absl::StrCat("[rank ", rank, "] ", text, "\n");
-    fwrite(echoed.data(), 1, echoed.size(), stderr);
-  }
+  if (options_.echo_to_stderr) WriteRankLine(rank, stream, text);
   Add(rank, stream, text);
   if (buffer_.size() >= options_.flush_lines) MaybeFlush();
 }

@@ -19,15 +19,12 @@
 #include "kubetrain/launcher/compute/resolve.h"
 #include "kubetrain/launcher/spec/job_parser.h"
 #include "kubetrain/common/logging.h"
-#include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
-#include "kubetrain/launcher/backends/kubernetes/render.h"
 #include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
-#include "kubetrain/launcher/backends/local/local_backend.h"
-#include "kubetrain/launcher/placement/placement.h"
 #include "kubetrain/launcher/cli/follow.h"
 #include "kubetrain/launcher/compute/targets.h"
 #include "kubetrain/launcher/jobs/submit.h"
 #include "kubetrain/launcher/jobs/job_supervisor.h"
+#include "kubetrain/launcher/jobs/launch.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
@@ -65,58 +62,30 @@ std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
   return std::make_pair(std::move(parsed.spec), std::move(*resolved));
 }
 
-// `job create --dry-run -o yaml|json`: the objects a Kubernetes target would get, created nowhere.
-// The placement is computed on the nodes as attached (every node empty); the Secret's token is a
-// placeholder; the PVC mounts are read from the cluster when it answers.
+// `job create --dry-run -o yaml|json`: the objects a Kubernetes target would get, created nowhere
+// (jobs::DryRunObjects renders them as a launch would).
 int DryRun(const GlobalFlags& global, const JobFlags& f, v1::JobSpec spec,
            const compute::ResolvedJob& resolved) {
-  namespace k8s = backends::kubernetes;
   std::string format = f.output.empty() ? "yaml" : f.output;
   if (format != "yaml" && format != "json") {
     PrintError(absl::InvalidArgumentError(
         absl::StrCat("-o '", f.output, "' with --dry-run: use yaml (default) or json")));
     return kExitUsage;
   }
-  if (!resolved.target.has_kubernetes()) {
-    PrintError(absl::InvalidArgumentError(absl::StrCat(
-        "--dry-run prints the Kubernetes objects of a job; compute \"", resolved.target.name(),
-        "\" is not a kubernetes target")));
-    return kExitUsage;
+  jobs::BackendOptions options;
+  options.workspace_uri = WorkspacePath(global);
+  options.warn = [](const std::string& w) { std::cerr << "kubetrain: warning: " << w << "\n"; };
+  absl::StatusOr<std::vector<nlohmann::json>> objects =
+      jobs::DryRunObjects(std::move(spec), resolved, options);
+  if (!objects.ok()) {
+    PrintError(objects.status());
+    return absl::IsInvalidArgument(objects.status()) ? kExitUsage : kExitFailure;
   }
-  if (spec.name().empty()) spec.set_name("dry-run");
-  if (spec.display_name().empty()) spec.set_display_name(spec.name());
-  absl::StatusOr<v1::Placement> placed = placement::PlaceGang(
-      resolved.target, resolved.instance_type, spec.resources().instance_count(), {});
-  if (!placed.ok()) return PrintError(placed.status()), kExitFailure;
-  placed->set_compute(resolved.target.name());
-  k8s::RenderInput in;
-  *in.job.mutable_spec() = spec;
-  *in.job.mutable_placement() = *placed;
-  in.instance_type = resolved.instance_type;
-  in.namespace_ = resolved.target.kubernetes().namespace_();
-  in.workspace_url = resolved.target.kubernetes().workspace_url();
-  in.worker_image = resolved.target.kubernetes().worker_image();
-  in.workspace_id = k8s::WorkspaceId(WorkspacePath(global));
-  in.job_token = "<generated at submit>";
-  if (!in.workspace_url.empty()) in.workspace_token = "<issued at submit>";
-  in.launch_id = "dry-run";
-  if (auto client = k8s::ConnectToTarget(resolved.target); client.ok()) {
-    absl::StatusOr<k8s::PvcMounts> pvc = k8s::ReadPvcMounts(**client, in.namespace_);
-    if (pvc.ok()) {
-      in.pvc = std::move(*pvc);
-    } else {
-      std::cerr << "kubetrain: warning: PVC mounts left out (cannot read them: "
-                << pvc.status().message() << ")\n";
-    }
-  }
-  absl::StatusOr<k8s::RenderedJob> rendered = k8s::RenderJob(in);
-  if (!rendered.ok()) return PrintError(rendered.status()), kExitFailure;
   if (format == "json") {
-    std::cout << nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", rendered->All()}}
-                     .dump(2)
+    std::cout << nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", *objects}}.dump(2)
               << "\n";
   } else {
-    std::cout << k8s::ToYamlDocuments(rendered->All());
+    std::cout << backends::kubernetes::ToYamlDocuments(*objects);
   }
   return kExitOk;
 }
@@ -167,41 +136,13 @@ int Supervise(const GlobalFlags& global, const JobFlags& f) {
   sa.sa_handler = OnStop;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  jobs::JobSupervisorOptions options;
-  options.workspace_uri = WorkspacePath(global);
-  options.stop = &g_stop;
-  std::unique_ptr<backends::Backend> backend;
-  absl::StatusOr<v1::JobRecord> job = (*ws)->GetJob(f.name);
-  if (!job.ok()) return PrintError(job.status()), kExitFailure;
-  absl::StatusOr<v1::ComputeTarget> target = compute::FindComputeTarget(**ws, job->spec().compute());
-  if (target.ok() && target->has_kubernetes()) {
-    backends::kubernetes::KubernetesBackendOptions k8s;
-    k8s.target = *target;
-    k8s.workspace_id = backends::kubernetes::WorkspaceId(WorkspacePath(global));
-    k8s.workspace = ws->get();
-    k8s.warn = [](const std::string& w) { spdlog::warn("{}", w); };
-    auto created = backends::kubernetes::KubernetesBackend::Create(std::move(k8s));
-    if (!created.ok()) {
-      (void)(*ws)->UpdateJob(f.name, [&](const auto&, v1::JobRecord& r) {
-        r.mutable_status()->set_state(v1::JOB_STATE_FAILED);
-        r.mutable_status()->set_reason("LaunchFailed");
-        r.mutable_status()->set_message(std::string(created.status().message()));
-        r.mutable_status()->set_finished_unix_ms(jobs::NowMs());
-        return absl::OkStatus();
-      });
-      spdlog::error("{}", std::string(created.status().message()));
-      return kExitFailure;
-    }
-    backend = std::move(*created);
-    options.queue_poll = absl::Seconds(2);  // each placement try reads the cluster
-    options.poll = absl::Milliseconds(200);
-  } else {
-    backends::local::LocalBackendOptions local;
-    local.worker_binary = WorkerPath();
-    local.warn = [](const std::string& w) { spdlog::warn("{}", w); };
-    backend = std::make_unique<backends::local::LocalBackend>(local);
-  }
-  absl::StatusOr<v1::JobRecord> end = jobs::SuperviseJob(**ws, f.name, *backend, options);
+  jobs::SupervisorRun run;
+  run.backend.workspace_uri = WorkspacePath(global);
+  run.backend.workspace = ws->get();
+  run.backend.worker_binary = WorkerPath();
+  run.backend.warn = [](const std::string& w) { spdlog::warn("{}", w); };
+  run.stop = &g_stop;
+  absl::StatusOr<v1::JobRecord> end = jobs::RunSupervisor(**ws, f.name, run);
   if (!end.ok()) {
     spdlog::error("supervising the job failed: {}", end.status().ToString());
     return kExitFailure;

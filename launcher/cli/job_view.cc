@@ -16,6 +16,7 @@
 #include "kubetrain/launcher/jobs/scheduler.h"
 #include "kubetrain/launcher/placement/placement.h"
 #include "kubetrain/launcher/spec/job_parser.h"
+#include "kubetrain/v1/job_state.h"
 
 namespace kubetrain::cli {
 std::string Ranks(const v1::JobSpec& job) {
@@ -206,7 +207,7 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
     for (const v1::InstanceStatus& inst : s.instances()) {
       for (const v1::RankStatus& rank : inst.ranks()) {
         std::string exit = rank.signal() != 0               ? absl::StrCat("signal ", rank.signal())
-                           : jobs::IsTerminal(rank.state()) ? absl::StrCat(rank.exit_code())
+                           : v1::IsTerminal(rank.state()) ? absl::StrCat(rank.exit_code())
                                                             : "-";
         r.AddRow({absl::StrCat("  ", rank.rank()), absl::StrCat(inst.index()),
                   absl::StrCat(rank.local_rank()), StateName(rank.state()), exit,

@@ -16,13 +16,15 @@
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/launcher/compute/instance_types.h"
 #include "kubetrain/launcher/compute/targets.h"
+#include "kubetrain/launcher/jobs/launch.h"
 #include "kubetrain/launcher/jobs/scheduler.h"
+#include "kubetrain/v1/job_state.h"
+#include "kubetrain/v1/launch.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::jobs {
 namespace {
 
-constexpr int kAgentTimedOut = 124;  // kubetrain-worker's exit code when limits.timeout expired
 constexpr int kLastLines = 20;
 
 bool Stopping(const JobSupervisorOptions& o) { return o.stop != nullptr && o.stop->load(); }
@@ -33,7 +35,7 @@ void SetState(v1::JobRecord& job, v1::JobState state, const std::string& reason,
   s->set_state(state);
   s->set_reason(reason);
   s->set_message(message);
-  if (IsTerminal(state)) s->set_finished_unix_ms(NowMs());
+  if (v1::IsTerminal(state)) s->set_finished_unix_ms(NowMs());
 }
 
 // Jobs whose supervisor died without recording an end hold nothing: mark them failed.
@@ -49,7 +51,7 @@ void ReapLostJobs(storage::Workspace& ws, const std::string& compute,
     }
     bool reaped = false;
     (void)ws.UpdateJob(j.spec().name(), [&reaped](const auto&, v1::JobRecord& r) {
-      if (IsTerminal(r.status().state()) || SupervisorAlive(r)) return absl::OkStatus();
+      if (v1::IsTerminal(r.status().state()) || SupervisorAlive(r)) return absl::OkStatus();
       SetState(r, v1::JOB_STATE_FAILED, "SupervisorLost",
                absl::StrCat("the process supervising the job (pid ", r.supervisor_pid(),
                             ") ended without recording an outcome; its instances were stopped "
@@ -85,15 +87,15 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
       // Still cancellable while the compute cannot be read (e.g. the API server is down).
       bool stopping = Stopping(options);
       KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
-        if (!IsTerminal(r.status().state()) && (r.cancel_requested() || stopping)) {
+        if (!v1::IsTerminal(r.status().state()) && (r.cancel_requested() || stopping)) {
           SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
-        } else if (!IsTerminal(r.status().state())) {
+        } else if (!v1::IsTerminal(r.status().state())) {
           r.set_waiting_for(absl::StrCat("cannot read the compute's current capacity: ",
                                          capacity.status().message()));
         }
         return absl::OkStatus();
       }));
-      if (IsTerminal(job.status().state())) return Dequeued{std::move(job), {}};
+      if (v1::IsTerminal(job.status().state())) return Dequeued{std::move(job), {}};
       if (job.waiting_for() != last_wait) {
         spdlog::warn("queued: {}", job.waiting_for());
         last_wait = job.waiting_for();
@@ -109,7 +111,7 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
     KT_ASSIGN_OR_RETURN(
         v1::JobRecord job,
         ws.UpdateJob(name, [&](const std::vector<v1::JobRecord>& all, v1::JobRecord& r) {
-          if (IsTerminal(r.status().state())) return absl::OkStatus();
+          if (v1::IsTerminal(r.status().state())) return absl::OkStatus();
           if (r.cancel_requested() || stopping) {
             SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
             return absl::OkStatus();
@@ -211,7 +213,7 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
       f.last_lines.erase(f.last_lines.begin(), f.last_lines.end() - kLastLines);
     }
   }
-  if (result.exit_code == kAgentTimedOut) {
+  if (result.exit_code == v1::AGENT_EXIT_TIMED_OUT) {
     f.reason = "Timeout";
     f.message = absl::StrCat("limits.timeout of ", job.spec().limits().timeout_seconds(),
                              " s expired; every rank was stopped");
@@ -255,7 +257,7 @@ bool SupervisorAlive(const v1::JobRecord& job) {
 absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::string& name) {
   KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
     v1::JobState st = r.status().state();
-    if (IsTerminal(st)) {
+    if (v1::IsTerminal(st)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "job \"", r.spec().name(), "\" has already ended (", v1::JobState_Name(st), ")"));
     }
@@ -267,7 +269,7 @@ absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::strin
   }));
   // The supervisor also sees cancel_requested within a fraction of a second; the signal only
   // makes it quicker, and only a supervisor on this machine can get it.
-  if (!IsTerminal(job.status().state()) && !SupervisedElsewhere(job) && SupervisorAlive(job)) {
+  if (!v1::IsTerminal(job.status().state()) && !SupervisedElsewhere(job) && SupervisorAlive(job)) {
     kill(static_cast<pid_t>(job.supervisor_pid()), SIGTERM);
   }
   return job;
@@ -288,17 +290,10 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
   while (true) {
     KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, backend, options));
     const v1::JobRecord& job = dequeued.job;
-    if (IsTerminal(job.status().state())) return job;
+    if (v1::IsTerminal(job.status().state())) return job;
 
-    backends::LaunchRequest request;
-    request.job = job;
-    request.attempt = job.status().attempt();
-    request.workspace = options.workspace_uri;
-    request.attempt_dir = absl::StrCat(job.job_dir(), "/attempt-", request.attempt);
-    request.checkpoint_dir = absl::StrCat(job.job_dir(), "/checkpoints");
-    request.grace = options.grace;
-    request.memory_limit_bytes = dequeued.type.limits().memory().value();
-    request.instance_type = dequeued.type;
+    backends::LaunchRequest request =
+        MakeLaunchRequest(job, dequeued.type, options.workspace_uri, options.grace);
 
     if (agent_token.ok()) request.workspace_token = *agent_token;
     absl::StatusOr<std::unique_ptr<backends::Gang>> gang =

@@ -6,10 +6,6 @@
 
 namespace kubetrain::jobs {
 
-bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_STATE_COMPLETED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELED;
-}
-
 absl::StatusOr<v1::Placement> TryStart(const std::vector<v1::JobRecord>& all_jobs,
                                        const v1::JobRecord& job, const v1::ComputeTarget& target,
                                        const v1::InstanceType& type,

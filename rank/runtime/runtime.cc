@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -570,8 +571,7 @@ const RankInfo& GetRankInfo() {
     absl::StatusOr<RankInfo> r = RankInfo::FromEnvironment();
     if (r.ok()) return *std::move(r);
     if (!absl::IsNotFound(r.status())) {
-      std::fprintf(stderr, "kubetrain runtime: %s; logging as rank 0 of 1
-",
+      std::fprintf(stderr, "kubetrain runtime: %s; logging as rank 0 of 1\n",
                    std::string(r.status().message()).c_str());
     }
     return RankInfo::SingleProcess();

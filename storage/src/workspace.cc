@@ -6,14 +6,10 @@
 #include "absl/time/time.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/storage/workspace.h"
+#include "kubetrain/v1/job_state.h"
 #include "deterministic.h"
 
 namespace kubetrain::storage {
-
-bool IsTerminalJobState(v1::JobState state) {
-  return state == v1::JOB_STATE_COMPLETED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELED;
-}
 
 absl::Status Workspace::IngestMetricBatches(absl::Span<const v1::MetricBatch> batches) {
   for (const v1::MetricBatch& b : batches) KT_RETURN_IF_ERROR(IngestMetrics(b));
@@ -54,7 +50,7 @@ absl::Status Workspace::WatchJob(const WatchQuery& query,
     bool stopped = false;
     KT_RETURN_IF_ERROR(drain(&stopped));
     if (stopped) return absl::OkStatus();
-    const bool terminal = IsTerminalJobState(job.status().state());
+    const bool terminal = v1::IsTerminal(job.status().state());
     if (terminal) {
       KT_RETURN_IF_ERROR(drain(&stopped));  // lines stored just before the end
       if (stopped) return absl::OkStatus();

@@ -52,7 +52,7 @@ TEST(CheckpointRecorderTest, RecordsEveryPublishedCheckpointOnceEvenAfterRetenti
   std::vector<uint8_t> weights(4096, 7);
   for (int64_t step = 10; step <= 50; step += 10) {
     weights.resize(weights.size() + 10);
-    NamedBuffer b{"w", weights.data(), weights.size()};
+    checkpoint::NamedBuffer b{"w", weights.data(), weights.size()};
     ASSERT_TRUE((*ck)->Save(step, {&b, 1}).ok());
   }
   recorder.Stop();

@@ -7,7 +7,6 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <thread>
 #include <vector>
 
@@ -23,6 +22,7 @@
 #include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 #include "kubetrain/launcher/backends/kubernetes/pod_status.h"
 #include "kubetrain/launcher/backends/kubernetes/watch.h"
+#include "google/protobuf/util/json_util.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::backends::kubernetes {
@@ -45,14 +45,20 @@ std::string ObjectPath(const std::string& ns, const json& object) {
                       object["metadata"].value("name", ""));
 }
 
-// The agent's own lines carry spdlog's "<time> <level> [job=.. inst=.. rank=..] " prefix; the
-// workspace keeps the message (with the level unless it is info), as the agent itself stores it.
-std::string AgentText(absl::string_view line) {
-  static const std::regex kPrefix(R"(^\d{4}-\d\d-\d\dT[0-9:.]+ +([a-z]+) +\[job=[^\]]*\] (.*)$)");
-  std::match_results<absl::string_view::const_iterator> m;
-  if (!std::regex_match(line.begin(), line.end(), m, kPrefix)) return std::string(line);
-  std::string level = m[1].str();
-  return level == "info" ? m[2].str() : absl::StrCat(level, ": ", m[2].str());
+// One line of a pod's log. The agent runs with `--output json` and writes one v1::LogLine per line
+// (launch.proto); anything else (the container runtime's own words, a line cut short by a crash)
+// is kept as an agent line as it is.
+v1::LogLine ParseAgentOutputLine(absl::string_view raw) {
+  v1::LogLine line;
+  if (!raw.empty() && raw.front() == '{' &&
+      google::protobuf::util::JsonStringToMessage(std::string(raw), &line).ok()) {
+    return line;
+  }
+  line.Clear();
+  line.set_rank(-1);
+  line.set_stream(v1::LogLine::STREAM_AGENT);
+  line.set_text(std::string(raw));
+  return line;
 }
 
 // Follows one pod's log through the API, keeps its last lines, and (when asked) stores the lines
@@ -119,40 +125,20 @@ class LogFollower {
   }
 
   void Handle(absl::string_view text, int64_t sequence) {
+    v1::LogLine l = ParseAgentOutputLine(text);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      tail_.push_back(AgentText(text));
+      tail_.push_back(l.rank() >= 0 ? absl::StrCat("[rank ", l.rank(), "] ", l.text())
+                      : l.stream() == v1::LogLine::STREAM_AGENT ? l.text()
+                                                                 : absl::StrCat("[mpirun] ", l.text()));
       if (tail_.size() > kTailLines) tail_.pop_front();
     }
     if (store_ == nullptr) return;
-    v1::LogLine l;
     l.set_job(job_);
     l.set_attempt(attempt_);
     l.set_instance(instance_);
     l.set_sequence(sequence);
-    l.set_timestamp_ns(absl::ToUnixNanos(absl::Now()));
-    int rank = -1;
-    absl::string_view rest = text;
-    if (absl::ConsumePrefix(&rest, "[rank ")) {
-      size_t close = rest.find("] ");
-      if (close != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, close), &rank)) {
-        l.set_rank(rank);
-        l.set_stream(v1::LogLine::STREAM_STDOUT);
-        l.set_text(std::string(rest.substr(close + 2)));
-        pending_.push_back(std::move(l));
-        return;
-      }
-    }
-    rest = text;
-    if (absl::ConsumePrefix(&rest, "[mpirun] ")) {
-      l.set_rank(-1);
-      l.set_stream(v1::LogLine::STREAM_STDOUT);
-      l.set_text(std::string(rest));
-    } else {
-      l.set_rank(-1);
-      l.set_stream(v1::LogLine::STREAM_AGENT);
-      l.set_text(AgentText(text));
-    }
+    if (l.timestamp_ns() == 0) l.set_timestamp_ns(absl::ToUnixNanos(absl::Now()));
     pending_.push_back(std::move(l));
   }
 
@@ -430,6 +416,44 @@ absl::StatusOr<PvcMounts> ReadPvcMounts(const ApiClient& client, const std::stri
   return PvcMountsFromList(*list);
 }
 
+RenderInput MakeRenderInput(const LaunchRequest& request, const KubernetesBackendOptions& options,
+                            PvcMounts pvc, LaunchIds ids) {
+  RenderInput in;
+  in.job = request.job;
+  in.attempt = request.attempt;
+  in.instance_type = request.instance_type;
+  in.namespace_ = options.target.kubernetes().namespace_();
+  in.workspace_url = options.target.kubernetes().workspace_url();
+  in.worker_image = options.target.kubernetes().worker_image();
+  in.workspace_id = options.workspace_id;
+  in.job_token = std::move(ids.job_token);
+  in.workspace_token = request.workspace_token;  // the server's job token; empty for a directory
+  in.launch_id = std::move(ids.launch_id);
+  in.pvc = std::move(pvc);
+  in.master_port = options.master_port;
+  in.grace = request.grace;
+  return in;
+}
+
+absl::StatusOr<RenderedJob> Preview(const LaunchRequest& request,
+                                    const KubernetesBackendOptions& options) {
+  PvcMounts pvc;
+  absl::StatusOr<std::unique_ptr<ApiClient>> client = ConnectToTarget(options.target, options.api);
+  absl::StatusOr<PvcMounts> read =
+      client.ok() ? ReadPvcMounts(**client, options.target.kubernetes().namespace_())
+                  : absl::StatusOr<PvcMounts>(client.status());
+  if (read.ok()) {
+    pvc = std::move(*read);
+  } else if (options.warn) {
+    options.warn(absl::StrCat("PVC mounts left out (cannot read them: ", read.status().message(),
+                              ")"));
+  }
+  LaunchRequest placeholders = request;
+  if (!placeholders.workspace_token.empty()) placeholders.workspace_token = "<issued at submit>";
+  return RenderJob(MakeRenderInput(placeholders, options, std::move(pvc),
+                                   {"<generated at submit>", "dry-run"}));
+}
+
 absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(
     KubernetesBackendOptions options) {
   absl::StatusOr<std::unique_ptr<ApiClient>> client = ConnectToTarget(options.target, options.api);
@@ -514,20 +538,8 @@ absl::StatusOr<std::unique_ptr<Gang>> KubernetesBackend::Launch(const LaunchRequ
   for (const std::string& w : pvc->warnings) {
     if (options_.warn) options_.warn(w);
   }
-  RenderInput in;
-  in.job = request.job;
-  in.attempt = request.attempt;
-  in.instance_type = request.instance_type;
-  in.namespace_ = ns;
-  in.workspace_url = options_.target.kubernetes().workspace_url();
-  in.worker_image = options_.target.kubernetes().worker_image();
-  in.workspace_id = options_.workspace_id;
-  in.job_token = RandomHex(32);
-  in.workspace_token = request.workspace_token;  // the server's job token; empty for a directory
-  in.launch_id = RandomHex(8);
-  in.pvc = std::move(*pvc);
-  in.master_port = options_.master_port;
-  in.grace = request.grace;
+  RenderInput in =
+      MakeRenderInput(request, options_, std::move(*pvc), {RandomHex(32), RandomHex(8)});
   absl::StatusOr<RenderedJob> rendered = RenderJob(in);
   if (!rendered.ok()) return rendered.status();
 

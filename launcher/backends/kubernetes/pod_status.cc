@@ -1,6 +1,7 @@
 #include "kubetrain/launcher/backends/kubernetes/pod_status.h"
 
 #include "absl/strings/str_cat.h"
+#include "kubetrain/v1/launch.pb.h"
 
 namespace kubetrain::backends::kubernetes {
 
@@ -68,7 +69,7 @@ PodOutcome ClassifyPod(const json& pod) {
     return out;
   }
   if (phase == "Failed") {
-    if (out.exit_code == 124) {
+    if (out.exit_code == v1::AGENT_EXIT_TIMED_OUT) {
       return fail("Timeout",
                   absl::StrCat(where, ": limits.timeout expired; every rank was stopped"));
     }

@@ -331,7 +331,8 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
     std::string name = absl::StrCat(base, "-", i);
     json command =
         json::array({"kubetrain-worker", "--plan-text",
-                     absl::StrCat(kConfigDir, "/instance-", i, ".plan"), "--log-level", "info"});
+                     absl::StrCat(kConfigDir, "/instance-", i, ".plan"), "--log-level", "info",
+                     "--output", "json"});
     if (in.workspace_url.empty()) command.push_back("--no-workspace");
     json env = json::array();
     if (!in.workspace_url.empty()) {

@@ -22,11 +22,9 @@
 //   5. uploads the outputs that need it (also when a rank failed), records each upload;
 //   6. reports the outcome: agent log lines, the final InstanceStatus, and the exit code.
 //
-// Exit codes: 0 every process exited 0; 1 a rank failed (the first failing rank, its exit code or
-// signal and its last lines are logged as agent lines and in InstanceStatus.message); 2 the plan is
-// invalid; 3 setting the instance up failed (job dir, code copy, staging inputs, command template,
-// spawning); 4 the ranks succeeded but uploading an output failed (agent/staging/data_stager.h);
-// 124 limits.timeout expired; 128+N canceled by signal N (SIGTERM → 143, SIGINT → 130).
+// Exit codes: v1::AgentExit (launch.proto). On a failed rank the first failing rank, its exit code
+// or signal and its last lines are logged as agent lines and in InstanceStatus.message; an output
+// that could not be uploaded is agent/staging/data_stager.h's.
 //
 // Ownership: borrows the sink and the cancel token. Thread-safety: call from the main thread (the
 // ranks' PDEATHSIG is tied to the spawning thread).
@@ -46,13 +44,14 @@
 
 namespace kubetrain::agent {
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRankFailed = 1;
-inline constexpr int kExitInvalidPlan = 2;
-inline constexpr int kExitSetupFailed = 3;
-inline constexpr int kExitOutputUploadFailed = 4;  // ranks succeeded, publishing an output failed
-inline constexpr int kExitTimedOut = 124;
-inline constexpr int kExitCanceledBase = 128;  // + the signal
+// The exit codes are v1::AgentExit (launch.proto), the contract with the backends.
+inline constexpr int kExitOk = v1::AGENT_EXIT_OK;
+inline constexpr int kExitRankFailed = v1::AGENT_EXIT_RANK_FAILED;
+inline constexpr int kExitInvalidPlan = v1::AGENT_EXIT_INVALID_PLAN;
+inline constexpr int kExitSetupFailed = v1::AGENT_EXIT_SETUP_FAILED;
+inline constexpr int kExitOutputUploadFailed = v1::AGENT_EXIT_OUTPUT_UPLOAD_FAILED;
+inline constexpr int kExitTimedOut = v1::AGENT_EXIT_TIMED_OUT;
+inline constexpr int kExitCanceledBase = v1::AGENT_EXIT_CANCELED_BASE;  // + the signal
 
 struct AgentOptions {
   RankEnvOptions env;            // e.g. the MLflow endpoint's URI, once it exists

@@ -201,9 +201,6 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::stri
 // $HOME/.kubetrain (else ./.kubetrain when HOME is unset).
 std::string DefaultWorkspacePath();
 
-// Whether `state` is one a job never leaves (Completed, Failed, Canceled).
-bool IsTerminalJobState(v1::JobState state);
-
 }  // namespace kubetrain::storage
 
 #endif  // KUBETRAIN_STORAGE_WORKSPACE_H_

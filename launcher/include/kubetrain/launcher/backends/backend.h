@@ -24,6 +24,9 @@
 
 namespace kubetrain::backends {
 
+// SIGTERM → SIGKILL when tearing an attempt down, unless the launch says otherwise.
+inline constexpr absl::Duration kDefaultGrace = absl::Seconds(3);
+
 struct LaunchRequest {
   v1::JobRecord job;           // spec and the attempt's placement
   int attempt = 0;             // 0 for the first run
@@ -34,7 +37,7 @@ struct LaunchRequest {
   std::string workspace_token;
   std::string attempt_dir;     // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
   std::string checkpoint_dir;  // persistent across attempts
-  absl::Duration grace = absl::Seconds(3);  // SIGTERM → SIGKILL when tearing down
+  absl::Duration grace = kDefaultGrace;      // SIGTERM → SIGKILL when tearing down
   int64_t memory_limit_bytes = 0;           // the instance type's memory limit; 0 = none
   v1::InstanceType instance_type;           // what the placement was computed for
 };

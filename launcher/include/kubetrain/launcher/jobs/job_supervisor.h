@@ -31,7 +31,7 @@ struct JobSupervisorOptions {
   std::string workspace_uri;                            // what the workers report to
   absl::Duration poll = absl::Milliseconds(10);         // gang poll while running
   absl::Duration queue_poll = absl::Milliseconds(200);  // placement retry while queued
-  absl::Duration grace = absl::Seconds(3);              // SIGTERM → SIGKILL on teardown
+  absl::Duration grace = backends::kDefaultGrace;       // SIGTERM → SIGKILL on teardown
   const std::atomic<bool>* stop = nullptr;              // set (e.g. by SIGTERM) to cancel the job
 };
 

@@ -21,9 +21,6 @@
 
 namespace kubetrain::jobs {
 
-// True for Completed, Failed and Canceled.
-bool IsTerminal(v1::JobState state);
-
 // Decides whether `job` (Queued) may start now on `target`, given every job of the workspace.
 // `alive(record)` says whether a Starting/Running job really holds its placement (its supervisor
 // runs). Returns the placement to take; Unavailable with what it waits for (an earlier job, or

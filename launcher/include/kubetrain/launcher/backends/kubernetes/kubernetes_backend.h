@@ -17,7 +17,7 @@
 //   - every pod Succeeded completes it.
 // Each pod's log is followed through the API (resumed after a broken stream without duplicates);
 // when the pods do not report to a workspace themselves (no workspace_url on the target), its
-// lines ("[rank N] ..." → that rank, others → agent lines) and the pods' states go into the
+// lines (v1::LogLine JSON, the agent's `--output json`) and the pods' states go into the
 // launcher's workspace, where `kubetrain job stream` reads them.
 // Whatever the end (completed, failed, canceled, start timeout), every object the attempt created
 // is deleted before Poll returns / Terminate returns.
@@ -64,6 +64,23 @@ absl::StatusOr<std::unique_ptr<ApiClient>> ConnectToTarget(const v1::ComputeTarg
 
 // The Azure ML PVC mounts of `ns` (storage/pvc_mounts.h), read from the cluster.
 absl::StatusOr<PvcMounts> ReadPvcMounts(const ApiClient& client, const std::string& ns);
+
+// The secrets and ids of one launch: random for a real one, placeholders for a preview.
+struct LaunchIds {
+  std::string job_token;  // the per-job token (rsh launches, the workspace server's job access)
+  std::string launch_id;  // identifies this launch's objects (409 handling)
+};
+
+// What RenderJob gets for `request` on `options.target` — the one builder behind Launch and
+// Preview, so a dry run prints what a launch creates.
+RenderInput MakeRenderInput(const LaunchRequest& request, const KubernetesBackendOptions& options,
+                            PvcMounts pvc, LaunchIds ids);
+
+// The objects Launch would create for `request`, created nowhere (`job create --dry-run`): ids and
+// the workspace token are placeholders; the PVC mounts are read from the cluster when it answers,
+// else left out with a warning through options.warn.
+absl::StatusOr<RenderedJob> Preview(const LaunchRequest& request,
+                                    const KubernetesBackendOptions& options);
 
 class KubernetesBackend : public Backend {
  public:

@@ -9,7 +9,7 @@
 //   Succeeded                                         → Completed
 //   container terminated OOMKilled                    → Failed, reason OOMKilled
 //   Failed with status.reason Evicted                 → Failed, reason Evicted
-//   Failed, container exit 124                        → Failed, reason Timeout (limits.timeout)
+//   Failed, AGENT_EXIT_TIMED_OUT (launch.proto)       → Failed, reason Timeout (limits.timeout)
 //   Failed otherwise                                  → Failed, reason InstanceFailed (exit code)
 //   deleted by someone else, or its node lost it      → Failed, reason PodDeleted / NodeLost
 //

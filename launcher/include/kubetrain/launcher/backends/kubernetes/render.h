@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kubetrain/launcher/backends/backend.h"
 #include "kubetrain/launcher/backends/kubernetes/pvc_mounts.h"
 #include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/job_record.pb.h"
@@ -62,7 +63,7 @@ struct RenderInput {
   std::string launch_id;   // identifies this launch's objects (409 handling)
   PvcMounts pvc;  // the namespace's Azure ML PVC mounts
   int master_port = 29500;
-  absl::Duration grace = absl::Seconds(30);  // terminationGracePeriodSeconds
+  absl::Duration grace = kDefaultGrace;  // terminationGracePeriodSeconds (LaunchRequest.grace)
 };
 
 struct RenderedJob {
