@@ -27,7 +27,7 @@ apt_packages=(
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-mpi4py python3-numpy
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   procps
 )
 # node and npm may come from elsewhere (NodeSource ships npm inside nodejs): install Debian's only

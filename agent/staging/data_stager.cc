@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "kubetrain/agent/staging/mount_view.h"
 #include "kubetrain/storage/data_stage.h"
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 #include "kubetrain/storage/workspace.h"
@@ -54,7 +55,11 @@ storage::StageOptions Options(const v1::InstanceLaunch& launch, AgentSink* sink)
     };
   }
   o.transfer.progress_bar = isatty(STDERR_FILENO) == 1;
-  o.private_mount_namespace = getpid() == 1;
+  if (getpid() == 1) {
+    // The instance's own mount namespace: bind mounts stay private to it and vanish with it.
+    o.read_only_view = MakeReadOnlyMountView;
+    o.writable_view = MakeWritableMountView;
+  }
   return o;
 }
 

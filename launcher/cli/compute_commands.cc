@@ -1,23 +1,23 @@
 // `kubetrain compute ...`: attach, list, show.
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kubetrain/common/quantity.h"
 #include "kubetrain/launcher/backends/kubernetes/cluster.h"
+#include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 #include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
 #include "kubetrain/launcher/cli/cli.h"
 #include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/compute/attach.h"
 #include "kubetrain/launcher/compute/instance_types.h"
-#include "kubetrain/launcher/compute/nodes.h"
 #include "kubetrain/launcher/compute/targets.h"
 #include "kubetrain/launcher/placement/placement.h"
-#include "yaml-cpp/yaml.h"
 
 namespace kubetrain::cli {
 namespace {
@@ -28,75 +28,35 @@ struct ComputeFlags {
 
 std::string Kind(const v1::ComputeTarget& t) { return t.has_kubernetes() ? "kubernetes" : "local"; }
 
-// Checks the kubeconfig can be read and names the context; returns the context to store.
-absl::StatusOr<std::string> CheckKubeconfig(const std::string& path, const std::string& context) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return absl::NotFoundError(absl::StrCat("cannot read the kubeconfig ", path));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
-  }
-  std::vector<std::string> contexts;
-  if (root["contexts"] && root["contexts"].IsSequence()) {
-    for (const auto& c : root["contexts"]) {
-      if (c["name"] && c["name"].IsScalar()) contexts.push_back(c["name"].Scalar());
-    }
-  }
-  std::string want = context;
-  if (want.empty() && root["current-context"] && root["current-context"].IsScalar()) {
-    want = root["current-context"].Scalar();
-  }
-  if (want.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, " has no current-context; pass --context (one of: ", absl::StrJoin(contexts, ", "),
-        ")"));
-  }
-  if (std::find(contexts.begin(), contexts.end(), want) == contexts.end()) {
-    return absl::NotFoundError(absl::StrCat(path, " has no context \"", want,
-                                            "\" (it has: ", absl::StrJoin(contexts, ", "), ")"));
-  }
-  return want;
+void PrintWarnings(const std::vector<std::string>& warnings) {
+  for (const std::string& w : warnings) std::cerr << "kubetrain: warning: " << w << "\n";
 }
 
-// Connects to the cluster: checks the namespace, reads the Ready nodes and the InstanceType
-// custom resources (into `types`; crd_installed false when the cluster has none).
-absl::Status ReadCluster(v1::ComputeTarget& target,
-                         backends::kubernetes::ClusterInstanceTypes& types) {
+// Connects to the cluster of `options` and reads what attaching stores (namespace check, Ready
+// nodes, InstanceType custom resources), printing the warnings.
+absl::StatusOr<backends::kubernetes::ClusterInventory> ReadCluster(
+    const compute::AttachOptions& options) {
   namespace k8s = backends::kubernetes;
-  absl::StatusOr<std::unique_ptr<k8s::ApiClient>> client = k8s::ConnectToTarget(target);
+  absl::StatusOr<std::unique_ptr<k8s::ApiClient>> client =
+      k8s::ConnectToTarget(compute::BuildKubernetesTarget(options, {}));
   if (!client.ok()) return client.status();
-  for (const std::string& w : (*client)->connection().warnings) {
-    std::cerr << "kubetrain: warning: " << w << "\n";
-  }
-  if (absl::Status s = k8s::CheckNamespace(**client, target.kubernetes().namespace_()); !s.ok()) {
-    if (s.code() != absl::StatusCode::kUnavailable) return s;
-    return absl::UnavailableError(absl::StrCat("cannot reach the cluster of context \"",
-                                               (*client)->connection().context, "\" at ",
-                                               (*client)->connection().server, " (", s.message(),
-                                               "); check the kubeconfig's server and "
-                                               "that this machine can reach it"));
-  }
-  absl::StatusOr<std::vector<v1::Node>> nodes = k8s::ListReadyNodes(**client);
-  if (!nodes.ok()) return nodes.status();
-  if (nodes->empty()) {
-    std::cerr << "kubetrain: warning: the cluster has no Ready, schedulable node; jobs will wait "
-                 "in the queue until one is\n";
-  }
-  for (v1::Node& n : *nodes) *target.add_nodes() = std::move(n);
-  absl::StatusOr<k8s::ClusterInstanceTypes> read = k8s::ReadInstanceTypes(**client);
-  if (!read.ok()) return read.status();
-  for (const std::string& w : read->warnings) std::cerr << "kubetrain: warning: " << w << "\n";
-  types = std::move(*read);
-  return absl::OkStatus();
+  PrintWarnings((*client)->connection().warnings);
+  absl::StatusOr<k8s::ClusterInventory> inventory = k8s::ReadClusterInventory(**client, options.ns);
+  if (inventory.ok()) PrintWarnings(inventory->warnings);
+  return inventory;
 }
 
 int Attach(const GlobalFlags& global, const ComputeFlags& f) {
+  compute::AttachOptions options;
+  options.name = f.name;
+  options.nodes_file = f.nodes_file;
+  options.kubeconfig = f.kubeconfig;
+  options.context = f.context;
+  options.ns = f.ns;
+  options.workspace_url = f.workspace_url;
+  options.worker_image = f.worker_image;
   v1::ComputeTarget target;
-  backends::kubernetes::ClusterInstanceTypes cluster_types;
-  target.set_name(f.name);
+  std::optional<std::vector<v1::InstanceType>> cluster_types;
   if (f.type == "local") {
     if (!f.kubeconfig.empty() || !f.ns.empty() || !f.context.empty() || !f.workspace_url.empty() ||
         !f.worker_image.empty()) {
@@ -105,15 +65,10 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
           "--type kubernetes"));
       return kExitUsage;
     }
-    target.mutable_local();
-    if (f.nodes_file.empty()) {
-      *target.add_nodes() = compute::DetectLocalNode();
-    } else {
-      compute::NodeParseResult nodes = compute::ParseNodesFile(f.nodes_file);
-      std::cerr << nodes.diagnostics.Format();
-      if (nodes.diagnostics.has_errors()) return kExitFailure;
-      for (v1::Node& n : nodes.nodes) *target.add_nodes() = std::move(n);
-    }
+    compute::LocalAttach local = compute::BuildLocalTarget(options);
+    std::cerr << local.diagnostics.Format();
+    if (local.diagnostics.has_errors()) return kExitFailure;
+    target = std::move(local.target);
   } else if (f.type == "kubernetes") {
     if (f.kubeconfig.empty() || f.ns.empty()) {
       PrintError(
@@ -125,21 +80,20 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
           "--nodes is for --type local; a cluster's nodes are read from the cluster"));
       return kExitUsage;
     }
-    absl::StatusOr<std::string> context = CheckKubeconfig(f.kubeconfig, f.context);
+    absl::StatusOr<std::string> context =
+        backends::kubernetes::LoadKubeconfigContext(f.kubeconfig, f.context);
     if (!context.ok()) {
       PrintError(context.status());
       return kExitFailure;
     }
-    v1::KubernetesCompute* k = target.mutable_kubernetes();
-    k->set_kubeconfig_path(std::filesystem::absolute(f.kubeconfig).string());
-    k->set_context(*context);
-    k->set_namespace_(f.ns);
-    k->set_workspace_url(f.workspace_url);
-    k->set_worker_image(f.worker_image);
-    if (absl::Status s = ReadCluster(target, cluster_types); !s.ok()) {
-      PrintError(s);
+    options.context = *context;
+    absl::StatusOr<backends::kubernetes::ClusterInventory> cluster = ReadCluster(options);
+    if (!cluster.ok()) {
+      PrintError(cluster.status());
       return kExitFailure;
     }
+    target = compute::BuildKubernetesTarget(options, std::move(cluster->nodes));
+    cluster_types = std::move(cluster->instance_types);
   } else {
     PrintError(absl::InvalidArgumentError(
         absl::StrCat("unknown compute type \"", f.type, "\"; use local or kubernetes")));
@@ -151,33 +105,28 @@ int Attach(const GlobalFlags& global, const ComputeFlags& f) {
     PrintError(ws.status());
     return kExitFailure;
   }
-  // Re-attaching keeps the instance types IT operations curated.
-  bool existed = false;
-  if (auto old = (*ws)->GetCompute(f.name); old.ok() && old->name() == f.name) {
-    existed = old->nodes_size() > 0 || old->instance_types_size() > 0;
-    *target.mutable_instance_types() = old->instance_types();
+  std::optional<v1::ComputeTarget> previous;
+  if (absl::StatusOr<v1::ComputeTarget> old = (*ws)->GetCompute(f.name); old.ok()) {
+    previous = std::move(*old);
   }
-  // A cluster's InstanceType custom resources are the truth for it: they replace what was there.
-  if (cluster_types.crd_installed) {
-    target.clear_instance_types();
-    compute::ApplyInstanceTypes(cluster_types.items, target);
-    target.mutable_kubernetes()->set_instance_types_source("cluster");
-  }
-  if (absl::Status s = (*ws)->PutCompute(target); !s.ok()) {
+  compute::AttachResult attached =
+      compute::MergeAttachedTarget(previous, std::move(target), cluster_types);
+  const v1::ComputeTarget& stored = attached.target;
+  if (absl::Status s = (*ws)->PutCompute(stored); !s.ok()) {
     PrintError(s);
     return kExitFailure;
   }
-  std::cout << "compute \"" << f.name << "\" " << (existed ? "updated" : "attached") << " ("
-            << Kind(target) << ", " << target.nodes_size() << " node"
-            << (target.nodes_size() == 1 ? "" : "s") << ")\n";
-  if (target.has_kubernetes()) {
-    std::cout << "namespace " << target.kubernetes().namespace_() << ", "
-              << target.instance_types_size() << " instance type"
-              << (target.instance_types_size() == 1 ? "" : "s")
-              << (cluster_types.crd_installed ? " from the cluster's InstanceType resources"
-                                              : " (the cluster has no InstanceType CRD)")
+  std::cout << "compute \"" << f.name << "\" " << (attached.existed ? "updated" : "attached")
+            << " (" << Kind(stored) << ", " << stored.nodes_size() << " node"
+            << (stored.nodes_size() == 1 ? "" : "s") << ")\n";
+  if (stored.has_kubernetes()) {
+    std::cout << "namespace " << stored.kubernetes().namespace_() << ", "
+              << stored.instance_types_size() << " instance type"
+              << (stored.instance_types_size() == 1 ? "" : "s")
+              << (cluster_types.has_value() ? " from the cluster's InstanceType resources"
+                                            : " (the cluster has no InstanceType CRD)")
               << "; free capacity is read from the cluster when jobs are placed\n";
-    if (target.kubernetes().workspace_url().empty()) {
+    if (stored.kubernetes().workspace_url().empty()) {
       std::cout << "pods do not report to a workspace (no --workspace-url): their logs and states "
                    "are collected through the API, metrics are not kept\n";
     }

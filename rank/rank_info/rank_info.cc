@@ -121,8 +121,8 @@ absl::StatusOr<RankInfo> RankInfo::FromEnvironment() {
       return absl::InvalidArgumentError(
           "OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not");
     }
-    r.local_rank = 0;
-    r.local_world_size = 1;
+    r.local_rank = r.rank;  // without OpenMPI's local variables: one node
+    r.local_world_size = r.world_size;
     if (absl::Status s = ReadInt({"OMPI_COMM_WORLD_LOCAL_RANK"}, &r.local_rank); !s.ok()) return s;
     if (absl::Status s = ReadInt({"OMPI_COMM_WORLD_LOCAL_SIZE"}, &r.local_world_size); !s.ok()) {
       return s;

@@ -1,5 +1,9 @@
 #include "kubetrain/storage/data_stage.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/status/status.h"
@@ -19,6 +23,19 @@ absl::StatusOr<DataLocation> Locate(const std::string& path, const StageOptions&
   absl::StatusOr<DataUri> uri = ParseDataUri(path);
   if (!uri.ok()) return uri.status();
   return ResolveData(*uri, options.datastores);
+}
+
+// The mode a view is for, as errors and warnings name it.
+absl::string_view ViewLabel(ViewKind kind) {
+  return kind == ViewKind::kReadOnly ? "ro_mount" : "rw_mount";
+}
+
+// The default view where StageOptions has none: a symlink.
+absl::StatusOr<std::string> DefaultView(const std::string& source, const std::string& target,
+                                        ViewKind kind) {
+  absl::StatusOr<bool> prepared = PrepareViewTarget(source, target, kind);
+  if (!prepared.ok()) return prepared.status();
+  return SymlinkView(source, target, kind, "this process has no mount namespace of its own");
 }
 
 std::string Describe(const TransferStats& s) {
@@ -85,8 +102,9 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
     }
     if (mode == v1::DATA_MODE_RW_MOUNT) {
       // A writable view of the data itself: writes reach it.
-      absl::StatusOr<std::string> w =
-          MakeWritableView(src, target, options.private_mount_namespace);
+      absl::StatusOr<std::string> w = options.writable_view
+                                          ? options.writable_view(src, target)
+                                          : DefaultView(src, target, ViewKind::kWritable);
       if (!w.ok()) return Named(w.status(), what);
       result.how = absl::StrCat(*w, " of ", src, " (writable)");
       return result;
@@ -124,8 +142,9 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
     if (copy) return result;
     view_source = dest;
   }
-  absl::StatusOr<std::string> warning =
-      MakeReadOnlyView(view_source, target, options.private_mount_namespace);
+  absl::StatusOr<std::string> warning = options.read_only_view
+                                            ? options.read_only_view(view_source, target)
+                                            : DefaultView(view_source, target, ViewKind::kReadOnly);
   if (!warning.ok()) return Named(warning.status(), what);
   if (!warning->empty()) {
     result.warnings.push_back(absl::StrCat(what, ": ", *warning));
@@ -135,6 +154,39 @@ absl::StatusOr<StageResult> StageInput(const std::string& name, const v1::JobInp
                     view_source);
   }
   return result;
+}
+
+absl::StatusOr<bool> PrepareViewTarget(const std::string& source, const std::string& target,
+                                       ViewKind kind) {
+  std::error_code ec;
+  if (!fs::exists(source, ec)) {
+    return absl::NotFoundError(absl::StrCat(ViewLabel(kind), ": ", source, " does not exist"));
+  }
+  const bool is_dir = fs::is_directory(source, ec);
+  fs::create_directories(fs::path(target).parent_path(), ec);
+  if (fs::is_symlink(target, ec) || (fs::exists(target, ec) && !fs::is_directory(target, ec))) {
+    fs::remove(target, ec);
+  } else if (fs::is_directory(target, ec)) {
+    fs::remove(target, ec);  // only an empty folder goes; anything else is reported below
+  }
+  if (kind == ViewKind::kReadOnly && (fs::exists(target, ec) || fs::is_symlink(target, ec))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(ViewLabel(kind), ": ", target,
+                     " already exists and is not empty; remove it and try again"));
+  }
+  return is_dir;
+}
+
+absl::StatusOr<std::string> SymlinkView(const std::string& source, const std::string& target,
+                                        ViewKind kind, absl::string_view why) {
+  if (symlink(source.c_str(), target.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat(ViewLabel(kind), ": cannot link ", target, " to ",
+                                            source, ": ", std::strerror(errno)));
+  }
+  if (kind == ViewKind::kWritable) return std::string("symlink");
+  return absl::StrCat("ro_mount: a read-only bind mount is not possible here (", why, "); ", target,
+                      " is a symlink to ", source,
+                      ", which the job can write to — treat it as read-only");
 }
 
 absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::JobOutput& output,

@@ -80,5 +80,34 @@ TEST_F(CheckpointJobTest, EveryCheckpointIsRecordedAndListed) {
   EXPECT_THAT(missing.output, HasSubstr("no-such-job"));
 }
 
+// distribution: mpi — ranks started by mpirun see only OpenMPI's variables (no RANK/WORLD_SIZE).
+// With default options every rank must still write its own shard (kubetrain::rank::RankInfo);
+// before, each believed it was rank 0 of 1 and the shards collided.
+TEST_F(CheckpointJobTest, MpiRanksWithDefaultOptionsWriteOneShardEach) {
+  fs::path yml = dir_ / "mpi.yml";
+  std::ofstream(yml) << "name: ckpt-mpi\n"
+                        "command: " SAVE_CHECKPOINTS_BIN " 3\n"
+                        "distribution: {type: mpi, process_count_per_instance: 2}\n"
+                        "resources: {instance_count: 2}\n";
+  CommandResult run = Kt("job create -f " + yml.string() + " --stream");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_THAT(run.output, HasSubstr("rank " + std::to_string(rank) + " saved 3 checkpoints"));
+  }
+  CommandResult json = Kt("job checkpoints ckpt-mpi -o json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json list = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(list.is_array() && !list.empty()) << json.output;
+  const fs::path newest = list.back()["location"].get<std::string>();
+  ASSERT_TRUE(fs::is_directory(newest)) << newest;
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_TRUE(fs::exists(newest / ("shard-" + std::to_string(rank) + ".bin")))
+        << "rank " << rank << " has no shard in " << newest;
+  }
+  EXPECT_FALSE(fs::exists(newest / "shard-4.bin"));
+  const int64_t shard = (1 << 16) * 4 + (1 << 15) * 4;
+  EXPECT_EQ(list.back()["size_bytes"], std::to_string(4 * shard)) << json.output;
+}
+
 }  // namespace
 }  // namespace kubetrain

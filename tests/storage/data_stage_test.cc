@@ -3,10 +3,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <sys/mount.h>
-#include <sys/statvfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,6 +10,8 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -391,35 +389,67 @@ TEST_F(DataStageTest, CorruptBytesFailTheChecksum) {
   EXPECT_FALSE(fs::exists(dir_ / "bad.bin"));
 }
 
-// ro_mount in a mount namespace of its own (a forked child that unshares one): a read-only bind
-// mount, writes fail with EROFS.
-TEST_F(DataStageTest, RoMountIsAReadOnlyBindMountInAPrivateNamespace) {
+// Without hooks the views are symlinks (see EveryInputModeWithEveryPathForm); with them,
+// StageInput hands the hooks the data to view — the local data itself, or the downloaded cache of
+// blob data — and reports what they made. The bind mounts the agent plugs in are tested in
+// tests/agent/mount_view_test.cc.
+TEST_F(DataStageTest, ViewHooksMakeTheViews) {
   Seed();
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (unshare(CLONE_NEWNS) != 0) _exit(77);
-    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(77);
-    StageOptions o = opts_;
-    o.private_mount_namespace = true;
-    v1::JobInput in;
-    in.set_path("azureml://datastores/blobs/paths/data/folder");
-    fs::path target = dir_ / "inputs/ro";
-    auto r = StageInput("d", in, target.string(), o);
-    if (!r.ok() || !r->warnings.empty()) _exit(2);
-    if (ReadFile(target / "a.txt") != "hello a") _exit(3);
-    std::ofstream w(target / "new.txt");
-    w << "x";
-    w.close();
-    if (!w.fail() || fs::exists(target / "new.txt")) _exit(4);
-    struct statvfs sv;
-    if (statvfs(target.c_str(), &sv) != 0 || !(sv.f_flag & ST_RDONLY)) _exit(5);
-    _exit(0);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  ASSERT_TRUE(WIFEXITED(st));
-  if (WEXITSTATUS(st) == 77) GTEST_SKIP() << "this host does not allow a private mount namespace";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  std::vector<std::pair<std::string, std::string>> ro_calls, rw_calls;
+  opts_.read_only_view = [&](const std::string& source,
+                             const std::string& target) -> absl::StatusOr<std::string> {
+    ro_calls.emplace_back(source, target);
+    absl::StatusOr<bool> is_dir = PrepareViewTarget(source, target, ViewKind::kReadOnly);
+    if (!is_dir.ok()) return is_dir.status();
+    absl::StatusOr<std::string> made = SymlinkView(source, target, ViewKind::kReadOnly, "a test");
+    if (!made.ok()) return made.status();
+    return std::string();  // as a read-only bind mount reports
+  };
+  opts_.writable_view = [&](const std::string& source,
+                            const std::string& target) -> absl::StatusOr<std::string> {
+    rw_calls.emplace_back(source, target);
+    return absl::PermissionDeniedError("no views here");
+  };
+  v1::JobInput in;
+  in.set_path((dir_ / "local-src/folder").string());
+  const std::string local = (dir_ / "inputs/local").string();
+  auto r = StageInput("d", in, local, opts_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_EQ(r->how, absl::StrCat("read-only bind mount of ", in.path()));
+  EXPECT_EQ(ReadFile(fs::path(local) / "a.txt"), "hello a");
+
+  in.set_path("azureml://datastores/blobs/paths/data/folder");
+  const std::string blob = (dir_ / "inputs/blob").string();
+  r = StageInput("d", in, blob, opts_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->how, HasSubstr(absl::StrCat("; read-only bind mount of ", blob, ".cache")));
+  EXPECT_TRUE(ReadFile(fs::path(blob) / "sub/b.bin") == b_);
+  EXPECT_EQ(ro_calls, (std::vector<std::pair<std::string, std::string>>{
+                          {(dir_ / "local-src/folder").string(), local}, {blob + ".cache", blob}}));
+
+  in.set_path((dir_ / "local-src/folder").string());
+  in.set_mode(v1::DATA_MODE_RW_MOUNT);
+  r = StageInput("d", in, (dir_ / "inputs/rw").string(), opts_);
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  EXPECT_EQ(r.status().message(), absl::StrCat("input 'd' (", in.path(), "): no views here"));
+  EXPECT_EQ(rw_calls.size(), 1u);
+}
+
+// The default read-only view never removes what is at its target, other than a file, a link or an
+// empty folder.
+TEST_F(DataStageTest, RoMountRefusesATargetThatIsNotEmpty) {
+  Seed();
+  WriteFile(dir_ / "inputs/busy/keep.txt", "mine");
+  v1::JobInput in;
+  in.set_path((dir_ / "local-src/folder").string());
+  auto r = StageInput("d", in, (dir_ / "inputs/busy").string(), opts_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_EQ(r.status().message(),
+            absl::StrCat("input 'd' (", in.path(), "): ro_mount: ", (dir_ / "inputs/busy").string(),
+                         " already exists and is not empty; remove it and try again"));
+  EXPECT_EQ(ReadFile(dir_ / "inputs/busy/keep.txt"), "mine");
 }
 
 }  // namespace

@@ -123,6 +123,30 @@ absl::StatusOr<ClusterInstanceTypes> ReadInstanceTypes(const ApiClient& client) 
   return out;
 }
 
+absl::StatusOr<ClusterInventory> ReadClusterInventory(const ApiClient& client,
+                                                      const std::string& ns) {
+  if (absl::Status s = CheckNamespace(client, ns); !s.ok()) {
+    if (s.code() != absl::StatusCode::kUnavailable) return s;
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach the cluster of context \"", client.connection().context, "\" at ",
+        client.connection().server, " (", s.message(),
+        "); check the kubeconfig's server and that this machine can reach it"));
+  }
+  ClusterInventory out;
+  absl::StatusOr<std::vector<v1::Node>> nodes = ListReadyNodes(client);
+  if (!nodes.ok()) return nodes.status();
+  out.nodes = std::move(*nodes);
+  if (out.nodes.empty()) {
+    out.warnings.push_back(
+        "the cluster has no Ready, schedulable node; jobs will wait in the queue until one is");
+  }
+  absl::StatusOr<ClusterInstanceTypes> types = ReadInstanceTypes(client);
+  if (!types.ok()) return types.status();
+  for (std::string& w : types->warnings) out.warnings.push_back(std::move(w));
+  if (types->crd_installed) out.instance_types = std::move(types->items);
+  return out;
+}
+
 absl::StatusOr<v1::Placement> ForeignHolds(const ApiClient& client,
                                            const std::vector<v1::Node>& nodes,
                                            const std::string& own_workspace_id) {

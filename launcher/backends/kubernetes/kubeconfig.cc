@@ -1,5 +1,6 @@
 #include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,6 +28,54 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).string();
 }
 
+// `names` joined for a message; "none" when there are none.
+std::string NameList(const std::vector<std::string>& names) {
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// The parsed document; InvalidArgument naming the line when it is not YAML, or when it is not a
+// mapping.
+absl::StatusOr<YAML::Node> LoadRoot(absl::string_view text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, " is not a kubeconfig (no mapping)"));
+  }
+  return root;
+}
+
+std::string Scalar(const YAML::Node& map, const char* key) {
+  YAML::Node v = map[key];
+  return v && v.IsScalar() ? v.Scalar() : std::string();
+}
+
+// `context`, or the current-context when it is empty, checked against the contexts `root` names.
+absl::StatusOr<std::string> ResolveContext(const YAML::Node& root, const std::string& origin,
+                                           const std::string& context) {
+  std::vector<std::string> names;
+  YAML::Node items = root["contexts"];
+  if (items && items.IsSequence()) {
+    for (YAML::Node item : items) {
+      if (item["name"] && item["name"].IsScalar()) names.push_back(item["name"].Scalar());
+    }
+  }
+  std::string want = context.empty() ? Scalar(root, "current-context") : context;
+  if (want.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        origin, " has no current-context; pass --context (one of: ", NameList(names), ")"));
+  }
+  if (std::find(names.begin(), names.end(), want) == names.end()) {
+    return absl::NotFoundError(
+        absl::StrCat(origin, " has no context \"", want, "\" (it has: ", NameList(names), ")"));
+  }
+  return want;
+}
+
 // The named entry of a kubeconfig list (`clusters`, `users`, `contexts`): its inner mapping.
 absl::StatusOr<YAML::Node> Entry(const YAML::Node& root, const char* list, const char* inner,
                                  const std::string& name, const std::string& origin) {
@@ -47,13 +96,7 @@ absl::StatusOr<YAML::Node> Entry(const YAML::Node& root, const char* list, const
     }
   }
   return absl::NotFoundError(
-      absl::StrCat(origin, " has no ", inner, " \"", name,
-                   "\" (it has: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
-}
-
-std::string Scalar(const YAML::Node& map, const char* key) {
-  YAML::Node v = map[key];
-  return v && v.IsScalar() ? v.Scalar() : std::string();
+      absl::StrCat(origin, " has no ", inner, " \"", name, "\" (it has: ", NameList(names), ")"));
 }
 
 // `<key>-data` (base64) or `<key>` (a file); empty when neither is given.
@@ -78,28 +121,18 @@ absl::StatusOr<std::string> Material(const YAML::Node& map, const std::string& k
 absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std::string& origin,
                                                const std::string& base_dir,
                                                const std::string& context) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
-  }
-  if (!root.IsMap()) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, " is not a kubeconfig (no mapping)"));
-  }
+  absl::StatusOr<YAML::Node> root = LoadRoot(text, origin);
+  if (!root.ok()) return root.status();
+  absl::StatusOr<std::string> resolved = ResolveContext(*root, origin, context);
+  if (!resolved.ok()) return resolved.status();
   KubeConnection c;
-  c.context = context.empty() ? Scalar(root, "current-context") : context;
-  if (c.context.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin, " has no current-context; pass --context"));
-  }
-  absl::StatusOr<YAML::Node> ctx = Entry(root, "contexts", "context", c.context, origin);
+  c.context = *resolved;
+  absl::StatusOr<YAML::Node> ctx = Entry(*root, "contexts", "context", c.context, origin);
   if (!ctx.ok()) return ctx.status();
   std::string cluster_name = Scalar(*ctx, "cluster");
   std::string user_name = Scalar(*ctx, "user");
   c.default_namespace = Scalar(*ctx, "namespace");
-  absl::StatusOr<YAML::Node> cluster = Entry(root, "clusters", "cluster", cluster_name, origin);
+  absl::StatusOr<YAML::Node> cluster = Entry(*root, "clusters", "cluster", cluster_name, origin);
   if (!cluster.ok()) return cluster.status();
 
   c.server = std::string(absl::StripSuffix(Scalar(*cluster, "server"), "/"));
@@ -121,7 +154,7 @@ absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std
   c.ca_pem = *ca;
 
   if (user_name.empty()) return c;  // anonymous
-  absl::StatusOr<YAML::Node> user = Entry(root, "users", "user", user_name, origin);
+  absl::StatusOr<YAML::Node> user = Entry(*root, "users", "user", user_name, origin);
   if (!user.ok()) return user.status();
   if ((*user)["exec"]) {
     std::string command = (*user)["exec"]["command"] && (*user)["exec"]["command"].IsScalar()
@@ -173,6 +206,21 @@ absl::StatusOr<KubeConnection> LoadKubeconfig(const std::string& path, const std
   absl::StatusOr<std::string> text = ReadFile(path, "the kubeconfig");
   if (!text.ok()) return text.status();
   return ParseKubeconfig(*text, path, std::filesystem::path(path).parent_path().string(), context);
+}
+
+absl::StatusOr<std::string> ParseKubeconfigContext(absl::string_view text,
+                                                   const std::string& origin,
+                                                   const std::string& context) {
+  absl::StatusOr<YAML::Node> root = LoadRoot(text, origin);
+  if (!root.ok()) return root.status();
+  return ResolveContext(*root, origin, context);
+}
+
+absl::StatusOr<std::string> LoadKubeconfigContext(const std::string& path,
+                                                  const std::string& context) {
+  absl::StatusOr<std::string> text = ReadFile(path, "the kubeconfig");
+  if (!text.ok()) return text.status();
+  return ParseKubeconfigContext(*text, path, context);
 }
 
 }  // namespace kubetrain::backends::kubernetes

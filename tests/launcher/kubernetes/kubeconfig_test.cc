@@ -102,5 +102,36 @@ TEST(KubeconfigTest, UnsupportedAuthenticationIsAClearError) {
               HasSubstr("not a kubeconfig"));
 }
 
+TEST(KubeconfigTest, ContextResolvesWithoutReadingClustersOrUsers) {
+  // The current-context, or the one asked for; its cluster and user need not be valid yet.
+  std::string config = Config("    server: https://x\n", "    exec: {command: kubelogin}\n");
+  auto current = ParseKubeconfigContext(config, "kc", "");
+  ASSERT_TRUE(current.ok()) << current.status();
+  EXPECT_EQ(*current, "main");
+  auto other = ParseKubeconfigContext(config, "kc", "other");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(*other, "other");
+
+  auto missing = ParseKubeconfigContext(config, "kc", "nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "kc has no context \"nope\" (it has: main, other)");
+
+  std::string no_current =
+      "contexts:\n- name: a\n  context: {cluster: c}\n- name: b\n  context: {cluster: c}\n";
+  auto unset = ParseKubeconfigContext(no_current, "kc", "");
+  EXPECT_EQ(unset.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(unset.status().message(), "kc has no current-context; pass --context (one of: a, b)");
+  // The full parse gives the same context errors.
+  EXPECT_EQ(ParseKubeconfig(no_current, "kc", "", "").status().message(),
+            unset.status().message());
+
+  EXPECT_THAT(ParseKubeconfigContext("a: [", "kc", "").status().message(),
+              HasSubstr("kc:1: not valid YAML"));
+  auto unreadable = LoadKubeconfigContext("/no/such/kubeconfig", "");
+  EXPECT_EQ(unreadable.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(unreadable.status().message(),
+              HasSubstr("cannot read the kubeconfig /no/such/kubeconfig"));
+}
+
 }  // namespace
 }  // namespace kubetrain::backends::kubernetes

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <functional>
 
@@ -138,6 +139,11 @@ class KubernetesJobTest : public ::testing::Test {
     return r;
   }
 
+  // A rank's line as kubetrain-worker --output json writes it (launch.proto: one v1.LogLine).
+  static std::string RankLine(int rank, const std::string& text) {
+    return json{{"rank", rank}, {"stream", "STREAM_STDOUT"}, {"text", text}}.dump();
+  }
+
   std::string Pod(const std::string& job, int i) {
     return BaseName(job, 0) + "-" + std::to_string(i);
   }
@@ -227,6 +233,57 @@ TEST_F(KubernetesJobTest, DryRunPrintsTheObjects) {
   EXPECT_EQ(Kt("job list").output.find("dry"), std::string::npos);
 }
 
+// What `job create --dry-run` prints is what `job create` makes the backend create, field for
+// field: one launch request and one render input behind both (jobs/launch.h). Tokens, the launch
+// id and what the API server adds (uid, resourceVersion, owners, status) aside.
+TEST_F(KubernetesJobTest, DryRunEqualsWhatTheLaunchCreates) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
+  std::string job = Write("job.yml",
+                          "command: echo hi\ncompute: aks\nname: same\n"
+                          "environment_variables: {A: b}\n"
+                          "resources: {instance_type: gpu-2, instance_count: 2, shm_size: 1Gi}\n"
+                          "distribution: {type: pytorch, process_count_per_instance: 2}\n");
+  testing::CommandResult dry = Kt("job create -f " + job + " --dry-run -o json");
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  json printed = json::parse(dry.output.substr(dry.output.find('{')), nullptr, false);
+  ASSERT_TRUE(printed.is_object()) << dry.output;
+  ASSERT_EQ(Kt("job create -f " + job).exit_code, 0);
+  absl::Time end = absl::Now() + absl::Seconds(30);
+  while (Objects("pods").size() < 2 && absl::Now() < end) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(Objects("pods").size(), 2u);
+
+  auto client = ConnectToTarget(Target());
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto normalise = [](json o) {
+    json& meta = o["metadata"];
+    for (const char* k : {"uid", "resourceVersion", "creationTimestamp", "ownerReferences",
+                          "managedFields", "generation"}) {
+      meta.erase(k);
+    }
+    if (meta.contains("annotations")) meta["annotations"].erase(kAnnotationLaunchId);
+    o.erase("status");
+    if (o["kind"] == "Secret") {
+      o.erase("data");
+      o.erase("stringData");
+    }
+    return o;
+  };
+  ASSERT_EQ(printed["items"].size(), 5u);
+  for (const json& want : printed["items"]) {
+    const std::map<std::string, std::string> plural = {
+        {"Secret", "secrets"}, {"ConfigMap", "configmaps"}, {"Service", "services"}, {"Pod", "pods"}};
+    std::string path = "/api/v1/namespaces/team-a/" + plural.at(want["kind"]) + "/" +
+                       want["metadata"]["name"].get<std::string>();
+    absl::StatusOr<json> got = (*client)->Get(path);
+    ASSERT_TRUE(got.ok()) << path << ": " << got.status();
+    EXPECT_EQ(normalise(*got).dump(2), normalise(want).dump(2)) << path;
+  }
+  EXPECT_EQ(Kt("job cancel same").exit_code, 0);
+}
+
 TEST_F(KubernetesJobTest, SubmitRunningCompletedWithAKilledWatchAndLogsThroughTheApi) {
   auto ws = storage::OpenEmbeddedWorkspace(Ws());
   ASSERT_TRUE(ws.ok());
@@ -249,12 +306,12 @@ TEST_F(KubernetesJobTest, SubmitRunningCompletedWithAKilledWatchAndLogsThroughTh
   EXPECT_TRUE((*gang)->Running());
   ASSERT_TRUE(server_
                   ->Control("pods/team-a/" + Pod("train", 0) + "/log",
-                            {{"text", "agent starting\n[rank 0] loss 0.5\n[rank 1] loss 0.6"}})
+                            {{"text", "agent starting\n" + RankLine(0, "loss 0.5") + "\n" + RankLine(1, "loss 0.6")}})
                   .ok());
   // The watch connection (and the log streams) die mid-job; the pods end meanwhile.
   ASSERT_TRUE(server_->Control("kill-watches").ok());
   ASSERT_TRUE(
-      server_->Control("pods/team-a/" + Pod("train", 0) + "/log", {{"text", "[rank 0] loss 0.1"}})
+      server_->Control("pods/team-a/" + Pod("train", 0) + "/log", {{"text", RankLine(0, "loss 0.1")}})
           .ok());
   ASSERT_TRUE(SetPod(Pod("train", 0), Terminated(0)).ok());
   ASSERT_TRUE(SetPod(Pod("train", 1), Terminated(0)).ok());

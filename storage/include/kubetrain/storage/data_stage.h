@@ -2,15 +2,15 @@
 // with its outputs after they end. One call per input / output; the modes are Azure ML's:
 //
 // Inputs (StageInput makes the data visible at `target`):
-//   ro_mount (and no mode)  a read-only view. Local data: `target` becomes a read-only bind mount
-//                           of it (MS_BIND, then MS_REMOUNT|MS_BIND|MS_RDONLY) when the process is
-//                           in its own mount namespace and may mount; otherwise `target` is a
-//                           symlink to the data and a warning says the view is writable. Blob data
-//                           (there is no FUSE driver here): downloaded to "<target>.cache", then
-//                           viewed the same way.
-//   rw_mount                a writable view. Local data: a bind mount (private namespace) or a
-//                           symlink; writes reach the data. Blob data: a downloaded copy, with a
-//                           warning that changes are not written back.
+//   ro_mount (and no mode)  a read-only view, made by StageOptions::read_only_view. Local data:
+//                           by default `target` is a symlink to the data and a warning says the
+//                           view is writable; the worker agent, in a mount namespace of its own,
+//                           makes a read-only bind mount instead (agent/staging/mount_view.h —
+//                           this library does no mount(2)). Blob data (there is no FUSE driver
+//                           here): downloaded to "<target>.cache", then viewed the same way.
+//   rw_mount                a writable view, made by StageOptions::writable_view. Local data: a
+//                           symlink (the agent: a bind mount); writes reach the data. Blob data: a
+//                           downloaded copy, with a warning that changes are not written back.
 //   download                a private, writable copy at `target` (blob: parallel ranged GETs,
 //                           checksummed, resumable — see transfer.h; local: a copy).
 //   eval_mount / eval_download are refused when the job is validated (kubetrain does not
@@ -28,10 +28,12 @@
 #ifndef KUBETRAIN_STORAGE_DATA_STAGE_H_
 #define KUBETRAIN_STORAGE_DATA_STAGE_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kubetrain/storage/blob_client.h"
 #include "kubetrain/storage/data_uri.h"
 #include "kubetrain/storage/transfer.h"
@@ -39,13 +41,32 @@
 
 namespace kubetrain::storage {
 
+// The two views StageInput makes of local (or downloaded) data at an input's target.
+enum class ViewKind {
+  kReadOnly,  // ro_mount: the job is not meant to change the data; errors say "ro_mount: "
+  kWritable,  // rw_mount: the job's writes reach the data; errors say "rw_mount: "
+};
+
+// Makes `target` show `source` (a file or a folder that exists). A read-only view returns a
+// warning for the user, empty when the view really is read-only; a writable view returns what it
+// made ("bind mount", "symlink"). An error when no view could be made.
+using ViewMaker = std::function<absl::StatusOr<std::string>(const std::string& source,
+                                                            const std::string& target)>;
+
 struct StageOptions {
+  // Where azureml://datastores/NAME/... and the workspace's default datastore point.
   DatastoreResolver datastores;
+  // Parallelism, chunk size, progress and cancellation of downloads, uploads and copies.
   TransferOptions transfer;
+  // Retries and timeouts of the Azure Blob client.
   BlobClientOptions blob;
-  // True when this process has a mount namespace of its own (bind mounts stay private to it and
-  // vanish with it); read-only bind mounts are tried only then.
-  bool private_mount_namespace = false;
+  // ro_mount's view (a ViewKind::kReadOnly ViewMaker). Unset: a symlink and a warning that the
+  // job can write through it (PrepareViewTarget, then SymlinkView). The worker agent sets a
+  // read-only bind mount here when it has a mount namespace of its own.
+  ViewMaker read_only_view;
+  // rw_mount's view of local data (a ViewKind::kWritable ViewMaker). Unset: a symlink. The worker
+  // agent sets a bind mount here when it has a mount namespace of its own.
+  ViewMaker writable_view;
 };
 
 struct StageResult {
@@ -71,14 +92,21 @@ bool InputNeedsStaging(const v1::JobInput& input);
 absl::StatusOr<PublishResult> PublishOutput(const std::string& name, const v1::JobOutput& output,
                                             const std::string& local, const StageOptions& options);
 
-// The read-only view of ro_mount: `target` shows `source` read-only. Returns a warning (empty
-// when a read-only bind mount was made) or an error when neither a mount nor a symlink works.
-absl::StatusOr<std::string> MakeReadOnlyView(const std::string& source, const std::string& target,
-                                             bool try_mount);
-// rw_mount's view: a bind mount (when `try_mount`) or a symlink; returns which ("bind mount" /
-// "symlink").
-absl::StatusOr<std::string> MakeWritableView(const std::string& source, const std::string& target,
-                                             bool try_mount);
+// The building blocks of a view, shared by the symlink default here and the agent's bind mounts;
+// both touch the filesystem only (no mount(2)).
+//
+// Checks that `source` exists, creates the folder `target` goes in, and clears `target` of what an
+// earlier try left: a file, a symlink or an empty folder there is removed. A read-only view
+// refuses a folder that is not empty (FailedPrecondition); a writable one leaves it to the view to
+// fail on. Returns whether `source` is a folder (so a bind mount knows what to mount onto).
+absl::StatusOr<bool> PrepareViewTarget(const std::string& source, const std::string& target,
+                                       ViewKind kind);
+// Makes the prepared `target` a symlink to `source`. `why` says why that is all there is (no
+// mount namespace, a failed mount). Returns as a ViewMaker does: for a read-only view the warning
+// that `target` is a symlink the job can write through, naming `why`; for a writable one
+// "symlink".
+absl::StatusOr<std::string> SymlinkView(const std::string& source, const std::string& target,
+                                        ViewKind kind, absl::string_view why);
 
 }  // namespace kubetrain::storage
 

@@ -5,6 +5,7 @@
 #ifndef KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_CLUSTER_H_
 #define KUBETRAIN_LAUNCHER_BACKENDS_KUBERNETES_CLUSTER_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,24 @@ struct ClusterInstanceTypes {
 // (launcher/compute/instance_types.h). A missing CRD is not an error (crd_installed false); an
 // invalid custom resource is InvalidArgument naming it.
 absl::StatusOr<ClusterInstanceTypes> ReadInstanceTypes(const ApiClient& client);
+
+// What attaching a compute target to a namespace of a cluster reads from the cluster.
+struct ClusterInventory {
+  // The schedulable Ready nodes, in name order (ListReadyNodes); may be empty (see warnings).
+  std::vector<v1::Node> nodes;
+  // The InstanceType custom resources (ReadInstanceTypes); nullopt when the cluster has no
+  // InstanceType CRD, which is not an error.
+  std::optional<std::vector<v1::InstanceType>> instance_types;
+  // One line each, to show the user: no Ready node, no InstanceType CRD.
+  std::vector<std::string> warnings;
+};
+
+// Reads what `kubetrain compute attach` stores for namespace `ns`: checks the namespace
+// (CheckNamespace's NotFound; Unavailable "cannot reach the cluster of context ..." naming the
+// server when it does not answer), then the Ready nodes and the InstanceType custom resources.
+// The client's own connection warnings (KubeConnection::warnings) are not repeated here.
+absl::StatusOr<ClusterInventory> ReadClusterInventory(const ApiClient& client,
+                                                      const std::string& ns);
 
 // What pods kubetrain's workspace did not start hold on `nodes`: the cpu / memory requests (a
 // request not given counts as its limit, as Kubernetes does) and nvidia.com/gpu limits of every

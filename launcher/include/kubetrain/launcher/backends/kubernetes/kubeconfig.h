@@ -32,13 +32,29 @@ struct KubeConnection {
   std::vector<std::string> warnings;  // one line each (insecure-skip-tls-verify)
 };
 
-// Reads `path` and resolves `context` (empty: the kubeconfig's current-context).
+// Reads `path` and resolves `context` (empty: the kubeconfig's current-context). The context errors
+// are those of LoadKubeconfigContext.
 absl::StatusOr<KubeConnection> LoadKubeconfig(const std::string& path, const std::string& context);
 
 // The same, from text; `base_dir` resolves relative file references.
 absl::StatusOr<KubeConnection> ParseKubeconfig(absl::string_view text, const std::string& origin,
                                                const std::string& base_dir,
                                                const std::string& context);
+
+// Only resolves the context: `context`, or the kubeconfig's current-context when it is empty,
+// checked against the contexts the kubeconfig defines; its clusters and users are not read (a
+// context that names a missing cluster still resolves). Returns the context's name. Errors:
+// NotFound "cannot read the kubeconfig <path>"; InvalidArgument "<path>:<line>: not valid YAML"
+// or "<path> is not a kubeconfig (no mapping)"; InvalidArgument "<path> has no current-context;
+// pass --context (one of: a, b)" when neither names one; NotFound "<path> has no context \"x\"
+// (it has: a, b)" when it is not defined ("none" when there are no contexts).
+absl::StatusOr<std::string> LoadKubeconfigContext(const std::string& path,
+                                                  const std::string& context);
+
+// The same, from text; `origin` names it in messages.
+absl::StatusOr<std::string> ParseKubeconfigContext(absl::string_view text,
+                                                   const std::string& origin,
+                                                   const std::string& context);
 
 }  // namespace kubetrain::backends::kubernetes
 
