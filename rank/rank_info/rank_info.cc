@@ -103,12 +103,12 @@ absl::StatusOr<RankInfo> RankInfo::FromEnvironment() {
         !s.ok()) {
       return s;
     }
+    if (absl::Status s = Check(r, "RANK", "WORLD_SIZE"); !s.ok()) return s;
     r.node_rank = r.rank / r.local_world_size;
     if (absl::Status s = ReadInt({"NODE_RANK", "GROUP_RANK", "AZUREML_CR_NODE_RANK"}, &r.node_rank);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = Check(r, "RANK", "WORLD_SIZE"); !s.ok()) return s;
     return r;
   }
   if (Env("OMPI_COMM_WORLD_RANK") != nullptr) {
@@ -129,10 +129,10 @@ absl::StatusOr<RankInfo> RankInfo::FromEnvironment() {
     }
     // mpirun fills each node's slots before the next node's (AZUREML_CR_NODE_RANK belongs to the
     // instance that started mpirun, not to this rank's node).
-    r.node_rank = r.rank / r.local_world_size;
     if (absl::Status s = Check(r, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"); !s.ok()) {
       return s;
     }
+    r.node_rank = r.rank / r.local_world_size;
     return r;
   }
   return absl::NotFoundError(

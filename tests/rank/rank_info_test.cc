@@ -64,16 +64,19 @@ TEST(RankInfoTest, NoRankEnvironmentIsNotFoundWithTheFix) {
   EXPECT_EQ(RankInfo::SingleProcess().world_size, 1);
 }
 
+// The message of FromEnvironment's error for `vars`.
+std::string ErrorFor(const std::vector<std::pair<std::string, std::string>>& vars) {
+  SetRankEnv(vars);
+  absl::StatusOr<RankInfo> r = RankInfo::FromEnvironment();
+  return r.ok() ? "ok" : std::string(r.status().message());
+}
+
 TEST(RankInfoTest, MalformedOrInconsistentValuesNameTheVariable) {
-  SetRankEnv({{"RANK", "x"}, {"WORLD_SIZE", "2"}});
-  EXPECT_THAT(RankInfo::FromEnvironment().status().message(), HasSubstr("RANK='x'"));
-  SetRankEnv({{"RANK", "2"}, {"WORLD_SIZE", "2"}});
-  EXPECT_THAT(RankInfo::FromEnvironment().status().message(),
+  EXPECT_THAT(ErrorFor({{"RANK", "x"}, {"WORLD_SIZE", "2"}}), HasSubstr("RANK='x'"));
+  EXPECT_THAT(ErrorFor({{"RANK", "2"}, {"WORLD_SIZE", "2"}}),
               HasSubstr("RANK=2 is outside [0, WORLD_SIZE=2)"));
-  SetRankEnv({{"RANK", "0"}});
-  EXPECT_THAT(RankInfo::FromEnvironment().status().message(), HasSubstr("WORLD_SIZE is not"));
-  SetRankEnv({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "0"}});
-  EXPECT_THAT(RankInfo::FromEnvironment().status().message(),
+  EXPECT_THAT(ErrorFor({{"RANK", "0"}}), HasSubstr("WORLD_SIZE is not"));
+  EXPECT_THAT(ErrorFor({{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "0"}}),
               HasSubstr("OMPI_COMM_WORLD_SIZE=0 must be >= 1"));
 }
 
