@@ -23,8 +23,7 @@ LocalAttach BuildLocalTarget(const AttachOptions& options) {
   return out;
 }
 
-v1::ComputeTarget BuildKubernetesTarget(const AttachOptions& options,
-                                        std::vector<v1::Node> nodes) {
+v1::ComputeTarget BuildKubernetesTarget(const AttachOptions& options, std::vector<v1::Node> nodes) {
   v1::ComputeTarget target;
   target.set_name(options.name);
   v1::KubernetesCompute* k = target.mutable_kubernetes();
@@ -37,9 +36,9 @@ v1::ComputeTarget BuildKubernetesTarget(const AttachOptions& options,
   return target;
 }
 
-AttachResult MergeAttachedTarget(const std::optional<v1::ComputeTarget>& previous,
-                                 v1::ComputeTarget attached,
-                                 const std::optional<std::vector<v1::InstanceType>>& cluster_types) {
+AttachResult MergeAttachedTarget(
+    const std::optional<v1::ComputeTarget>& previous, v1::ComputeTarget attached,
+    const std::optional<std::vector<v1::InstanceType>>& cluster_types) {
   AttachResult out;
   out.target = std::move(attached);
   // Re-attaching keeps the instance types IT operations curated.

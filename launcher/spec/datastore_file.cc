@@ -45,8 +45,8 @@ DatastoreFileResult ParseDatastoreYaml(absl::string_view text, const std::string
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
     if (std::find(known.begin(), known.end(), key) == known.end()) {
-      out.warnings.push_back(absl::StrCat(path, ":", it->first.Mark().line + 1, ": warning: `",
-                                          key, "` is not used by kubetrain and is ignored"));
+      out.warnings.push_back(absl::StrCat(path, ":", it->first.Mark().line + 1, ": warning: `", key,
+                                          "` is not used by kubetrain and is ignored"));
     }
   }
   v1::Datastore& d = out.datastore;

@@ -127,10 +127,10 @@ absl::StatusOr<ClusterInventory> ReadClusterInventory(const ApiClient& client,
                                                       const std::string& ns) {
   if (absl::Status s = CheckNamespace(client, ns); !s.ok()) {
     if (s.code() != absl::StatusCode::kUnavailable) return s;
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach the cluster of context \"", client.connection().context, "\" at ",
-        client.connection().server, " (", s.message(),
-        "); check the kubeconfig's server and that this machine can reach it"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the cluster of context \"", client.connection().context,
+                     "\" at ", client.connection().server, " (", s.message(),
+                     "); check the kubeconfig's server and that this machine can reach it"));
   }
   ClusterInventory out;
   absl::StatusOr<std::vector<v1::Node>> nodes = ListReadyNodes(client);

@@ -129,8 +129,8 @@ TEST(AttachTest, ClusterInstanceTypesReplaceWhatWasThere) {
   previous.set_name("aks");
   *previous.add_instance_types() = Type("curated");
   v1::ComputeTarget attached = BuildKubernetesTarget(KubernetesOptions(), {Node("n1")});
-  AttachResult r = MergeAttachedTarget(
-      previous, attached, std::vector<v1::InstanceType>{Type("a100"), Type("cpu")});
+  AttachResult r = MergeAttachedTarget(previous, attached,
+                                       std::vector<v1::InstanceType>{Type("a100"), Type("cpu")});
   EXPECT_TRUE(r.existed);
   EXPECT_THAT(TypeNames(r.target), ::testing::ElementsAre("a100", "cpu"));
   EXPECT_EQ(r.target.kubernetes().instance_types_source(), "cluster");

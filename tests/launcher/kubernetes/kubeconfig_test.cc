@@ -122,8 +122,7 @@ TEST(KubeconfigTest, ContextResolvesWithoutReadingClustersOrUsers) {
   EXPECT_EQ(unset.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(unset.status().message(), "kc has no current-context; pass --context (one of: a, b)");
   // The full parse gives the same context errors.
-  EXPECT_EQ(ParseKubeconfig(no_current, "kc", "", "").status().message(),
-            unset.status().message());
+  EXPECT_EQ(ParseKubeconfig(no_current, "kc", "", "").status().message(), unset.status().message());
 
   EXPECT_THAT(ParseKubeconfigContext("a: [", "kc", "").status().message(),
               HasSubstr("kc:1: not valid YAML"));

@@ -24,9 +24,12 @@
 #define KT_ASSIGN_OR_RETURN(lhs, expr) \
   KT_ASSIGN_OR_RETURN_IMPL_(KT_STATUS_CONCAT_(kt_statusor_, __LINE__), lhs, expr)
 
-#define KT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                              \
+// `statusor` names a variable and `lhs` is a declaration: neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define KT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)      \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // KUBETRAIN_COMMON_STATUS_MACROS_H_

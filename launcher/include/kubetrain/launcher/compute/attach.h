@@ -58,8 +58,7 @@ LocalAttach BuildLocalTarget(const AttachOptions& options);
 
 // A `kubernetes` target named options.name for options' kubeconfig (made absolute), context,
 // namespace, workspace URL and worker image, with the cluster's `nodes`. No instance types.
-v1::ComputeTarget BuildKubernetesTarget(const AttachOptions& options,
-                                        std::vector<v1::Node> nodes);
+v1::ComputeTarget BuildKubernetesTarget(const AttachOptions& options, std::vector<v1::Node> nodes);
 
 // What attaching leads to.
 struct AttachResult {

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kubetrain/launcher/backends/kubernetes/api_client.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/placement.pb.h"
-#include "kubetrain/launcher/backends/kubernetes/api_client.h"
 #include "nlohmann/json.hpp"
 
 namespace kubetrain::backends::kubernetes {
