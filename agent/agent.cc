@@ -17,12 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "kubetrain/common/command_template.h"
-#include "kubetrain/common/status_macros.h"
-#include "kubetrain/agent/staging/checkpoint_recorder.h"
-#include "kubetrain/agent/staging/data_stager.h"
 #include "kubetrain/agent/mpi/mpirun_command.h"
 #include "kubetrain/agent/mpi/rsh_agent.h"
+#include "kubetrain/agent/staging/checkpoint_recorder.h"
+#include "kubetrain/agent/staging/data_stager.h"
+#include "kubetrain/common/command_template.h"
+#include "kubetrain/common/status_macros.h"
 #include "kubetrain/v1/job_state.h"
 
 namespace kubetrain::agent {
@@ -101,13 +101,13 @@ absl::Status CopyCodeSnapshot(const fs::path& source, const fs::path& target,
       fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
     }
     if (ec) {
-      return absl::InternalError(absl::StrCat("cannot copy '", from.string(), "' to '",
-                                              to.string(), "': ", ec.message()));
+      return absl::InternalError(
+          absl::StrCat("cannot copy '", from.string(), "' to '", to.string(), "': ", ec.message()));
     }
   }
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot read the code snapshot '", source.string(),
-                                            "': ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot read the code snapshot '", source.string(), "': ", ec.message()));
   }
   return absl::OkStatus();
 }
@@ -132,8 +132,8 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
     // Kubernetes: instance 0's mpirun starts this instance's ranks through us (rsh_agent.h).
     status.set_state(v1::JOB_STATE_RUNNING);
     reporter.UpdateStatus(status);
-    reporter.Agent(absl::StrCat(status.message(), "; serving its launch on port ",
-                                launch.rsh_port()));
+    reporter.Agent(
+        absl::StrCat(status.message(), "; serving its launch on port ", launch.rsh_port()));
     (void)reporter.Flush();
     // The ranks started here record their exit status where instance 0's do (same plan layout).
     std::error_code ec;
@@ -158,8 +158,8 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
         status.set_state(v1::JOB_STATE_FAILED);
       } else {
         result.exit_code = *served == 0 ? kExitOk : kExitRankFailed;
-        result.message = absl::StrCat(ranks, " ran under instance 0's mpirun (its daemon exited ",
-                                      *served, ")");
+        result.message =
+            absl::StrCat(ranks, " ran under instance 0's mpirun (its daemon exited ", *served, ")");
         status.set_state(*served == 0 ? v1::JOB_STATE_COMPLETED : v1::JOB_STATE_FAILED);
       }
     }
@@ -174,8 +174,9 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
   absl::StatusOr<v1::JobStatus> job =
       sink != nullptr ? sink->ReadJobStatus() : absl::UnimplementedError("no sink");
   if (absl::IsUnimplemented(job.status())) {
-    result.message = absl::StrCat(status.message(), "; their output and status are reported by "
-                                                    "instance 0 (no workspace to wait on)");
+    result.message = absl::StrCat(status.message(),
+                                  "; their output and status are reported by "
+                                  "instance 0 (no workspace to wait on)");
     reporter.Agent(result.message);
     status.set_state(v1::JOB_STATE_COMPLETED);
     reporter.UpdateStatus(status);
@@ -199,8 +200,9 @@ AgentResult WaitForMpirunOfInstanceZero(const v1::InstanceLaunch& launch, const 
     }
     job = sink->ReadJobStatus();
     if (!job.ok()) {
-      if (!warned) reporter.Agent(absl::StrCat("cannot read the job's status yet: ",
-                                               job.status().message()), "warn");
+      if (!warned)
+        reporter.Agent(absl::StrCat("cannot read the job's status yet: ", job.status().message()),
+                       "warn");
       warned = true;
     } else {
       const v1::InstanceStatus* zero = nullptr;
@@ -296,13 +298,12 @@ absl::StatusOr<std::string> ResolveCommand(const v1::InstanceLaunch& launch) {
   }
   std::map<std::string, std::string> outputs(launch.output_paths().begin(),
                                              launch.output_paths().end());
-  absl::StatusOr<std::string> command =
-      common::Substitute(launch.job().command(), inputs, outputs);
+  absl::StatusOr<std::string> command = common::Substitute(launch.job().command(), inputs, outputs);
   if (!command.ok()) {
-    return absl::Status(command.status().code(),
-                        absl::StrCat("job ", launch.job().name(), ": command: ",
-                                     command.status().message(),
-                                     " (no path for it in the launch plan)"));
+    return absl::Status(
+        command.status().code(),
+        absl::StrCat("job ", launch.job().name(), ": command: ", command.status().message(),
+                     " (no path for it in the launch plan)"));
   }
   return command;
 }
@@ -332,7 +333,8 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
     p.local_rank = 0;
     p.mpirun_tagged_output = true;
     p.mpi_status_dir = status_dir.string();
-    p.mpi_ranks_per_instance = std::max(1, launch.job().distribution().process_count_per_instance());
+    p.mpi_ranks_per_instance =
+        std::max(1, launch.job().distribution().process_count_per_instance());
     p.mpi_world_size = InstanceCount(launch) * p.mpi_ranks_per_instance;
     p.spawn.env = RankEnvironment(launch, 0, options.env);
     p.spawn.env["KUBETRAIN_MPI_STATUS_DIR"] = status_dir.string();
@@ -350,8 +352,8 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
       std::string tmpl = fs::exists("/dev/shm") ? "/dev/shm/kubetrain-mpi-XXXXXX"
                                                 : (hostfile.parent_path() / "mpi-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) {
-        return absl::InternalError(absl::StrCat("cannot create the mpirun session directory ",
-                                                tmpl, ": ", std::strerror(errno)));
+        return absl::InternalError(absl::StrCat("cannot create the mpirun session directory ", tmpl,
+                                                ": ", std::strerror(errno)));
       }
       p.mpi_session_dir = tmpl;
       p.spawn.env["OMPI_MCA_orte_tmpdir_base"] = tmpl;
@@ -362,9 +364,15 @@ absl::StatusOr<std::vector<RankProcess>> BuildProcesses(const v1::InstanceLaunch
       char self[4096];
       ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
       std::string agent = n > 0 ? std::string(self, static_cast<size_t>(n)) : "kubetrain-worker";
-      std::vector<std::string> rsh = {"--mca", "plm_rsh_agent", agent + " rsh",
-                                      "--mca", "plm_rsh_no_tree_spawn", "1",
-                                      "--mca", "orte_keep_fqdn_hostnames", "1"};
+      std::vector<std::string> rsh = {"--mca",
+                                      "plm_rsh_agent",
+                                      agent + " rsh",
+                                      "--mca",
+                                      "plm_rsh_no_tree_spawn",
+                                      "1",
+                                      "--mca",
+                                      "orte_keep_fqdn_hostnames",
+                                      "1"};
       p.spawn.argv.insert(p.spawn.argv.begin() + 1, rsh.begin(), rsh.end());
     }
     p.spawn.argv.insert(p.spawn.argv.begin() + 1, options.extra_mpirun_args.begin(),
@@ -435,9 +443,9 @@ AgentResult RunAgent(const v1::InstanceLaunch& launch, AgentSink* sink, CancelTo
   if (!command.ok()) {
     return fail_before_start(kExitSetupFailed, std::string(command.status().message()));
   }
-  absl::StatusOr<std::vector<RankProcess>> procs =
-      BuildProcesses(launch, *command, *cwd, options);
-  if (!procs.ok()) return fail_before_start(kExitSetupFailed, std::string(procs.status().message()));
+  absl::StatusOr<std::vector<RankProcess>> procs = BuildProcesses(launch, *command, *cwd, options);
+  if (!procs.ok())
+    return fail_before_start(kExitSetupFailed, std::string(procs.status().message()));
 
   if (procs->empty()) return WaitForMpirunOfInstanceZero(launch, node, reporter, sink, cancel);
   reporter.Agent(absl::StrCat("running in ", *cwd, ": ", *command));

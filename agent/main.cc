@@ -11,7 +11,6 @@
 //            job's token there; see kubetrain/storage/grpc_workspace.h); never passed to ranks
 #include <signal.h>
 #include <string.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,15 +24,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
+#include "kubetrain/agent/agent.h"
+#include "kubetrain/agent/metrics/mlflow_endpoint.h"
+#include "kubetrain/agent/mpi/rsh_agent.h"
+#include "kubetrain/agent/output.h"
+#include "kubetrain/agent/ranks/cancel.h"
+#include "kubetrain/agent/sink.h"
 #include "kubetrain/common/logging.h"
 #include "kubetrain/v1/launch.pb.h"
 #include "spdlog/spdlog.h"
-#include "kubetrain/agent/agent.h"
-#include "kubetrain/agent/output.h"
-#include "kubetrain/agent/ranks/cancel.h"
-#include "kubetrain/agent/metrics/mlflow_endpoint.h"
-#include "kubetrain/agent/mpi/rsh_agent.h"
-#include "kubetrain/agent/sink.h"
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 #include "kubetrain/agent/workspace_sink.h"
 #endif
@@ -119,7 +118,8 @@ int main(int argc, char** argv) {
   kubetrain::v1::InstanceLaunch launch;
   {
     std::ifstream in(plan_file, std::ios::binary);
-    if (!in) return Usage(absl::StrCat("cannot read the plan '", plan_file, "': ", strerror(errno)));
+    if (!in)
+      return Usage(absl::StrCat("cannot read the plan '", plan_file, "': ", strerror(errno)));
     std::stringstream buffer;
     buffer << in.rdbuf();
     const bool parsed = text ? google::protobuf::TextFormat::ParseFromString(buffer.str(), &launch)
@@ -167,8 +167,9 @@ int main(int argc, char** argv) {
   }
 #else
   if (!no_workspace) {
-    spdlog::warn("this kubetrain-worker was built without the workspace store; logs and status "
-                 "go to stderr only");
+    spdlog::warn(
+        "this kubetrain-worker was built without the workspace store; logs and status "
+        "go to stderr only");
   }
 #endif
 

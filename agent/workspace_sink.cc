@@ -15,7 +15,9 @@ absl::StatusOr<v1::JobStatus> ReadStatus(storage::Workspace& ws, const std::stri
 
 }  // namespace
 
-absl::StatusOr<v1::JobStatus> WorkspaceSink::ReadJobStatus() { return ReadStatus(*workspace_, job_); }
+absl::StatusOr<v1::JobStatus> WorkspaceSink::ReadJobStatus() {
+  return ReadStatus(*workspace_, job_);
+}
 
 absl::StatusOr<v1::JobStatus> SpooledSink::ReadJobStatus() { return ReadStatus(*workspace_, job_); }
 

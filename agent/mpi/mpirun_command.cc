@@ -42,8 +42,8 @@ std::string MpiHostfile(const v1::InstanceLaunch& launch) {
   std::vector<std::pair<std::string, int>> hosts;  // in instance order, distinct
   for (int i = 0; i < InstanceCount(launch); ++i) {
     std::string host = InstanceHost(launch, i);
-    auto it = std::find_if(hosts.begin(), hosts.end(),
-                           [&](const auto& h) { return h.first == host; });
+    auto it =
+        std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return h.first == host; });
     if (it == hosts.end()) {
       hosts.emplace_back(host, PerInstance(launch));
     } else {
@@ -84,16 +84,22 @@ std::vector<std::string> MpirunArgv(const v1::InstanceLaunch& launch, const std:
                                     const std::map<std::string, std::string>& env) {
   std::vector<std::string> argv = {
       launch.mpirun().empty() ? std::string("mpirun") : launch.mpirun(),
-      "--hostfile", hostfile,
-      "-np", absl::StrCat(InstanceCount(launch) * PerInstance(launch)),
-      "--map-by", "slot",
+      "--hostfile",
+      hostfile,
+      "-np",
+      absl::StrCat(InstanceCount(launch) * PerInstance(launch)),
+      "--map-by",
+      "slot",
       "--oversubscribe",
-      "--bind-to", "none",
+      "--bind-to",
+      "none",
       "--tag-output",
       // When a rank fails, mpirun SIGTERMs the others and then sleeps this many seconds (default
       // 1, sometimes twice) before SIGKILL, even when they are already gone; 0 keeps rank death →
       // all ranks gone well under 2 s.
-      "--mca", "odls_base_sigkill_timeout", "0",
+      "--mca",
+      "odls_base_sigkill_timeout",
+      "0",
   };
   for (const auto& [name, value] : env) {
     if (absl::StartsWith(name, "OMPI_")) continue;  // mpirun's own settings
@@ -104,10 +110,10 @@ std::vector<std::string> MpirunArgv(const v1::InstanceLaunch& launch, const std:
   argv.push_back("-c");
   // Not `exec`: the wrapper outlives the command to record its exit status for the agent
   // (mpirun names the failing rank only some of the time).
-  argv.push_back(absl::StrCat(
-      MpiRankPrologue(launch),
-      "; /bin/bash -c \"$1\"; rc=$?; if [ -n \"$KUBETRAIN_MPI_STATUS_DIR\" ]; then "
-      "echo \"$rc $EPOCHREALTIME\" > \"$KUBETRAIN_MPI_STATUS_DIR/$r\"; fi; exit $rc"));
+  argv.push_back(
+      absl::StrCat(MpiRankPrologue(launch),
+                   "; /bin/bash -c \"$1\"; rc=$?; if [ -n \"$KUBETRAIN_MPI_STATUS_DIR\" ]; then "
+                   "echo \"$rc $EPOCHREALTIME\" > \"$KUBETRAIN_MPI_STATUS_DIR/$r\"; fi; exit $rc"));
   argv.push_back("kubetrain-rank");
   argv.push_back(command);
   return argv;

@@ -225,7 +225,7 @@ absl::StatusOr<std::unique_ptr<OrphanGuard>> OrphanGuard::Start() {
       ssize_t n = read(fds[0], &value, sizeof(value));
       if (n < 0 && errno == EINTR) continue;
       if (n != static_cast<ssize_t>(sizeof(value))) break;  // EOF: the agent is gone
-      if (value == 0) _exit(0);                              // the agent is done: nothing to do
+      if (value == 0) _exit(0);                             // the agent is done: nothing to do
       if (value > 0 && count < kMax) {
         groups[count++] = value;
       } else if (value < 0) {

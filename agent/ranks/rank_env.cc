@@ -88,18 +88,18 @@ absl::Status ValidateLaunch(const v1::InstanceLaunch& launch) {
         " is outside [0, ", instances, ") (resources.instance_count)"));
   }
   if (launch.instance_hosts_size() != 0 && launch.instance_hosts_size() != instances) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "plan for job ", launch.job().name(), ": instance_hosts lists ",
-        launch.instance_hosts_size(), " hosts for ", instances, " instances"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan for job ", launch.job().name(), ": instance_hosts lists ",
+                     launch.instance_hosts_size(), " hosts for ", instances, " instances"));
   }
   const v1::DistributionSpec& d = launch.job().distribution();
   if (d.process_count_per_instance() < 0 || d.worker_count() < 0 ||
       d.parameter_server_count() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "plan for job ", launch.job().name(),
-        ": distribution counts must not be negative (process_count_per_instance=",
-        d.process_count_per_instance(), ", worker_count=", d.worker_count(),
-        ", parameter_server_count=", d.parameter_server_count(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan for job ", launch.job().name(),
+                     ": distribution counts must not be negative (process_count_per_instance=",
+                     d.process_count_per_instance(), ", worker_count=", d.worker_count(),
+                     ", parameter_server_count=", d.parameter_server_count(), ")"));
   }
   return absl::OkStatus();
 }
@@ -129,8 +129,7 @@ std::vector<LocalRank> LocalRanks(const v1::InstanceLaunch& launch) {
   return ranks;
 }
 
-std::map<std::string, std::string> RankEnvironment(const v1::InstanceLaunch& launch,
-                                                   int local_rank,
+std::map<std::string, std::string> RankEnvironment(const v1::InstanceLaunch& launch, int local_rank,
                                                    const RankEnvOptions& options) {
   const v1::JobSpec& job = launch.job();
   const int index = launch.instance_index();

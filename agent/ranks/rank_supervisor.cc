@@ -34,9 +34,9 @@ std::string SignalName(int sig) {
 struct Proc {
   RankProcess spec;
   ChildProcess child;
-  std::string pending[2];  // partial lines of stdout, stderr
+  std::string pending[2];                       // partial lines of stdout, stderr
   std::unique_ptr<TaggedOutputDemux> demux[2];  // mpirun --tag-output: per-rank lines
-  bool running = false;    // spawned and not reaped
+  bool running = false;                         // spawned and not reaped
   bool signalled_by_us = false;
   int exit_code = 0;
   int signal = 0;
@@ -127,10 +127,10 @@ void RunState::Start(std::vector<RankProcess> specs) {
     }
     p.child = std::move(*child);
     if (p.spec.mpirun_tagged_output) {
-      p.demux[0] = std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDOUT,
-                                                       options_.max_line_bytes);
-      p.demux[1] = std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDERR,
-                                                       options_.max_line_bytes);
+      p.demux[0] =
+          std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDOUT, options_.max_line_bytes);
+      p.demux[1] =
+          std::make_unique<TaggedOutputDemux>(v1::LogLine::STREAM_STDERR, options_.max_line_bytes);
     }
     if (guard_ != nullptr) {
       guard_->Add(p.child.pid());
@@ -139,16 +139,16 @@ void RunState::Start(std::vector<RankProcess> specs) {
     p.running = true;
     p.state = v1::JOB_STATE_RUNNING;
     p.started_ms = NowMs();
-    reporter_->Agent(absl::StrCat(
-        p.spec.rank < 0 ? std::string("mpirun") : absl::StrCat("rank ", p.spec.rank),
-        " started (pid ", p.child.pid(), ", local rank ", p.spec.local_rank, ")"));
+    reporter_->Agent(
+        absl::StrCat(p.spec.rank < 0 ? std::string("mpirun") : absl::StrCat("rank ", p.spec.rank),
+                     " started (pid ", p.child.pid(), ", local rank ", p.spec.local_rank, ")"));
     procs_.push_back(std::move(p));
   }
 }
 
 void RunState::EmitLine(Proc& p, int which, absl::string_view text) {
-  EmitRankLine(p.spec.rank,
-               which == 0 ? v1::LogLine::STREAM_STDOUT : v1::LogLine::STREAM_STDERR, text);
+  EmitRankLine(p.spec.rank, which == 0 ? v1::LogLine::STREAM_STDOUT : v1::LogLine::STREAM_STDERR,
+               text);
 }
 
 void RunState::EmitRankLine(int rank, v1::LogLine::Stream stream, absl::string_view text) {
@@ -250,9 +250,8 @@ void RunState::Finished(Proc& p, int wstatus) {
     p.state = failed ? v1::JOB_STATE_FAILED : v1::JOB_STATE_COMPLETED;
   }
   const std::string who = p.spec.rank < 0 ? "mpirun" : absl::StrCat("rank ", p.spec.rank);
-  const std::string how = p.signal != 0
-                              ? absl::StrCat("was killed by ", SignalName(p.signal))
-                              : absl::StrCat("exited with code ", p.exit_code);
+  const std::string how = p.signal != 0 ? absl::StrCat("was killed by ", SignalName(p.signal))
+                                        : absl::StrCat("exited with code ", p.exit_code);
   reporter_->Agent(absl::StrCat(who, " (pid ", p.child.pid(), ") ", how),
                    failed && !p.signalled_by_us ? "warn" : "info");
   status_dirty_ = true;
@@ -283,9 +282,9 @@ void RunState::Finished(Proc& p, int wstatus) {
     }
     const std::string failed_who =
         result_.failed_rank < 0 ? who : absl::StrCat("rank ", result_.failed_rank);
-    const std::string failed_how =
-        result_.signal != 0 ? absl::StrCat("was killed by ", SignalName(result_.signal))
-                            : absl::StrCat("exited with code ", result_.exit_code);
+    const std::string failed_how = result_.signal != 0
+                                       ? absl::StrCat("was killed by ", SignalName(result_.signal))
+                                       : absl::StrCat("exited with code ", result_.exit_code);
     result_.message = absl::StrCat(failed_who, " ", failed_how);
     const std::deque<std::string>& tail = Tail(tail_rank);
     result_.last_lines.assign(tail.begin(), tail.end());
@@ -544,8 +543,8 @@ RankSupervisorResult RunState::Go(std::vector<RankProcess> specs) {
   }
   if (tearing_down_) {
     if (result_.teardown == absl::ZeroDuration()) result_.teardown = absl::Now() - teardown_start_;
-    reporter_->Agent(absl::StrCat("all processes stopped ",
-                                  absl::FormatDuration(result_.teardown), " after the teardown began"));
+    reporter_->Agent(absl::StrCat("all processes stopped ", absl::FormatDuration(result_.teardown),
+                                  " after the teardown began"));
   }
   if (result_.outcome == Outcome::kSucceeded) result_.message = "all processes exited 0";
   guard_.reset();  // every group is gone: the guard exits without killing
@@ -557,7 +556,8 @@ RankSupervisorResult RunState::Go(std::vector<RankProcess> specs) {
 
 }  // namespace
 
-RankSupervisor::RankSupervisor(RankSupervisorOptions options, Reporter* reporter, CancelToken* cancel)
+RankSupervisor::RankSupervisor(RankSupervisorOptions options, Reporter* reporter,
+                               CancelToken* cancel)
     : options_(std::move(options)), reporter_(reporter), cancel_(cancel) {}
 
 RankSupervisorResult RankSupervisor::Run(std::vector<RankProcess> processes) {

@@ -1,13 +1,12 @@
 #include "kubetrain/agent/ranks/reporter.h"
 
-#include "kubetrain/agent/output.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kubetrain/agent/output.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::agent {
@@ -75,7 +74,8 @@ absl::Status Reporter::Flush() {
     std::vector<v1::LogLine> batch(buffer_.begin(), buffer_.begin() + n);
     absl::Status status = sink_->AppendLogs(batch);
     if (!status.ok()) {
-      if (!append_failing_) spdlog::warn("cannot store log lines in the workspace: {}", status.ToString());
+      if (!append_failing_)
+        spdlog::warn("cannot store log lines in the workspace: {}", status.ToString());
       append_failing_ = true;
       return status;
     }

@@ -4,14 +4,17 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
-#include "kubetrain/v1/checkpoint.pb.h"
 #include "kubetrain/rank/checkpoint.h"
+#include "kubetrain/v1/checkpoint.pb.h"
 
 namespace kubetrain::agent {
 
 CheckpointRecorder::CheckpointRecorder(AgentSink* sink, std::string dir, std::string job,
                                        int attempt, absl::Duration interval)
-    : sink_(sink), dir_(std::move(dir)), job_(std::move(job)), attempt_(attempt),
+    : sink_(sink),
+      dir_(std::move(dir)),
+      job_(std::move(job)),
+      attempt_(attempt),
       interval_(interval) {}
 
 CheckpointRecorder::~CheckpointRecorder() { Stop(); }
@@ -49,7 +52,8 @@ std::set<int64_t> CheckpointRecorder::recorded() const {
 }
 
 bool CheckpointRecorder::ScanOnce() {
-  absl::StatusOr<std::vector<checkpoint::PublishedCheckpoint>> published = checkpoint::ListPublishedCheckpoints(dir_);
+  absl::StatusOr<std::vector<checkpoint::PublishedCheckpoint>> published =
+      checkpoint::ListPublishedCheckpoints(dir_);
   if (!published.ok()) return false;  // tried again on the next scan
   bool all = true;
   for (const checkpoint::PublishedCheckpoint& c : *published) {

@@ -26,7 +26,7 @@ std::string LocalDir(const GlobalFlags& flags) {
   if (!storage::IsRemoteWorkspace(location)) return location;
   const char* home = std::getenv("HOME");
   std::string dir = home != nullptr && home[0] != '\0' ? absl::StrCat(home, "/.kubetrain")
-                                                         : std::string(".kubetrain");
+                                                       : std::string(".kubetrain");
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(dir, ec);
   return ec ? dir : abs.lexically_normal().string();

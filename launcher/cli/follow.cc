@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "kubetrain/launcher/cli/job_view.h"
 #include "kubetrain/launcher/cli/output.h"
-#include "kubetrain/launcher/jobs/scheduler.h"
 #include "kubetrain/launcher/jobs/job_supervisor.h"
+#include "kubetrain/launcher/jobs/scheduler.h"
 
 namespace kubetrain::cli {
 namespace {
@@ -83,12 +83,11 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
 }
 
 int FollowLogs(storage::Workspace& ws, const std::string& name, int rank, std::ostream& out) {
-  absl::Status watched =
-      ws.WatchJob({.job = name, .rank = rank}, [&](const storage::JobUpdate& u) {
-        for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
-        out.flush();
-        return true;
-      });
+  absl::Status watched = ws.WatchJob({.job = name, .rank = rank}, [&](const storage::JobUpdate& u) {
+    for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
+    out.flush();
+    return true;
+  });
   if (!watched.ok()) {
     PrintError(watched);
     return 1;

@@ -3,28 +3,27 @@
 
 #include <atomic>
 #include <iostream>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kubetrain/common/logging.h"
+#include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
 #include "kubetrain/launcher/cli/cli.h"
 #include "kubetrain/launcher/cli/data_check.h"
+#include "kubetrain/launcher/cli/follow.h"
 #include "kubetrain/launcher/cli/job_view.h"
 #include "kubetrain/launcher/cli/metrics_view.h"
 #include "kubetrain/launcher/cli/output.h"
-#include "kubetrain/launcher/compute/targets.h"
 #include "kubetrain/launcher/compute/resolve.h"
-#include "kubetrain/launcher/spec/job_parser.h"
-#include "kubetrain/common/logging.h"
-#include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
-#include "kubetrain/launcher/cli/follow.h"
 #include "kubetrain/launcher/compute/targets.h"
-#include "kubetrain/launcher/jobs/submit.h"
 #include "kubetrain/launcher/jobs/job_supervisor.h"
 #include "kubetrain/launcher/jobs/launch.h"
+#include "kubetrain/launcher/jobs/submit.h"
+#include "kubetrain/launcher/spec/job_parser.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
@@ -40,8 +39,8 @@ struct JobFlags {
 };
 
 // Parses, resolves and prints diagnostics; nullopt (after printing) when the job is invalid.
-std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(
-    storage::Workspace& ws, const JobFlags& f) {
+std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(storage::Workspace& ws,
+                                                                            const JobFlags& f) {
   spec::JobParseResult parsed = spec::ParseJobFile(f.file, {f.sets});
   std::optional<compute::ResolvedJob> resolved;
   if (!parsed.diagnostics.has_errors()) {
@@ -111,8 +110,8 @@ int Create(const GlobalFlags& global, const JobFlags& f) {
   options.workspace_path = LocalDir(global);  // job folders; with a server, on this machine
   // The supervisor inherits this environment, so it reaches a workspace server with the same
   // credentials (KUBETRAIN_WORKSPACE_TOKEN / _FILE); they never go on its command line.
-  options.supervisor_argv = {SelfPath(), "--workspace", WorkspacePath(global), "--log-level",
-                             "info", "job", "supervise"};
+  options.supervisor_argv = {
+      SelfPath(), "--workspace", WorkspacePath(global), "--log-level", "info", "job", "supervise"};
   absl::StatusOr<v1::JobRecord> record = jobs::SubmitJob(**ws, spec, options);
   if (!record.ok()) return PrintError(record.status()), kExitFailure;
   std::cout << "job " << record->spec().name() << " submitted to compute "
@@ -336,9 +335,11 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code) {
   CLI::App* create = job->add_subcommand(
       "create", "Submit a job from an Azure ML command-job YAML and run it on its compute");
   create->add_option("-f,--file", f->file, "The job YAML")->required();
-  create->add_option("--name", f->name, "Job name (default: the file's `name:` or a generated one)");
+  create->add_option("--name", f->name,
+                     "Job name (default: the file's `name:` or a generated one)");
   create->add_option("--set", f->sets, "Override a field, e.g. --set compute=local");
-  create->add_flag("--stream", f->stream, "Follow the job's logs until it ends; exit 0 iff completed");
+  create->add_flag("--stream", f->stream,
+                   "Follow the job's logs until it ends; exit 0 iff completed");
   create->add_flag("--dry-run", f->dry_run,
                    "Kubernetes: print the objects the job would create, create nothing");
   create->add_option("-o,--output", f->output, "with --dry-run: yaml (default) or json");

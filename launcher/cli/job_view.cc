@@ -206,9 +206,9 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
     Table r({"  RANK", "INSTANCE", "LOCAL", "STATUS", "EXIT", "PID"});
     for (const v1::InstanceStatus& inst : s.instances()) {
       for (const v1::RankStatus& rank : inst.ranks()) {
-        std::string exit = rank.signal() != 0               ? absl::StrCat("signal ", rank.signal())
+        std::string exit = rank.signal() != 0             ? absl::StrCat("signal ", rank.signal())
                            : v1::IsTerminal(rank.state()) ? absl::StrCat(rank.exit_code())
-                                                            : "-";
+                                                          : "-";
         r.AddRow({absl::StrCat("  ", rank.rank()), absl::StrCat(inst.index()),
                   absl::StrCat(rank.local_rank()), StateName(rank.state()), exit,
                   absl::StrCat(rank.pid())});

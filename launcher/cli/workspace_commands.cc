@@ -1,10 +1,10 @@
 // `kubetrain workspace ...`: serve.
 //
-// `workspace serve` serves the embedded workspace (--workspace DIR, default ~/.kubetrain) to agents,
-// supervisors and the CLI on other machines (`--workspace grpc://HOST:PORT`). Its access token is
-// generated at the first start, kept in DIR/server.token (mode 0600) and printed that once; give it
-// to clients as KUBETRAIN_WORKSPACE_TOKEN or KUBETRAIN_WORKSPACE_TOKEN_FILE. It runs until SIGINT or
-// SIGTERM.
+// `workspace serve` serves the embedded workspace (--workspace DIR, default ~/.kubetrain) to
+// agents, supervisors and the CLI on other machines (`--workspace grpc://HOST:PORT`). Its access
+// token is generated at the first start, kept in DIR/server.token (mode 0600) and printed that
+// once; give it to clients as KUBETRAIN_WORKSPACE_TOKEN or KUBETRAIN_WORKSPACE_TOKEN_FILE. It runs
+// until SIGINT or SIGTERM.
 #include <signal.h>
 
 #include <iostream>
@@ -12,11 +12,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "kubetrain/launcher/cli/cli.h"
+#include "kubetrain/launcher/cli/output.h"
 #include "kubetrain/storage/grpc_workspace.h"
 #include "kubetrain/storage/tokens.h"
 #include "kubetrain/storage/workspace_server.h"
-#include "kubetrain/launcher/cli/cli.h"
-#include "kubetrain/launcher/cli/output.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::cli {
@@ -30,9 +30,9 @@ struct ServeFlags {
 int Serve(const GlobalFlags& global, const ServeFlags& f) {
   const std::string dir = WorkspacePath(global);
   if (storage::IsRemoteWorkspace(dir)) {
-    PrintError(absl::InvalidArgumentError(absl::StrCat(
-        "workspace serve serves a workspace directory, not ", dir,
-        "; give --workspace DIR (default ~/.kubetrain)")));
+    PrintError(absl::InvalidArgumentError(
+        absl::StrCat("workspace serve serves a workspace directory, not ", dir,
+                     "; give --workspace DIR (default ~/.kubetrain)")));
     return kExitUsage;
   }
   auto ws = storage::OpenEmbeddedWorkspace(dir);
@@ -70,9 +70,10 @@ int Serve(const GlobalFlags& global, const ServeFlags& f) {
             << std::flush;
   if (f.tls_cert.empty() && !absl::StartsWith(f.listen, "127.") &&
       !absl::StartsWith(f.listen, "localhost:") && !absl::StartsWith(f.listen, "[::1]")) {
-    spdlog::warn("serving on {} without TLS: tokens and data cross the network in plain text; "
-                 "give --tls-cert and --tls-key",
-                 f.listen);
+    spdlog::warn(
+        "serving on {} without TLS: tokens and data cross the network in plain text; "
+        "give --tls-cert and --tls-key",
+        f.listen);
   }
   int sig = 0;
   sigwait(&stop, &sig);

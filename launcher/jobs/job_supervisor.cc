@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iterator>
-#include <cstring>
 #include <tuple>
 
 #include "absl/status/status.h"
@@ -39,8 +39,7 @@ void SetState(v1::JobRecord& job, v1::JobState state, const std::string& reason,
 }
 
 // Jobs whose supervisor died without recording an end hold nothing: mark them failed.
-void ReapLostJobs(storage::Workspace& ws, const std::string& compute,
-                  backends::Backend& backend) {
+void ReapLostJobs(storage::Workspace& ws, const std::string& compute, backends::Backend& backend) {
   absl::StatusOr<std::vector<v1::JobRecord>> all = ws.ListJobs();
   if (!all.ok()) return;
   for (const v1::JobRecord& j : *all) {
@@ -116,8 +115,8 @@ absl::StatusOr<Dequeued> WaitForPlacement(storage::Workspace& ws, const std::str
             SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
             return absl::OkStatus();
           }
-          absl::StatusOr<v1::Placement> placed = TryStart(all, r, target, type, SupervisorAlive,
-                                                             capacity->held);
+          absl::StatusOr<v1::Placement> placed =
+              TryStart(all, r, target, type, SupervisorAlive, capacity->held);
           if (placed.ok()) {
             *r.mutable_placement() = *placed;
             r.mutable_placement()->set_compute(target.name());
@@ -219,8 +218,8 @@ Failure DescribeFailure(storage::Workspace& ws, const backends::GangResult& resu
                              " s expired; every rank was stopped");
   } else {
     f.reason = "RankFailed";
-    f.message = absl::StrCat(what, " on instance ", first_instance,
-                             "; every other rank was stopped");
+    f.message =
+        absl::StrCat(what, " on instance ", first_instance, "; every other rank was stopped");
   }
   return f;
 }
@@ -309,12 +308,15 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
       });
     }
     auto mark_running = [&]() -> absl::Status {
-      return ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-                 if (r.status().state() == v1::JOB_STATE_STARTING) {
-                   SetState(r, v1::JOB_STATE_RUNNING, "", "");
-                 }
-                 return absl::OkStatus();
-               }).status();
+      return ws
+          .UpdateJob(name,
+                     [](const auto&, v1::JobRecord& r) {
+                       if (r.status().state() == v1::JOB_STATE_STARTING) {
+                         SetState(r, v1::JOB_STATE_RUNNING, "", "");
+                       }
+                       return absl::OkStatus();
+                     })
+          .status();
     };
     bool marked_running = false;
     if ((*gang)->Running()) {

@@ -30,8 +30,7 @@ k8s::KubernetesBackendOptions KubernetesOptions(const v1::ComputeTarget& target,
 }  // namespace
 
 backends::LaunchRequest MakeLaunchRequest(const v1::JobRecord& job, const v1::InstanceType& type,
-                                          const std::string& workspace_uri,
-                                          absl::Duration grace) {
+                                          const std::string& workspace_uri, absl::Duration grace) {
   backends::LaunchRequest request;
   request.job = job;
   request.attempt = job.status().attempt();
@@ -62,9 +61,9 @@ absl::StatusOr<std::vector<nlohmann::json>> DryRunObjects(v1::JobSpec spec,
                                                           const compute::ResolvedJob& resolved,
                                                           const BackendOptions& options) {
   if (!resolved.target.has_kubernetes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--dry-run prints the Kubernetes objects of a job; compute \"", resolved.target.name(),
-        "\" is not a kubernetes target"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dry-run prints the Kubernetes objects of a job; compute \"",
+                     resolved.target.name(), "\" is not a kubernetes target"));
   }
   if (spec.name().empty()) spec.set_name("dry-run");
   if (spec.display_name().empty()) spec.set_display_name(spec.name());
@@ -94,8 +93,7 @@ absl::StatusOr<v1::JobRecord> RunSupervisor(storage::Workspace& workspace, const
       compute::FindComputeTarget(workspace, job.spec().compute());
   // A target that is gone leaves the job to the local backend, whose placement then says why.
   absl::StatusOr<std::unique_ptr<backends::Backend>> backend =
-      target.ok() ? BackendFor(*target, run.backend)
-                  : BackendFor(v1::ComputeTarget(), run.backend);
+      target.ok() ? BackendFor(*target, run.backend) : BackendFor(v1::ComputeTarget(), run.backend);
   if (!backend.ok()) {
     return workspace.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
       if (v1::IsTerminal(r.status().state())) return absl::OkStatus();

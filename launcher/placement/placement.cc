@@ -64,10 +64,10 @@ std::string MoreNodes(size_t total) {
 
 ResourceRequest EffectiveRequest(const v1::InstanceType& type) {
   ResourceRequest r;
-  r.cpu_millicores = Given(type.requests().cpu()) ? type.requests().cpu().value()
-                                                   : type.limits().cpu().value();
+  r.cpu_millicores =
+      Given(type.requests().cpu()) ? type.requests().cpu().value() : type.limits().cpu().value();
   r.memory_bytes = Given(type.requests().memory()) ? type.requests().memory().value()
-                                                    : type.limits().memory().value();
+                                                   : type.limits().memory().value();
   r.gpus = type.limits().gpu() > 0 ? type.limits().gpu() : type.requests().gpu();
   return r;
 }
@@ -129,12 +129,12 @@ absl::StatusOr<v1::Placement> PlaceGang(const v1::ComputeTarget& target,
                                         const v1::InstanceType& type, int count,
                                         const std::vector<v1::Placement>& held) {
   if (count < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot place ", count, " instances of ",
-                                                   TypeName(type), "; instance_count must be >= 1"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot place ", count, " instances of ", TypeName(type), "; instance_count must be >= 1"));
   }
   const ResourceRequest request = EffectiveRequest(type);
-  const std::string needs = absl::StrCat(count, " × (", FormatRequest(request), ") of ",
-                                         TypeName(type));
+  const std::string needs =
+      absl::StrCat(count, " × (", FormatRequest(request), ") of ", TypeName(type));
 
   // Matching nodes, in the target's order.
   std::vector<v1::Node> nodes;
@@ -168,11 +168,10 @@ absl::StatusOr<v1::Placement> PlaceGang(const v1::ComputeTarget& target,
   if (*std::max_element(empty_fits.begin(), empty_fits.end()) == 0) {
     // The largest matching node: by gpus first when GPUs are requested, else by cpu.
     auto key = [&](const v1::Node& n) {
-      return request.gpus > 0
-                 ? std::make_tuple<int64_t, int64_t, int64_t>(n.gpu_ids_size(), n.cpu_millicores(),
-                                                              n.memory_bytes())
-                 : std::make_tuple<int64_t, int64_t, int64_t>(n.cpu_millicores(), n.memory_bytes(),
-                                                              n.gpu_ids_size());
+      return request.gpus > 0 ? std::make_tuple<int64_t, int64_t, int64_t>(
+                                    n.gpu_ids_size(), n.cpu_millicores(), n.memory_bytes())
+                              : std::make_tuple<int64_t, int64_t, int64_t>(
+                                    n.cpu_millicores(), n.memory_bytes(), n.gpu_ids_size());
     };
     size_t largest = 0;
     for (size_t i = 1; i < nodes.size(); ++i) {
@@ -183,12 +182,13 @@ absl::StatusOr<v1::Placement> PlaceGang(const v1::ComputeTarget& target,
     if (request.cpu_millicores > big.cpu_millicores()) short_of.push_back("cpu");
     if (request.memory_bytes > big.memory_bytes()) short_of.push_back("memory");
     if (request.gpus > big.gpu_ids_size()) short_of.push_back("gpu");
-    return absl::FailedPreconditionError(absl::StrCat(
-        TypeName(type), " can never fit on compute \"", target.name(), "\": each instance requests ",
-        FormatRequest(request), ", but the largest matching node, ", big.name(), ", has ",
-        FormatCapacity(big.cpu_millicores(), big.memory_bytes(), big.gpu_ids_size()),
-        " allocatable (too little ", absl::StrJoin(short_of, ", "),
-        "); choose a smaller instance type or add a larger node"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(TypeName(type), " can never fit on compute \"", target.name(),
+                     "\": each instance requests ", FormatRequest(request),
+                     ", but the largest matching node, ", big.name(), ", has ",
+                     FormatCapacity(big.cpu_millicores(), big.memory_bytes(), big.gpu_ids_size()),
+                     " allocatable (too little ", absl::StrJoin(short_of, ", "),
+                     "); choose a smaller instance type or add a larger node"));
   }
   if (empty_total < count) {
     std::vector<std::string> per_node;
@@ -250,9 +250,8 @@ absl::StatusOr<v1::Placement> PlaceGang(const v1::ComputeTarget& target,
                    static_cast<int64_t>(c.gpu_ids.size()), count),
           ")"));
     }
-    return absl::UnavailableError(absl::StrCat("needs ", needs, "; free now: ",
-                                               absl::StrJoin(per_node, "; "),
-                                               MoreNodes(free.size())));
+    return absl::UnavailableError(absl::StrCat(
+        "needs ", needs, "; free now: ", absl::StrJoin(per_node, "; "), MoreNodes(free.size())));
   }
 
   // Group instances by node (stable, in order of first use) so a node's instances are consecutive.

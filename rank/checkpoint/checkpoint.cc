@@ -1,6 +1,5 @@
 // Checkpointer implementation; see kubetrain/rank/checkpoint.h for the layout and protocol.
 #include "kubetrain/rank/checkpoint.h"
-#include "kubetrain/rank/rank_info.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,17 +21,18 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "kubetrain/common/status_macros.h"
-#include "kubetrain/v1/checkpoint.pb.h"
 #include "cow_snapshot.h"
 #include "device_memory.h"
+#include "kubetrain/common/status_macros.h"
+#include "kubetrain/rank/rank_info.h"
+#include "kubetrain/v1/checkpoint.pb.h"
 
 namespace kubetrain::checkpoint {
 namespace {
@@ -81,8 +81,7 @@ absl::StatusCode CodeForErrno(int err) {
 }
 
 absl::Status ErrnoStatus(int err, absl::string_view op, absl::string_view path) {
-  return absl::Status(CodeForErrno(err),
-                      absl::StrCat(op, " ", path, ": ", std::strerror(err)));
+  return absl::Status(CodeForErrno(err), absl::StrCat(op, " ", path, ": ", std::strerror(err)));
 }
 
 std::string JoinPath(absl::string_view a, absl::string_view b) {
@@ -350,9 +349,8 @@ struct Staging {
     cap = (cap + (2u << 20) - 1) & ~((size_t{2} << 20) - 1);
     void* p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("mmap of ", cap, " bytes for the checkpoint staging buffer: ",
-                       std::strerror(errno)));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "mmap of ", cap, " bytes for the checkpoint staging buffer: ", std::strerror(errno)));
     }
     ::madvise(p, cap, MADV_HUGEPAGE);
     data = static_cast<uint8_t*>(p);
@@ -395,8 +393,8 @@ Checkpointer::Checkpointer(CheckpointOptions options)
 
 Checkpointer::~Checkpointer() {
   absl::Status s = Wait();
-  if (!s.ok()) std::fprintf(stderr, "kubetrain checkpoint: async save failed: %s\n",
-                            s.ToString().c_str());
+  if (!s.ok())
+    std::fprintf(stderr, "kubetrain checkpoint: async save failed: %s\n", s.ToString().c_str());
 }
 
 absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(CheckpointOptions options) {
@@ -409,10 +407,10 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(CheckpointOpt
   if (options.rank < 0 || options.world_size <= 0) {
     absl::StatusOr<rank::RankInfo> me = rank::RankInfo::FromEnvironment();
     if (!me.ok()) {
-      return absl::Status(me.status().code(),
-                          absl::StrCat("checkpoint: which shard is this rank's? ",
-                                       me.status().message(),
-                                       " (or set CheckpointOptions.rank and .world_size)"));
+      return absl::Status(
+          me.status().code(),
+          absl::StrCat("checkpoint: which shard is this rank's? ", me.status().message(),
+                       " (or set CheckpointOptions.rank and .world_size)"));
     }
     if (options.rank < 0) options.rank = me->rank;
     if (options.world_size <= 0) options.world_size = me->world_size;
@@ -422,13 +420,12 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(CheckpointOpt
         absl::StrCat("rank ", options.rank, " out of range for world size ", options.world_size));
   }
   if (options.keep_last < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("keep_last must be >= 1, got ",
-                                                   options.keep_last));
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep_last must be >= 1, got ", options.keep_last));
   }
   if (options.chunk_bytes == 0) options.chunk_bytes = 8 << 20;
   if (options.attempt.empty()) {
-    options.attempt =
-        EnvOr("KUBETRAIN_RESTART_COUNT", EnvOr("TORCHELASTIC_RESTART_COUNT", "0"));
+    options.attempt = EnvOr("KUBETRAIN_RESTART_COUNT", EnvOr("TORCHELASTIC_RESTART_COUNT", "0"));
   }
   KT_RETURN_IF_ERROR(MakeDirs(options.dir));
   return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(options)));
@@ -496,8 +493,10 @@ absl::Status Checkpointer::SaveAsync(int64_t step, absl::Span<const NamedBuffer>
     } else {
       static std::once_flag warn_once;
       std::call_once(warn_once, [&] {
-        std::fprintf(stderr, "kubetrain checkpoint: copy-on-write snapshot not possible (%s); "
-                     "SaveAsync copies the buffers instead\n", cow.status().ToString().c_str());
+        std::fprintf(stderr,
+                     "kubetrain checkpoint: copy-on-write snapshot not possible (%s); "
+                     "SaveAsync copies the buffers instead\n",
+                     cow.status().ToString().c_str());
       });
     }
   }
@@ -612,8 +611,8 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
         Backoff backoff;
         for (;;) {
           absl::StatusOr<CheckpointManifest> m = ParseManifestFile(path);
-          if (m.ok() && m->shards_size() == 1 && m->step() == step &&
-              m->world_size() == world && m->shards(0).rank() == r) {
+          if (m.ok() && m->shards_size() == 1 && m->step() == step && m->world_size() == world &&
+              m->shards(0).rank() == r) {
             auto it = m->metadata().find(kAttemptKey);
             if (it != m->metadata().end() && it->second == options_.attempt) {
               *manifest.add_shards() = m->shards(0);
@@ -664,8 +663,8 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
     while (Exists(meta_path)) {  // our meta leaves step-<N>.tmp/ when rank 0 renames it
       absl::StatusOr<std::string> abort = ReadSmallFile(JoinPath(tmp_dir, kAbort));
       if (abort.ok() && *abort == options_.attempt) {
-        return absl::AbortedError(absl::StrCat("checkpoint step ", step,
-                                               ": rank 0 failed to publish ", tmp_dir));
+        return absl::AbortedError(
+            absl::StrCat("checkpoint step ", step, ": rank 0 failed to publish ", tmp_dir));
       }
       if (absl::Now() > deadline) {
         return absl::DeadlineExceededError(absl::StrCat(
@@ -684,8 +683,7 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
 namespace {
 
 // Validates step-<N>/: manifest parses and matches, every shard file exists with its size.
-absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_dir,
-                                                        int64_t step) {
+absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_dir, int64_t step) {
   KT_ASSIGN_OR_RETURN(CheckpointManifest m, ParseManifestFile(JoinPath(step_dir, kManifest)));
   if (m.step() != step || m.world_size() <= 0 || m.shards_size() != m.world_size()) {
     return absl::DataLossError(absl::StrCat("inconsistent checkpoint manifest in ", step_dir));
@@ -700,9 +698,9 @@ absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", path);
     if (st.st_size != s.size()) {
-      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": shard of rank ", r,
-                                              " (", path, ") has ", st.st_size,
-                                              " bytes, manifest says ", s.size()));
+      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": shard of rank ", r, " (",
+                                              path, ") has ", st.st_size, " bytes, manifest says ",
+                                              s.size()));
     }
   }
   return m;
@@ -710,11 +708,9 @@ absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_
 
 }  // namespace
 
-absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(
-    const std::string& dir) {
+absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(const std::string& dir) {
   std::map<int64_t, PublishedCheckpoint> found;
-  if (absl::StatusOr<std::string> journal = ReadSmallFile(JoinPath(dir, kJournal));
-      journal.ok()) {
+  if (absl::StatusOr<std::string> journal = ReadSmallFile(JoinPath(dir, kJournal)); journal.ok()) {
     for (absl::string_view line : absl::StrSplit(*journal, '\n')) {
       std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
       PublishedCheckpoint c;
@@ -792,9 +788,9 @@ absl::StatusOr<LoadedCheckpoint> Checkpointer::LoadShard(int64_t step, int rank)
   const std::string step_dir = StepDir(step);
   KT_ASSIGN_OR_RETURN(CheckpointManifest m, ReadCompleteManifest(step_dir, step));
   if (rank == options_.rank && m.world_size() != options_.world_size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("checkpoint ", step_dir, " was saved by ", m.world_size(),
-                     " ranks, this job has ", options_.world_size));
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", step_dir, " was saved by ",
+                                                      m.world_size(), " ranks, this job has ",
+                                                      options_.world_size));
   }
   if (rank < 0 || rank >= m.world_size()) {
     return absl::InvalidArgumentError(
@@ -850,9 +846,9 @@ absl::StatusOr<LoadedCheckpoint> Checkpointer::LoadShard(int64_t step, int rank)
     reader.join();
     KT_RETURN_IF_ERROR(read_status);
     if (CrcString(crc) != info.checksum()) {
-      return absl::DataLossError(absl::StrCat(
-          "checkpoint step ", step, ": shard of rank ", rank, " (", path,
-          ") is corrupt: ", CrcString(crc), ", manifest says ", info.checksum()));
+      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": shard of rank ", rank,
+                                              " (", path, ") is corrupt: ", CrcString(crc),
+                                              ", manifest says ", info.checksum()));
     }
   }
   for (const auto& e : info.entries()) {
@@ -862,8 +858,8 @@ absl::StatusOr<LoadedCheckpoint> Checkpointer::LoadShard(int64_t step, int rank)
                                               "' of rank ", rank, " is outside ", path));
     }
     out.tensors.push_back(LoadedTensor{
-        e.name(), absl::Span<const uint8_t>(out.bytes.get() + e.offset(),
-                                            static_cast<size_t>(e.size()))});
+        e.name(),
+        absl::Span<const uint8_t>(out.bytes.get() + e.offset(), static_cast<size_t>(e.size()))});
   }
   for (const auto& [k, v] : m.metadata()) out.metadata[k] = v;
   return out;

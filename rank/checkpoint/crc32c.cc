@@ -79,7 +79,7 @@ constexpr size_t kShort = 256;
 // Consumes 3 * `block` bytes at a time from (p, n) with three interleaved crc streams; `op` is
 // ZerosOperator(block).
 __attribute__((target("sse4.2"))) uint64_t Run3(uint64_t c0, const uint8_t*& p, size_t& n,
-                                                 size_t block, uint32_t op) {
+                                                size_t block, uint32_t op) {
   while (n >= 3 * block) {
     uint64_t c1 = 0, c2 = 0;
     const uint8_t* end = p + block;
@@ -101,8 +101,7 @@ __attribute__((target("sse4.2"))) uint64_t Run3(uint64_t c0, const uint8_t*& p, 
   return c0;
 }
 
-__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const uint8_t* p,
-                                                        size_t n) {
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, const uint8_t* p, size_t n) {
   static const uint32_t long_op = ZerosOperator(kLong);
   static const uint32_t short_op = ZerosOperator(kShort);
   uint64_t c0 = crc;

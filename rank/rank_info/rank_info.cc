@@ -41,17 +41,15 @@ absl::Status ReadInt(std::initializer_list<const char*> names, int* out, bool* f
 
 absl::Status Check(const RankInfo& r, const char* rank_var, const char* size_var) {
   if (r.world_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(size_var, "=", r.world_size, " must be >= 1"));
+    return absl::InvalidArgumentError(absl::StrCat(size_var, "=", r.world_size, " must be >= 1"));
   }
   if (r.rank < 0 || r.rank >= r.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat(rank_var, "=", r.rank, " is outside [0, ",
-                                                   size_var, "=", r.world_size, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(rank_var, "=", r.rank, " is outside [0, ", size_var, "=", r.world_size, ")"));
   }
   if (r.local_world_size < 1 || r.local_rank < 0 || r.local_rank >= r.local_world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("local rank ", r.local_rank,
-                                                   " is outside [0, local world size ",
-                                                   r.local_world_size, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local rank ", r.local_rank, " is outside [0, local world size ", r.local_world_size, ")"));
   }
   return absl::OkStatus();
 }

@@ -17,10 +17,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "kubetrain/storage/path_safety.h"
-#include "kubetrain/storage/transfer.h"
 #include "blob/shared_key.h"
 #include "data/progress.h"
+#include "kubetrain/storage/path_safety.h"
+#include "kubetrain/storage/transfer.h"
 
 namespace kubetrain::storage {
 namespace fs = std::filesystem;

@@ -4,9 +4,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "data/progress.h"
 #include "kubetrain/storage/path_safety.h"
 #include "kubetrain/storage/transfer.h"
-#include "data/progress.h"
 
 namespace kubetrain::storage {
 namespace fs = std::filesystem;

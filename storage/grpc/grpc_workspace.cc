@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "grpcpp/grpcpp.h"
 #include "grpc_log.h"
 #include "grpc_status.h"
+#include "grpcpp/grpcpp.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/v1/workspace.grpc.pb.h"
 
@@ -106,8 +106,9 @@ class GrpcWorkspace : public Workspace {
     const absl::Time give_up = absl::Now() + options_.call_timeout;
     while (true) {
       v1::ReadJobsForUpdateResponse snapshot;
-      KT_RETURN_IF_ERROR(Unary(
-          true, [&](grpc::ClientContext* c) { return stub_->ReadJobsForUpdate(c, read, &snapshot); }));
+      KT_RETURN_IF_ERROR(Unary(true, [&](grpc::ClientContext* c) {
+        return stub_->ReadJobsForUpdate(c, read, &snapshot);
+      }));
       std::vector<v1::JobRecord> all = Vector(snapshot.jobs());
       auto it = std::find_if(all.begin(), all.end(),
                              [&](const v1::JobRecord& j) { return j.spec().name() == name; });
@@ -123,8 +124,9 @@ class GrpcWorkspace : public Workspace {
       commit.set_version(snapshot.version());
       *commit.mutable_record() = std::move(job);
       v1::JobRecord stored;
-      absl::Status s = Unary(
-          false, [&](grpc::ClientContext* c) { return stub_->CommitJobUpdate(c, commit, &stored); });
+      absl::Status s = Unary(false, [&](grpc::ClientContext* c) {
+        return stub_->CommitJobUpdate(c, commit, &stored);
+      });
       if (s.ok()) return stored;
       if (s.code() != absl::StatusCode::kAborted || absl::Now() > give_up) return s;
       // Another writer changed a job between our read and our commit: read again.
@@ -139,9 +141,8 @@ class GrpcWorkspace : public Workspace {
     req.set_job(std::string(job));
     *req.mutable_instance() = instance;
     v1::WorkspaceAck resp;
-    return Unary(true, [&](grpc::ClientContext* c) {
-      return stub_->UpdateInstanceStatus(c, req, &resp);
-    });
+    return Unary(
+        true, [&](grpc::ClientContext* c) { return stub_->UpdateInstanceStatus(c, req, &resp); });
   }
 
   absl::Status WatchJob(const WatchQuery& query,
@@ -324,8 +325,7 @@ class GrpcWorkspace : public Workspace {
     v1::PutDatastoreRequest req;
     *req.mutable_datastore() = datastore;
     v1::WorkspaceAck resp;
-    return Unary(true,
-                 [&](grpc::ClientContext* c) { return stub_->PutDatastore(c, req, &resp); });
+    return Unary(true, [&](grpc::ClientContext* c) { return stub_->PutDatastore(c, req, &resp); });
   }
   absl::StatusOr<v1::Datastore> GetDatastore(absl::string_view name) override {
     v1::NameRequest req;
@@ -338,8 +338,8 @@ class GrpcWorkspace : public Workspace {
   absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
     v1::WorkspaceAck req;
     v1::ListDatastoresResponse resp;
-    KT_RETURN_IF_ERROR(Unary(
-        true, [&](grpc::ClientContext* c) { return stub_->ListDatastores(c, req, &resp); }));
+    KT_RETURN_IF_ERROR(
+        Unary(true, [&](grpc::ClientContext* c) { return stub_->ListDatastores(c, req, &resp); }));
     return Vector(resp.datastores());
   }
 
@@ -356,20 +356,18 @@ class GrpcWorkspace : public Workspace {
     v1::JobRequest req;
     req.set_job(std::string(job));
     v1::ListCheckpointsResponse resp;
-    KT_RETURN_IF_ERROR(Unary(
-        true, [&](grpc::ClientContext* c) { return stub_->ListCheckpoints(c, req, &resp); }));
+    KT_RETURN_IF_ERROR(
+        Unary(true, [&](grpc::ClientContext* c) { return stub_->ListCheckpoints(c, req, &resp); }));
     return Vector(resp.checkpoints());
   }
   absl::Status RecordOutputUpload(const v1::OutputUpload& upload) override {
     v1::RecordOutputUploadRequest req;
     *req.mutable_upload() = upload;
     v1::WorkspaceAck resp;
-    return Unary(true, [&](grpc::ClientContext* c) {
-      return stub_->RecordOutputUpload(c, req, &resp);
-    });
+    return Unary(true,
+                 [&](grpc::ClientContext* c) { return stub_->RecordOutputUpload(c, req, &resp); });
   }
-  absl::StatusOr<std::vector<v1::OutputUpload>> ListOutputUploads(
-      absl::string_view job) override {
+  absl::StatusOr<std::vector<v1::OutputUpload>> ListOutputUploads(absl::string_view job) override {
     v1::JobRequest req;
     req.set_job(std::string(job));
     v1::ListOutputUploadsResponse resp;
@@ -395,8 +393,8 @@ class GrpcWorkspace : public Workspace {
     absl::Status status = storage_internal::FromGrpcStatus(s);
     if (status.code() == absl::StatusCode::kUnavailable ||
         status.code() == absl::StatusCode::kDeadlineExceeded) {
-      return absl::Status(status.code(), absl::StrCat("workspace server ", location_, ": ",
-                                                      status.message()));
+      return absl::Status(status.code(),
+                          absl::StrCat("workspace server ", location_, ": ", status.message()));
     }
     return status;
   }
@@ -406,10 +404,10 @@ class GrpcWorkspace : public Workspace {
     grpc_connectivity_state state = channel_->GetState(true);
     while (state != GRPC_CHANNEL_READY) {
       if (!channel_->WaitForStateChange(state, ToChrono(deadline))) {
-        return absl::UnavailableError(absl::StrCat(
-            "cannot reach the workspace server at ", location_, " (waited ",
-            absl::FormatDuration(options_.connect_timeout),
-            "); is `kubetrain workspace serve` running there?"));
+        return absl::UnavailableError(
+            absl::StrCat("cannot reach the workspace server at ", location_, " (waited ",
+                         absl::FormatDuration(options_.connect_timeout),
+                         "); is `kubetrain workspace serve` running there?"));
       }
       state = channel_->GetState(true);
     }
@@ -452,8 +450,9 @@ absl::StatusOr<WorkspaceConnectOptions> ConnectOptionsFromEnvironment() {
   if (token != nullptr && token[0] != '\0') {
     options.token = std::string(absl::StripAsciiWhitespace(token));
   } else if (token_file != nullptr && token_file[0] != '\0') {
-    KT_ASSIGN_OR_RETURN(std::string text,
-                        ReadFile(token_file, absl::StrCat("the token file (", kWorkspaceTokenFileEnv, ")")));
+    KT_ASSIGN_OR_RETURN(
+        std::string text,
+        ReadFile(token_file, absl::StrCat("the token file (", kWorkspaceTokenFileEnv, ")")));
     options.token = std::string(absl::StripAsciiWhitespace(text));
   }
   if (const char* ca = std::getenv(kWorkspaceCaEnv); ca != nullptr && ca[0] != '\0') {
@@ -474,9 +473,10 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenGrpcWorkspace(
   if (absl::ConsumePrefix(&target, "grpcs://")) {
     tls = true;
   } else if (!absl::ConsumePrefix(&target, "grpc://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "workspace '", location, "' is not a workspace server: use grpc://HOST:PORT or "
-        "grpcs://HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("workspace '", location,
+                     "' is not a workspace server: use grpc://HOST:PORT or "
+                     "grpcs://HOST:PORT"));
   }
   absl::ConsumeSuffix(&target, "/");
   if (target.empty() || target.find('/') != absl::string_view::npos ||
@@ -488,9 +488,9 @@ absl::StatusOr<std::unique_ptr<Workspace>> OpenGrpcWorkspace(
   if (tls) {
     grpc::SslCredentialsOptions ssl;
     if (!options.ca_file.empty()) {
-      KT_ASSIGN_OR_RETURN(ssl.pem_root_certs,
-                          ReadFile(options.ca_file, absl::StrCat("the CA certificates (",
-                                                                 kWorkspaceCaEnv, ")")));
+      KT_ASSIGN_OR_RETURN(
+          ssl.pem_root_certs,
+          ReadFile(options.ca_file, absl::StrCat("the CA certificates (", kWorkspaceCaEnv, ")")));
     }
     credentials = grpc::SslCredentials(ssl);
   } else {

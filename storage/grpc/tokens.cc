@@ -31,8 +31,7 @@ constexpr char kJobPrefix[] = "ktjob.";
 constexpr char kJobContext[] = "kubetrain workspace job token v1";
 
 std::string Hex(const unsigned char* data, size_t size) {
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(data), size));
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(data), size));
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
@@ -98,10 +97,10 @@ absl::StatusOr<std::string> LoadOrCreateServerToken(const std::string& file, boo
   struct stat st;
   if (stat(file.c_str(), &st) == 0) {
     if ((st.st_mode & 0077) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the workspace server token file ", file, " is accessible by others (mode ",
-          absl::StrFormat("%03o", st.st_mode & 0777),
-          "); make it private with `chmod 600 ", file, "`"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the workspace server token file ", file, " is accessible by others (mode ",
+                       absl::StrFormat("%03o", st.st_mode & 0777),
+                       "); make it private with `chmod 600 ", file, "`"));
     }
     std::ifstream in(file);
     std::stringstream buffer;
@@ -109,9 +108,9 @@ absl::StatusOr<std::string> LoadOrCreateServerToken(const std::string& file, boo
     std::string token(absl::StripAsciiWhitespace(buffer.str()));
     if (!in || !absl::StartsWith(token, kServerPrefix) || token.size() != 4 + 64 ||
         !IsHex(token.substr(4))) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the workspace server token file ", file,
-          " does not hold a kubetrain server token; remove it to generate a new one"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the workspace server token file ", file,
+                       " does not hold a kubetrain server token; remove it to generate a new one"));
     }
     return token;
   }

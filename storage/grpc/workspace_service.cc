@@ -56,16 +56,16 @@ std::string JobsVersion(const std::vector<v1::JobRecord>& jobs, const std::strin
 }
 
 // Returns the refusal from the handler when the caller may not make this call.
-#define KT_AUTHORIZE_AS(ctx, method, access, job, who)                              \
-  do {                                                                              \
-    grpc::Status _auth = Authorize(ctx, method, access, job, who);                  \
-    if (!_auth.ok()) return _auth;                                                  \
+#define KT_AUTHORIZE_AS(ctx, method, access, job, who)             \
+  do {                                                             \
+    grpc::Status _auth = Authorize(ctx, method, access, job, who); \
+    if (!_auth.ok()) return _auth;                                 \
   } while (false)
-#define KT_AUTHORIZE(ctx, method, access, job)                                      \
-  do {                                                                              \
-    TokenIdentity _who;                                                             \
-    const std::string _job(job);                                                    \
-    KT_AUTHORIZE_AS(ctx, method, access, &_job, &_who);                             \
+#define KT_AUTHORIZE(ctx, method, access, job)          \
+  do {                                                  \
+    TokenIdentity _who;                                 \
+    const std::string _job(job);                        \
+    KT_AUTHORIZE_AS(ctx, method, access, &_job, &_who); \
   } while (false)
 
 // Lets at most `permits` bulk writes (log chunks, metric batches) into the workspace at once. The
@@ -405,8 +405,8 @@ class Service final : public v1::WorkspaceService::Service {
       return grpc::Status::OK;
     }
     return Refuse(ctx, method, grpc::StatusCode::PERMISSION_DENIED,
-                  absl::StrCat("the token of job \"", who.job, "\" may not ", method,
-                               " for job \"", job, "\""));
+                  absl::StrCat("the token of job \"", who.job, "\" may not ", method, " for job \"",
+                               job, "\""));
   }
 
   Workspace* ws_;
@@ -473,8 +473,8 @@ absl::StatusOr<std::unique_ptr<WorkspaceServer>> StartWorkspaceServer(
   if (colon == absl::string_view::npos || colon == 0 ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &requested_port) || requested_port < 0 ||
       requested_port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address '", options.listen, "': expected HOST:PORT, e.g. 0.0.0.0:7070"));
+    return absl::InvalidArgumentError(absl::StrCat("listen address '", options.listen,
+                                                   "': expected HOST:PORT, e.g. 0.0.0.0:7070"));
   }
   std::shared_ptr<grpc::ServerCredentials> credentials;
   const bool tls = !options.tls_cert_file.empty();
@@ -504,9 +504,9 @@ absl::StatusOr<std::unique_ptr<WorkspaceServer>> StartWorkspaceServer(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second server on a port fails
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot serve the workspace on ", options.listen,
-        ": the address is in use or not one of this machine's"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve the workspace on ", options.listen,
+                     ": the address is in use or not one of this machine's"));
   }
   std::string host(listen.substr(0, colon));
   if (host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -153,8 +153,8 @@ absl::Status MakeDirs(const std::string& path) {
     KT_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
   }
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::PermissionDeniedError(absl::StrCat("workspace: cannot create directory ", path,
-                                                    ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("workspace: cannot create directory ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -167,17 +167,18 @@ class EmbeddedWorkspace : public Workspace {
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, "create schema"));
     KT_RETURN_IF_ERROR(db_->Exec(kSchema, "create schema"));
-    KT_ASSIGN_OR_RETURN(Statement version, db_->Prepare("PRAGMA user_version", "read schema version"));
+    KT_ASSIGN_OR_RETURN(Statement version,
+                        db_->Prepare("PRAGMA user_version", "read schema version"));
     KT_ASSIGN_OR_RETURN(bool row, version.Step("read schema version"));
     int64_t have = row ? version.ColumnInt(0) : 0;
     if (have > kSchemaVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "workspace ", db_->path(), " has schema version ", have, ", newer than this kubetrain (",
-          kSchemaVersion, "); upgrade kubetrain"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("workspace ", db_->path(), " has schema version ", have,
+                       ", newer than this kubetrain (", kSchemaVersion, "); upgrade kubetrain"));
     }
     if (have < kSchemaVersion) {
-      KT_RETURN_IF_ERROR(db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion),
-                                   "write schema version"));
+      KT_RETURN_IF_ERROR(
+          db_->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion), "write schema version"));
     }
     return tx.Commit("create schema");
   }
@@ -190,10 +191,10 @@ class EmbeddedWorkspace : public Workspace {
     std::string op = absl::StrCat("put compute \"", target.name(), "\"");
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
-    KT_ASSIGN_OR_RETURN(Statement st,
-                        db_->Prepare("INSERT OR REPLACE INTO computes(name, target, updated_unix_ms)"
-                                     " VALUES(?, ?, ?)",
-                                     op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st, db_->Prepare("INSERT OR REPLACE INTO computes(name, target, updated_unix_ms)"
+                                   " VALUES(?, ?, ?)",
+                                   op));
     st.Bind(1, target.name()).BindBlob(2, target.SerializeAsString()).Bind(3, NowUnixMs());
     KT_RETURN_IF_ERROR(st.Run(op));
     return tx.Commit(op);
@@ -203,7 +204,8 @@ class EmbeddedWorkspace : public Workspace {
     std::string op = absl::StrCat("get compute \"", name, "\"");
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
-    KT_ASSIGN_OR_RETURN(Statement st, db_->Prepare("SELECT target FROM computes WHERE name = ?", op));
+    KT_ASSIGN_OR_RETURN(Statement st,
+                        db_->Prepare("SELECT target FROM computes WHERE name = ?", op));
     st.Bind(1, name);
     KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
     if (!row) {
@@ -247,9 +249,9 @@ class EmbeddedWorkspace : public Workspace {
       exists.Bind(1, name);
       KT_ASSIGN_OR_RETURN(bool row, exists.Step(op));
       if (row) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "a job named \"", name, "\" already exists in workspace ", db_->path(),
-            "; choose another name (--name) or let kubetrain generate one"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("a job named \"", name, "\" already exists in workspace ", db_->path(),
+                         "; choose another name (--name) or let kubetrain generate one"));
       }
     }
     int64_t now = NowUnixMs();
@@ -258,8 +260,8 @@ class EmbeddedWorkspace : public Workspace {
         db_->Prepare("INSERT INTO jobs(name, state, compute, experiment, created_unix_ms,"
                      " updated_unix_ms, record) VALUES(?, ?, ?, ?, ?, ?, ?)",
                      op));
-    int64_t created = record.status().created_unix_ms() != 0 ? record.status().created_unix_ms()
-                                                              : now;
+    int64_t created =
+        record.status().created_unix_ms() != 0 ? record.status().created_unix_ms() : now;
     insert.Bind(1, name)
         .Bind(2, static_cast<int64_t>(record.status().state()))
         .Bind(3, record.spec().compute())
@@ -319,8 +321,9 @@ class EmbeddedWorkspace : public Workspace {
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
     KT_ASSIGN_OR_RETURN(v1::JobRecord job, ReadJob(name, op));
     auto* instances = job.mutable_status()->mutable_instances();
-    auto it = std::find_if(instances->begin(), instances->end(),
-                           [&](const v1::InstanceStatus& s) { return s.index() == instance.index(); });
+    auto it = std::find_if(instances->begin(), instances->end(), [&](const v1::InstanceStatus& s) {
+      return s.index() == instance.index();
+    });
     if (it != instances->end()) {
       *it = instance;
     } else {
@@ -335,8 +338,8 @@ class EmbeddedWorkspace : public Workspace {
   // --- logs -------------------------------------------------------------------------------------
   absl::Status AppendLogs(absl::Span<const v1::LogLine> lines) override {
     if (lines.empty()) return absl::OkStatus();
-    std::string op = absl::StrCat("append ", lines.size(), " log lines of job \"", lines[0].job(),
-                                  "\"");
+    std::string op =
+        absl::StrCat("append ", lines.size(), " log lines of job \"", lines[0].job(), "\"");
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, op));
     KT_ASSIGN_OR_RETURN(
@@ -401,23 +404,24 @@ class EmbeddedWorkspace : public Workspace {
 
   // --- run history ------------------------------------------------------------------------------
   absl::Status IngestMetrics(const v1::MetricBatch& batch) override {
-    if (batch.job().empty()) return absl::InvalidArgumentError("IngestMetrics: the batch has no job");
+    if (batch.job().empty())
+      return absl::InvalidArgumentError("IngestMetrics: the batch has no job");
     for (const v1::Metric& m : batch.metrics()) {
       if (m.key().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
-                                                       "\": a metric has an empty key"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("IngestMetrics: job \"", batch.job(), "\": a metric has an empty key"));
       }
     }
     for (const v1::Param& p : batch.params()) {
       if (p.key().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
-                                                       "\": a param has an empty key"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("IngestMetrics: job \"", batch.job(), "\": a param has an empty key"));
       }
     }
     for (const v1::Tag& t : batch.tags()) {
       if (t.key().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("IngestMetrics: job \"", batch.job(),
-                                                       "\": a tag has an empty key"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("IngestMetrics: job \"", batch.job(), "\": a tag has an empty key"));
       }
     }
     // Aggregate per key outside the lock.
@@ -446,8 +450,10 @@ class EmbeddedWorkspace : public Workspace {
                           db_->Prepare("INSERT OR IGNORE INTO metric_batches(job, source, sequence,"
                                        " applied_unix_ms) VALUES(?, ?, ?, ?)",
                                        op));
-      mark.Bind(1, batch.job()).Bind(2, batch.source()).Bind(3, batch.sequence()).Bind(4,
-                                                                                       NowUnixMs());
+      mark.Bind(1, batch.job())
+          .Bind(2, batch.source())
+          .Bind(3, batch.sequence())
+          .Bind(4, NowUnixMs());
       KT_RETURN_IF_ERROR(mark.Run(op));
       if (db_->Changes() == 0) return tx.Commit(op);  // delivered before: stored once
     }
@@ -458,7 +464,8 @@ class EmbeddedWorkspace : public Workspace {
               "INSERT INTO metric_series(job, key, last_value, last_step, last_timestamp_ms,"
               " min_value, max_value, count) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
               " ON CONFLICT(job, key) DO UPDATE SET"
-              "  last_value = CASE WHEN (?4 > last_step OR (?4 = last_step AND ?5 >= last_timestamp_ms))"
+              "  last_value = CASE WHEN (?4 > last_step OR (?4 = last_step AND ?5 >= "
+              "last_timestamp_ms))"
               "                    THEN ?3 ELSE last_value END,"
               "  last_timestamp_ms = CASE WHEN (?4 > last_step OR (?4 = last_step AND"
               "                    ?5 >= last_timestamp_ms)) THEN ?5 ELSE last_timestamp_ms END,"
@@ -684,13 +691,13 @@ class EmbeddedWorkspace : public Workspace {
                                   job.empty() ? "" : absl::StrCat(" of job \"", job, "\""));
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
-    KT_ASSIGN_OR_RETURN(Statement st,
-                        db_->Prepare(key.has_value()
-                                         ? "SELECT record FROM records WHERE kind = ? AND job = ?"
-                                           " AND key = ?"
-                                         : "SELECT record FROM records WHERE kind = ? AND job = ?"
-                                           " ORDER BY key",
-                                     op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st,
+        db_->Prepare(key.has_value() ? "SELECT record FROM records WHERE kind = ? AND job = ?"
+                                       " AND key = ?"
+                                     : "SELECT record FROM records WHERE kind = ? AND job = ?"
+                                       " ORDER BY key",
+                     op));
     st.Bind(1, kind).Bind(2, job);
     if (key.has_value()) st.Bind(3, *key);
     std::vector<Message> out;
@@ -722,10 +729,9 @@ class EmbeddedWorkspace : public Workspace {
     std::string op = absl::StrCat("read ", table, " of job \"", job, "\"");
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), false, op));
-    KT_ASSIGN_OR_RETURN(
-        Statement st,
-        db_->Prepare(absl::StrCat("SELECT key, value FROM ", table, " WHERE job = ? ORDER BY key"),
-                     op));
+    KT_ASSIGN_OR_RETURN(Statement st, db_->Prepare(absl::StrCat("SELECT key, value FROM ", table,
+                                                                " WHERE job = ? ORDER BY key"),
+                                                   op));
     st.Bind(1, job);
     while (true) {
       KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
@@ -784,8 +790,8 @@ class EmbeddedWorkspace : public Workspace {
 
   // Within a transaction (mu_ held).
   absl::StatusOr<v1::JobRecord> ReadJob(absl::string_view name, absl::string_view op) {
-    KT_ASSIGN_OR_RETURN(Statement st,
-                        db_->Prepare("SELECT submit_sequence, record FROM jobs WHERE name = ?", op));
+    KT_ASSIGN_OR_RETURN(
+        Statement st, db_->Prepare("SELECT submit_sequence, record FROM jobs WHERE name = ?", op));
     st.Bind(1, name);
     KT_ASSIGN_OR_RETURN(bool row, st.Step(op));
     if (!row) return NotFoundJob(name);
@@ -832,7 +838,6 @@ class EmbeddedWorkspace : public Workspace {
 };
 
 }  // namespace
-
 
 std::string DefaultWorkspacePath() {
   const char* env = std::getenv("KUBETRAIN_WORKSPACE");

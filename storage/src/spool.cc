@@ -13,9 +13,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "kubetrain/v1/workspace.pb.h"
 #include "spdlog/spdlog.h"
@@ -97,8 +97,7 @@ WriteSpool::~WriteSpool() {
 }
 
 std::string WriteSpool::SegmentPath(int64_t index) const {
-  return absl::StrFormat("%s/%s%013d%s", options_.directory, kSegmentPrefix, index,
-                         kSegmentSuffix);
+  return absl::StrFormat("%s/%s%013d%s", options_.directory, kSegmentPrefix, index, kSegmentSuffix);
 }
 
 void WriteSpool::LoadLeftoverSegments() {
@@ -107,7 +106,8 @@ void WriteSpool::LoadLeftoverSegments() {
   std::vector<int64_t> found;
   while (dirent* e = readdir(dir)) {
     absl::string_view name = e->d_name;
-    if (!absl::ConsumePrefix(&name, kSegmentPrefix) || !absl::ConsumeSuffix(&name, kSegmentSuffix)) {
+    if (!absl::ConsumePrefix(&name, kSegmentPrefix) ||
+        !absl::ConsumeSuffix(&name, kSegmentSuffix)) {
       continue;
     }
     int64_t index = 0;
@@ -173,9 +173,8 @@ absl::Status WriteSpool::Enqueue(Kind kind, uint32_t units, std::string payload)
         memory_bytes_ += size;
         memory_.push_back(std::move(r));
         stored = true;
-      } else if (!options_.directory.empty() &&
-                 disk_bytes_ + static_cast<int64_t>(size) <=
-                     static_cast<int64_t>(options_.max_disk_bytes)) {
+      } else if (!options_.directory.empty() && disk_bytes_ + static_cast<int64_t>(size) <=
+                                                    static_cast<int64_t>(options_.max_disk_bytes)) {
         stored = SpillLocked(r);
       }
     }

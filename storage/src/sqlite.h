@@ -27,7 +27,8 @@ class Db;
 // A prepared statement. Bind* use 1-based indices. Step() returns true while a row is available.
 class Statement {
  public:
-  Statement(Db* db, sqlite3_stmt* stmt, std::string sql) : db_(db), stmt_(stmt), sql_(std::move(sql)) {}
+  Statement(Db* db, sqlite3_stmt* stmt, std::string sql)
+      : db_(db), stmt_(stmt), sql_(std::move(sql)) {}
   Statement(Statement&& other) noexcept;
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -36,7 +37,7 @@ class Statement {
   Statement& Bind(int index, int64_t value);
   Statement& BindDouble(int index, double value);  // NaN is stored as NULL (SQLite has no NaN)
   Statement& BindNull(int index);
-  Statement& Bind(int index, absl::string_view text);  // TEXT, copied
+  Statement& Bind(int index, absl::string_view text);       // TEXT, copied
   Statement& BindBlob(int index, absl::string_view bytes);  // BLOB, copied
 
   // Runs one step. Returns true when a row is available, false when done.
@@ -47,9 +48,7 @@ class Statement {
 
   int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
   double ColumnDouble(int index) const { return sqlite3_column_double(stmt_, index); }
-  bool ColumnIsNull(int index) const {
-    return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
-  }
+  bool ColumnIsNull(int index) const { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
   std::string ColumnText(int index) const;
   std::string ColumnBlob(int index) const;
 

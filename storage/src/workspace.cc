@@ -1,13 +1,14 @@
 // The Workspace methods every implementation shares unless it has a better way (workspace.h).
+#include "kubetrain/storage/workspace.h"
+
 #include <string>
 #include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "kubetrain/common/status_macros.h"
-#include "kubetrain/storage/workspace.h"
-#include "kubetrain/v1/job_state.h"
 #include "deterministic.h"
+#include "kubetrain/common/status_macros.h"
+#include "kubetrain/v1/job_state.h"
 
 namespace kubetrain::storage {
 

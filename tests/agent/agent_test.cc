@@ -23,10 +23,10 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/agent/test_util.h"
 #include "kubetrain/agent/ranks/cancel.h"
 #include "kubetrain/agent/ranks/process.h"
 #include "kubetrain/agent/sink.h"
+#include "tests/agent/test_util.h"
 #ifdef KUBETRAIN_WORKER_HAVE_STORAGE
 #include "kubetrain/storage/workspace.h"
 #endif
@@ -58,9 +58,9 @@ v1::InstanceLaunch Plan(const TempDir& dir, const std::string& command,
   std::string hosts;
   for (int i = 0; i < instance_count; ++i) hosts += " instance_hosts: \"127.0.0.1\"";
   v1::InstanceLaunch launch = ParsePlan(absl::StrCat(
-      "job { name: \"job_a\" experiment_name: \"exp\" resources { instance_count: ",
-      instance_count, " } distribution { ", distribution, " } } instance_index: ", index,
-      hosts, " master_port: 29571 grace_period_ms: 1000"));
+      "job { name: \"job_a\" experiment_name: \"exp\" resources { instance_count: ", instance_count,
+      " } distribution { ", distribution, " } } instance_index: ", index, hosts,
+      " master_port: 29571 grace_period_ms: 1000"));
   launch.mutable_job()->set_command(command);
   launch.set_job_dir(dir / absl::StrCat("instance-", index));
   launch.set_checkpoint_dir(dir / "checkpoints");
@@ -162,13 +162,14 @@ TEST(PrepareInstanceTest, MissingCodeIsAnError) {
   TempDir dir;
   v1::InstanceLaunch launch = Plan(dir, "true");
   launch.mutable_job()->mutable_code()->set_local_path(dir / "nope");
-  EXPECT_THAT(PrepareInstance(launch).status().message(), HasSubstr("nope' (spec.code.local_path)"));
+  EXPECT_THAT(PrepareInstance(launch).status().message(),
+              HasSubstr("nope' (spec.code.local_path)"));
 }
 
 TEST(ResolveCommandTest, SubstitutesInputsAndOutputs) {
   TempDir dir;
-  v1::InstanceLaunch launch =
-      Plan(dir, "python t.py --data ${{inputs.data}} --lr ${{inputs.lr}} --out ${{ outputs.model }}");
+  v1::InstanceLaunch launch = Plan(
+      dir, "python t.py --data ${{inputs.data}} --lr ${{inputs.lr}} --out ${{ outputs.model }}");
   (*launch.mutable_input_paths())["data"] = "/mnt/data";
   (*launch.mutable_job()->mutable_inputs())["lr"].set_type(v1::DATA_TYPE_LITERAL);
   (*launch.mutable_job()->mutable_inputs())["lr"].set_literal("0.01");
@@ -189,7 +190,8 @@ TEST(ResolveCommandTest, MissingReferenceIsNamed) {
 
 TEST(BuildProcessesTest, OneBashPerLocalRank) {
   TempDir dir;
-  v1::InstanceLaunch launch = Plan(dir, "x", "type: TYPE_PYTORCH process_count_per_instance: 2", 2, 1);
+  v1::InstanceLaunch launch =
+      Plan(dir, "x", "type: TYPE_PYTORCH process_count_per_instance: 2", 2, 1);
   launch.mutable_placement()->mutable_instances(1)->add_cpu_ids(1);
   auto procs = BuildProcesses(launch, "echo hi", "/cwd", Quiet());
   ASSERT_TRUE(procs.ok());
@@ -225,10 +227,10 @@ TEST(BuildProcessesTest, MpiRunsMpirunOnInstanceZeroOnly) {
 
 TEST(RunAgentTest, PytorchRanksSeeTheirEnvironmentAndRunInTheCodeDir) {
   TempDir dir;
-  WriteFile(dir / "src/hello.sh", "echo \"rank=$RANK world=$WORLD_SIZE local=$LOCAL_RANK pwd=$PWD\"\n");
-  v1::InstanceLaunch launch =
-      Plan(dir, "bash hello.sh; echo out=${{outputs.model}}",
-           "type: TYPE_PYTORCH process_count_per_instance: 2", 2, 1);
+  WriteFile(dir / "src/hello.sh",
+            "echo \"rank=$RANK world=$WORLD_SIZE local=$LOCAL_RANK pwd=$PWD\"\n");
+  v1::InstanceLaunch launch = Plan(dir, "bash hello.sh; echo out=${{outputs.model}}",
+                                   "type: TYPE_PYTORCH process_count_per_instance: 2", 2, 1);
   launch.mutable_job()->mutable_code()->set_local_path(dir / "src");
   (*launch.mutable_output_paths())["model"] = dir / "model";
   MemorySink sink;
@@ -236,12 +238,12 @@ TEST(RunAgentTest, PytorchRanksSeeTheirEnvironmentAndRunInTheCodeDir) {
   AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
   EXPECT_EQ(result.exit_code, kExitOk) << result.message;
   const std::string code = dir / "instance-1/code";
-  EXPECT_THAT(Texts(sink, 2), ::testing::ElementsAre(
-                                  absl::StrCat("rank=2 world=4 local=0 pwd=", code),
-                                  absl::StrCat("out=", dir / "model")));
-  EXPECT_THAT(Texts(sink, 3), ::testing::ElementsAre(
-                                  absl::StrCat("rank=3 world=4 local=1 pwd=", code),
-                                  absl::StrCat("out=", dir / "model")));
+  EXPECT_THAT(Texts(sink, 2),
+              ::testing::ElementsAre(absl::StrCat("rank=2 world=4 local=0 pwd=", code),
+                                     absl::StrCat("out=", dir / "model")));
+  EXPECT_THAT(Texts(sink, 3),
+              ::testing::ElementsAre(absl::StrCat("rank=3 world=4 local=1 pwd=", code),
+                                     absl::StrCat("out=", dir / "model")));
   ASSERT_FALSE(sink.statuses().empty());
   EXPECT_EQ(sink.statuses().back().state(), v1::JOB_STATE_COMPLETED);
   EXPECT_EQ(sink.statuses().back().index(), 1);
@@ -291,16 +293,18 @@ TEST(RunAgentTest, InvalidPlanExitsTwo) {
 
 TEST(RunAgentTest, TensorflowWorkersSeeTfConfig) {
   TempDir dir;
-  v1::InstanceLaunch launch = Plan(dir, "echo \"$TF_CONFIG\"",
-                                   "type: TYPE_TENSORFLOW worker_count: 2 parameter_server_count: 1",
-                                   2, 0);
+  v1::InstanceLaunch launch =
+      Plan(dir, "echo \"$TF_CONFIG\"",
+           "type: TYPE_TENSORFLOW worker_count: 2 parameter_server_count: 1", 2, 0);
   MemorySink sink;
   CancelToken cancel;
   AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
   ASSERT_EQ(result.exit_code, kExitOk) << result.message;
   // Instance 0 runs worker 0 (rank 0) and ps 0 (rank 2).
-  EXPECT_THAT(Texts(sink, 0), ::testing::ElementsAre(HasSubstr(R"("task":{"type":"worker","index":0})")));
-  EXPECT_THAT(Texts(sink, 2), ::testing::ElementsAre(HasSubstr(R"("task":{"type":"ps","index":0})")));
+  EXPECT_THAT(Texts(sink, 0),
+              ::testing::ElementsAre(HasSubstr(R"("task":{"type":"worker","index":0})")));
+  EXPECT_THAT(Texts(sink, 2),
+              ::testing::ElementsAre(HasSubstr(R"("task":{"type":"ps","index":0})")));
 }
 
 // --- distribution: mpi through real mpirun ----------------------------------------------------
@@ -361,7 +365,8 @@ v1::JobStatus InstanceZero(v1::JobState state, const std::string& message) {
 
 TEST(RunAgentMpiTest, OtherInstancesWaitForInstanceZeroAndMirrorIt) {
   TempDir dir;
-  v1::InstanceLaunch launch = Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
+  v1::InstanceLaunch launch =
+      Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
   for (v1::JobState end : {v1::JOB_STATE_COMPLETED, v1::JOB_STATE_FAILED}) {
     MemorySink sink;
     sink.set_job_status(InstanceZero(v1::JOB_STATE_RUNNING, ""));
@@ -394,7 +399,8 @@ TEST(RunAgentMpiTest, OtherInstancesWaitForInstanceZeroAndMirrorIt) {
 
 TEST(RunAgentMpiTest, WaitingInstanceCanBeCanceled) {
   TempDir dir;
-  v1::InstanceLaunch launch = Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
+  v1::InstanceLaunch launch =
+      Plan(dir, "true", "type: TYPE_MPI process_count_per_instance: 2", 2, 1);
   MemorySink sink;
   sink.set_job_status(InstanceZero(v1::JOB_STATE_RUNNING, ""));
   CancelToken cancel;
@@ -419,8 +425,8 @@ TEST(RunAgentMpiTest, Mpi4pyAllreduce) {
   TempDir dir;
   v1::InstanceLaunch launch = Plan(dir, "/usr/bin/python3 allreduce.py",
                                    "type: TYPE_MPI process_count_per_instance: 2", 2, 0);
-  launch.mutable_job()->mutable_code()->set_local_path(
-      std::string(KUBETRAIN_SOURCE_DIR) + "/examples/mpi");
+  launch.mutable_job()->mutable_code()->set_local_path(std::string(KUBETRAIN_SOURCE_DIR) +
+                                                       "/examples/mpi");
   MemorySink sink;
   CancelToken cancel;
   AgentResult result = RunAgent(launch, &sink, &cancel, Quiet());
@@ -497,7 +503,8 @@ TEST(RunAgentMpiTest, SigkilledMpiRankFailsTheInstanceInUnderTwoSeconds) {
   const absl::Duration all_gone = absl::Now() - killed_at;
   killer.join();
   ASSERT_EQ(pids.size(), 4u);
-  std::printf("mpi rank SIGKILL -> all ranks gone: %.1f ms\n", absl::ToDoubleMilliseconds(all_gone));
+  std::printf("mpi rank SIGKILL -> all ranks gone: %.1f ms\n",
+              absl::ToDoubleMilliseconds(all_gone));
   EXPECT_LT(all_gone, absl::Seconds(2));
   EXPECT_EQ(result.exit_code, kExitRankFailed);
   EXPECT_EQ(result.supervisor.failed_rank, 1);
@@ -666,8 +673,8 @@ TEST(WorkerBinaryTest, MpiRanksDieWithAKilledAgent) {
 TEST(WorkerBinaryTest, BadPlanExitsTwo) {
   TempDir dir;
   WriteFile(dir / "plan.pb", "not a proto \xff\xff");
-  std::string out = testing::ShellOutput(absl::StrCat(KUBETRAIN_WORKER_BIN, " --plan ",
-                                                      dir / "plan.pb", " 2>&1; echo rc=$?"));
+  std::string out = testing::ShellOutput(
+      absl::StrCat(KUBETRAIN_WORKER_BIN, " --plan ", dir / "plan.pb", " 2>&1; echo rc=$?"));
   EXPECT_THAT(out, HasSubstr("is not a binary kubetrain.v1.InstanceLaunch"));
   EXPECT_THAT(out, HasSubstr("rc=2"));
 }
@@ -676,9 +683,9 @@ TEST(WorkerBinaryTest, PlanTextFormat) {
   TempDir dir;
   v1::InstanceLaunch launch = Plan(dir, "echo via text plan");
   WriteFile(dir / "plan.txt", launch.DebugString());
-  std::string out = testing::ShellOutput(absl::StrCat(KUBETRAIN_WORKER_BIN, " --no-workspace ",
-                                                      "--plan-text ", dir / "plan.txt",
-                                                      " 2>&1; echo rc=$?"));
+  std::string out =
+      testing::ShellOutput(absl::StrCat(KUBETRAIN_WORKER_BIN, " --no-workspace ", "--plan-text ",
+                                        dir / "plan.txt", " 2>&1; echo rc=$?"));
   EXPECT_THAT(out, HasSubstr("[rank 0] via text plan"));
   EXPECT_THAT(out, HasSubstr("rc=0"));
 }
@@ -784,8 +791,9 @@ TEST(WorkerBinaryTest, MpiJobOnTheEmbeddedWorkspace) {
 TEST(WorkerBinaryTest, WritesLogsAndStatusToTheEmbeddedWorkspace) {
   TempDir dir;
   const std::string ws_path = dir / "workspace";
-  v1::InstanceLaunch launch = Plan(dir, "echo hello $RANK; echo oops >&2; sleep 0.$((RANK * 3)); exit $RANK",
-                                   "type: TYPE_PYTORCH process_count_per_instance: 2");
+  v1::InstanceLaunch launch =
+      Plan(dir, "echo hello $RANK; echo oops >&2; sleep 0.$((RANK * 3)); exit $RANK",
+           "type: TYPE_PYTORCH process_count_per_instance: 2");
   {
     auto ws = storage::OpenEmbeddedWorkspace(ws_path);
     ASSERT_TRUE(ws.ok()) << ws.status();

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kubetrain/rank/checkpoint.h"
 #include "kubetrain/agent/sink.h"
+#include "kubetrain/rank/checkpoint.h"
 
 namespace kubetrain::agent {
 namespace {

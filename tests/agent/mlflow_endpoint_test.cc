@@ -1,5 +1,5 @@
-// Tests of the agent's MLflow-compatible endpoint (agent/metrics/mlflow_endpoint.h) over real HTTP: the
-// requests the MLflow Python client sends for start_run, log_param, log_metric and log_metrics,
+// Tests of the agent's MLflow-compatible endpoint (agent/metrics/mlflow_endpoint.h) over real HTTP:
+// the requests the MLflow Python client sends for start_run, log_param, log_metric and log_metrics,
 // MLflow's error responses and limits, and delivery to the workspace (batched, retried, once).
 #include "kubetrain/agent/metrics/mlflow_endpoint.h"
 

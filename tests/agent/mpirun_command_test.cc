@@ -27,8 +27,16 @@ constexpr char kPlan[] = R"pb(
   instance_index: 0
   master_port: 29700
   placement {
-    instances { instance_index: 0 cpu_millicores: 4000 gpu_ids: [0] }
-    instances { instance_index: 1 cpu_millicores: 2000 gpu_ids: [1] }
+    instances {
+      instance_index: 0
+      cpu_millicores: 4000
+      gpu_ids: [ 0 ]
+    }
+    instances {
+      instance_index: 1
+      cpu_millicores: 2000
+      gpu_ids: [ 1 ]
+    }
   }
 )pb";
 
@@ -73,8 +81,8 @@ TEST(MpiTest, PrologueGivesEachRankItsInstanceValues) {
   auto run = [&](int rank) {
     std::string quoted;
     for (char c : script) quoted += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-    return testing::ShellOutput("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) +
-                                " /bin/bash -c '" + quoted + "'");
+    return testing::ShellOutput("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + " /bin/bash -c '" +
+                                quoted + "'");
   };
   EXPECT_EQ(run(0), "rank_0 0 0 2\n");
   EXPECT_EQ(run(1), "rank_1 0 0 2\n");
@@ -152,16 +160,15 @@ TEST(TaggedOutputDemuxTest, NewlineArrivingInALaterChunk) {
 }
 
 TEST(TaggedOutputDemuxTest, UntaggedLinesAreMpirunsOwn) {
-  EXPECT_THAT(
-      Demux({"[1,0]<stderr>:boom\n-----\nmpirun noticed that process rank 0\n"}, kErr),
-      ::testing::ElementsAre(Demuxed{0, kErr, "boom"}, Demuxed{-1, kErr, "-----"},
-                             Demuxed{-1, kErr, "mpirun noticed that process rank 0"}));
+  EXPECT_THAT(Demux({"[1,0]<stderr>:boom\n-----\nmpirun noticed that process rank 0\n"}, kErr),
+              ::testing::ElementsAre(Demuxed{0, kErr, "boom"}, Demuxed{-1, kErr, "-----"},
+                                     Demuxed{-1, kErr, "mpirun noticed that process rank 0"}));
 }
 
 TEST(TaggedOutputDemuxTest, BracketsInTextAreText) {
-  EXPECT_THAT(Demux({"[1,0]<stdout>:x[0] = [1, 2]\n", "[warn] plain\n"}),
-              ::testing::ElementsAre(Demuxed{0, kOut, "x[0] = [1, 2]"},
-                                     Demuxed{-1, kOut, "[warn] plain"}));
+  EXPECT_THAT(
+      Demux({"[1,0]<stdout>:x[0] = [1, 2]\n", "[warn] plain\n"}),
+      ::testing::ElementsAre(Demuxed{0, kOut, "x[0] = [1, 2]"}, Demuxed{-1, kOut, "[warn] plain"}));
 }
 
 TEST(TaggedOutputDemuxTest, PartialLinesAreFlushedAtTheEnd) {
@@ -201,8 +208,8 @@ TEST(MpiTest, ParsesMpirunFailureReports) {
   ASSERT_TRUE(sig.has_value());
   EXPECT_EQ(sig->rank, 2);
   EXPECT_EQ(sig->signal, 9);
-  EXPECT_FALSE(ParseMpirunFailure({"Primary job  terminated normally, but 1 process returned"})
-                   .has_value());
+  EXPECT_FALSE(
+      ParseMpirunFailure({"Primary job  terminated normally, but 1 process returned"}).has_value());
 }
 
 }  // namespace

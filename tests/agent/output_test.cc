@@ -1,6 +1,8 @@
 // The agent's structured output (`kubetrain-worker --output json`, launch.proto): every stderr line
 // of a real kubetrain-worker is one v1::LogLine in protobuf's JSON mapping, and its exit code is a
 // v1::AgentExit. This is what the Kubernetes backend reads back from a pod's log.
+#include "kubetrain/agent/output.h"
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -16,7 +18,6 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "kubetrain/agent/output.h"
 #include "kubetrain/v1/launch.pb.h"
 #include "kubetrain/v1/log.pb.h"
 #include "tests/agent/test_util.h"

@@ -19,10 +19,20 @@ constexpr char kCommon[] = R"pb(
   attempt: 2
   master_port: 29600
   checkpoint_dir: "/ckpt/j"
-  instance_hosts: ["10.0.0.1", "10.0.0.2"]
+  instance_hosts: [ "10.0.0.1", "10.0.0.2" ]
   placement {
-    instances { instance_index: 0 node: "n0" cpu_millicores: 8000 gpu_ids: [0, 1] }
-    instances { instance_index: 1 node: "n1" cpu_millicores: 3000 gpu_ids: [2, 3] }
+    instances {
+      instance_index: 0
+      node: "n0"
+      cpu_millicores: 8000
+      gpu_ids: [ 0, 1 ]
+    }
+    instances {
+      instance_index: 1
+      node: "n1"
+      cpu_millicores: 3000
+      gpu_ids: [ 2, 3 ]
+    }
   }
 )pb";
 
@@ -55,9 +65,10 @@ TEST_P(RankEnvTest, SetsTheContract) {
   for (const std::string& k : c.absent) EXPECT_FALSE(env.count(k)) << k << "=" << env[k];
 }
 
-const std::vector<std::string> kTorchVars = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK",
-                                             "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
-                                             "GROUP_RANK", "TORCHELASTIC_RESTART_COUNT"};
+const std::vector<std::string> kTorchVars = {
+    "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE",
+    "RANK",        "LOCAL_RANK",  "LOCAL_WORLD_SIZE",
+    "NODE_RANK",   "GROUP_RANK",  "TORCHELASTIC_RESTART_COUNT"};
 
 INSTANTIATE_TEST_SUITE_P(
     Distributions, RankEnvTest,
@@ -107,18 +118,16 @@ INSTANTIATE_TEST_SUITE_P(
         EnvCase{"tensorflow_worker",
                 Plan("type: TYPE_TENSORFLOW worker_count: 2 parameter_server_count: 1", 1),
                 0,
-                {{"TF_CONFIG",
-                  R"({"cluster":{"worker":["10.0.0.1:29600","10.0.0.2:29601"],)"
-                  R"("ps":["10.0.0.1:29602"]},"task":{"type":"worker","index":1}})"},
+                {{"TF_CONFIG", R"({"cluster":{"worker":["10.0.0.1:29600","10.0.0.2:29601"],)"
+                               R"("ps":["10.0.0.1:29602"]},"task":{"type":"worker","index":1}})"},
                  {"AZUREML_PROCESS_NAME", "rank_1"},
                  {"OMP_NUM_THREADS", "3"}},  // one task on instance 1
                 kTorchVars},
         EnvCase{"tensorflow_ps",
                 Plan("type: TYPE_TENSORFLOW worker_count: 2 parameter_server_count: 1", 0),
                 1,
-                {{"TF_CONFIG",
-                  R"({"cluster":{"worker":["10.0.0.1:29600","10.0.0.2:29601"],)"
-                  R"("ps":["10.0.0.1:29602"]},"task":{"type":"ps","index":0}})"},
+                {{"TF_CONFIG", R"({"cluster":{"worker":["10.0.0.1:29600","10.0.0.2:29601"],)"
+                               R"("ps":["10.0.0.1:29602"]},"task":{"type":"ps","index":0}})"},
                  {"AZUREML_PROCESS_NAME", "rank_2"}},
                 {}},
         EnvCase{"none",
@@ -142,8 +151,8 @@ TEST(RankEnvTest, LocalRanksPerDistribution) {
   EXPECT_THAT(globals(ParsePlan(Plan("type: TYPE_MPI process_count_per_instance: 2", 1))),
               ::testing::ElementsAre(2, 3));
   // 3 workers + 2 ps over 2 instances, round-robin: instance 0 gets tasks 0, 2, 4.
-  EXPECT_THAT(globals(ParsePlan(Plan(
-                  "type: TYPE_TENSORFLOW worker_count: 3 parameter_server_count: 2", 0))),
+  EXPECT_THAT(globals(ParsePlan(
+                  Plan("type: TYPE_TENSORFLOW worker_count: 3 parameter_server_count: 2", 0))),
               ::testing::ElementsAre(0, 2, 4));
   EXPECT_THAT(globals(ParsePlan(Plan("", 1))), ::testing::ElementsAre(1));
   // pytorch without process_count_per_instance: one process.

@@ -18,10 +18,10 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/agent/test_util.h"
 #include "kubetrain/agent/ranks/cancel.h"
 #include "kubetrain/agent/ranks/reporter.h"
 #include "kubetrain/agent/sink.h"
+#include "tests/agent/test_util.h"
 
 namespace kubetrain::agent {
 namespace {
@@ -188,7 +188,8 @@ TEST_F(RankSupervisorTest, SigkilledRankTearsTheInstanceDownInUnderTwoSeconds) {
   EXPECT_GE(all_pids.size(), 5u);  // 3 leaders + rank 0's two sleeps
   ExpectNoSurvivors(all_pids);
   // `ps` agrees: nothing of ours is left.
-  EXPECT_EQ(testing::ShellOutput(absl::StrCat("ps -o pid=,stat=,args= -p ", absl::StrJoin(all_pids, ","))),
+  EXPECT_EQ(testing::ShellOutput(
+                absl::StrCat("ps -o pid=,stat=,args= -p ", absl::StrJoin(all_pids, ","))),
             "");
 }
 
@@ -237,8 +238,7 @@ TEST_F(RankSupervisorTest, TimeoutStopsEveryRank) {
 }
 
 TEST_F(RankSupervisorTest, ProcessThatLeftItsGroupIsKilledToo) {
-  RankSupervisorResult result =
-      RunAll({Bash(0, "setsid sleep 30 & echo $!; sleep 0.2")});
+  RankSupervisorResult result = RunAll({Bash(0, "setsid sleep 30 & echo $!; sleep 0.2")});
   EXPECT_EQ(result.outcome, Outcome::kSucceeded);
   std::vector<std::string> out = LinesOf(0, v1::LogLine::STREAM_STDOUT);
   ASSERT_EQ(out.size(), 1u);
@@ -304,7 +304,8 @@ TEST_F(RankSupervisorTest, CpuAffinityFromThePlacement) {
 }
 
 TEST_F(RankSupervisorTest, EachRankHasItsOwnProcessGroup) {
-  RankSupervisorResult result = RunAll({Bash(0, "ps -o pgid= -p $$"), Bash(1, "ps -o pgid= -p $$")});
+  RankSupervisorResult result =
+      RunAll({Bash(0, "ps -o pgid= -p $$"), Bash(1, "ps -o pgid= -p $$")});
   ASSERT_EQ(result.outcome, Outcome::kSucceeded);
   for (int r = 0; r < 2; ++r) {
     std::vector<std::string> out = LinesOf(r, v1::LogLine::STREAM_STDOUT);

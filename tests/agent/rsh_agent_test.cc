@@ -1,7 +1,7 @@
-// MPI between pods without SSH (agent/mpi/rsh_agent.h): the `kubetrain-worker rsh` client against the
-// agent's server (output, exit status, a refused token), and a real mpirun that starts the second
-// "host" through it: two kubetrain-worker agents, instance 1 on 127.0.0.2 serving instance 0's
-// mpirun as a pod would (OpenMPI treats 127.0.0.2 as a remote host: it is not an address of an
+// MPI between pods without SSH (agent/mpi/rsh_agent.h): the `kubetrain-worker rsh` client against
+// the agent's server (output, exit status, a refused token), and a real mpirun that starts the
+// second "host" through it: two kubetrain-worker agents, instance 1 on 127.0.0.2 serving instance
+// 0's mpirun as a pod would (OpenMPI treats 127.0.0.2 as a remote host: it is not an address of an
 // interface here).
 #include "kubetrain/agent/mpi/rsh_agent.h"
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #include <cstdio>
-
 #include <filesystem>
 #include <fstream>
 #include <string>

@@ -39,7 +39,8 @@ class CheckpointJobTest : public ::testing::Test {
 TEST_F(CheckpointJobTest, EveryCheckpointIsRecordedAndListed) {
   fs::path yml = dir_ / "job.yml";
   std::ofstream(yml) << "name: ckpt-job\n"
-                        "command: " SAVE_CHECKPOINTS_BIN " 5\n"
+                        "command: " SAVE_CHECKPOINTS_BIN
+                        " 5\n"
                         "distribution: {type: pytorch, process_count_per_instance: 1}\n"
                         "resources: {instance_count: 2}\n";
   CommandResult run = Kt("job create -f " + yml.string() + " --stream");
@@ -86,7 +87,8 @@ TEST_F(CheckpointJobTest, EveryCheckpointIsRecordedAndListed) {
 TEST_F(CheckpointJobTest, MpiRanksWithDefaultOptionsWriteOneShardEach) {
   fs::path yml = dir_ / "mpi.yml";
   std::ofstream(yml) << "name: ckpt-mpi\n"
-                        "command: " SAVE_CHECKPOINTS_BIN " 3\n"
+                        "command: " SAVE_CHECKPOINTS_BIN
+                        " 3\n"
                         "distribution: {type: mpi, process_count_per_instance: 2}\n"
                         "resources: {instance_count: 2}\n";
   CommandResult run = Kt("job create -f " + yml.string() + " --stream");

@@ -28,8 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
-using testing::JobProcesses;
 using ::testing::HasSubstr;
+using testing::JobProcesses;
 using Clock = std::chrono::steady_clock;
 
 const std::string kExamples = std::string(KUBETRAIN_SOURCE_DIR) + "/examples";

@@ -22,8 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
-using testing::JobProcesses;
 using ::testing::HasSubstr;
+using testing::JobProcesses;
 using Clock = std::chrono::steady_clock;
 
 const std::string kScripts = std::string(KUBETRAIN_SOURCE_DIR) + "/tests/integration/scripts";
@@ -222,12 +222,12 @@ TEST_F(LocalJobsTest, CtrlCWithoutATerminalDetachesAndTheJobKeepsRunning) {
 TEST_F(LocalJobsTest, SupervisorInheritsNoOpenDescriptor) {
   std::string job = Write("fds.yml", "name: fds\ncommand: sleep 120\n");
   const std::string held = (dir_ / "held.lock").string();
-  CommandResult r = testing::RunCommand("exec 9>>" + held + "; KUBETRAIN_WORKSPACE=" +
-                                        (dir_ / "ws").string() + " " + testing::KubetrainCli() +
-                                        "job create -f " + job);
+  CommandResult r =
+      testing::RunCommand("exec 9>>" + held + "; KUBETRAIN_WORKSPACE=" + (dir_ / "ws").string() +
+                          " " + testing::KubetrainCli() + "job create -f " + job);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  ASSERT_TRUE(WaitFor([&] { return State("fds") == "JOB_STATE_RUNNING"; },
-                      std::chrono::seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("fds") == "JOB_STATE_RUNNING"; }, std::chrono::seconds(20)));
   const std::string pid = Show("fds").value("supervisor_pid", "");
   ASSERT_FALSE(pid.empty());
   std::vector<pid_t> pids = JobProcesses("fds");
@@ -239,8 +239,8 @@ TEST_F(LocalJobsTest, SupervisorInheritsNoOpenDescriptor) {
     }
   }
   EXPECT_EQ(Kt("job cancel fds").exit_code, 0);
-  ASSERT_TRUE(WaitFor([&] { return State("fds") == "JOB_STATE_CANCELED"; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return State("fds") == "JOB_STATE_CANCELED"; }, std::chrono::seconds(10)));
 }
 
 TEST_F(LocalJobsTest, TimeoutFailsTheJob) {

@@ -40,8 +40,7 @@ class MetricsJobTest : public ::testing::Test {
 };
 
 TEST_F(MetricsJobTest, DdpJobLogsLossPerStepThroughTheMlflowEndpoint) {
-  const std::string script =
-      std::string(KUBETRAIN_SOURCE_DIR) + "/examples/pytorch-ddp/train.py";
+  const std::string script = std::string(KUBETRAIN_SOURCE_DIR) + "/examples/pytorch-ddp/train.py";
   fs::path yml = dir_ / "job.yml";
   std::ofstream(yml) << "name: ddp-metrics\n"
                         "display_name: ddp with metrics\n"

@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
     for (float& v : moments) v -= 0.25f;
     w::NamedBuffer buffers[] = {{"weights", weights.data(), weights.size() * sizeof(float)},
                                 {"moments", moments.data(), moments.size() * sizeof(float)}};
-    absl::Status s = step % 2 == 0 ? (*ck)->SaveAsync(step * 10, buffers)
-                                   : (*ck)->Save(step * 10, buffers);
+    absl::Status s =
+        step % 2 == 0 ? (*ck)->SaveAsync(step * 10, buffers) : (*ck)->Save(step * 10, buffers);
     if (!s.ok()) {
       std::fprintf(stderr, "save_checkpoints: step %d: %s\n", step * 10, s.ToString().c_str());
       return 1;

@@ -77,11 +77,10 @@ class Server {
   bool Start(int port = 0, const std::string& extra = "") {
     for (int attempt = 0; attempt < 50; ++attempt) {  // after a kill the port may take a moment
       fs::remove(log_);
-      CommandResult r = testing::RunCommand(
-          testing::KubetrainCli() + "--workspace " + ws_.string() +
-          " workspace serve --listen 127.0.0.1:" + std::to_string(port) + " " + extra + " >" +
-          log_.string() +
-          " 2>&1 & echo $!");
+      CommandResult r =
+          testing::RunCommand(testing::KubetrainCli() + "--workspace " + ws_.string() +
+                              " workspace serve --listen 127.0.0.1:" + std::to_string(port) + " " +
+                              extra + " >" + log_.string() + " 2>&1 & echo $!");
       pid_ = std::atoi(r.output.c_str());
       auto deadline = Clock::now() + std::chrono::seconds(10);
       while (Clock::now() < deadline) {
@@ -139,10 +138,9 @@ class WorkspaceServerJobsTest : public ::testing::Test {
   }
   // The CLI on the workspace server, with its token file.
   CommandResult Remote(const std::string& args, const std::string& token_env = "") {
-    std::string token = token_env.empty()
-                            ? "KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
-                                  (dir_ / "ws-served" / "server.token").string()
-                            : token_env;
+    std::string token = token_env.empty() ? "KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
+                                                (dir_ / "ws-served" / "server.token").string()
+                                          : token_env;
     return testing::RunCommand("HOME=" + (dir_ / "home-grpc").string() +
                                " KUBETRAIN_WORKSPACE=" + server_->location() + " " + token + " " +
                                testing::KubetrainCli() + args);
@@ -211,7 +209,8 @@ TEST_F(WorkspaceServerJobsTest, LocalJobOverGrpcLooksTheSameAsOnTheEmbeddedWorks
   for (const std::string& c : commands) {
     CommandResult embedded = Embedded(c);
     CommandResult remote = Remote(c);
-    EXPECT_EQ(embedded.exit_code, remote.exit_code) << c << "\n" << embedded.output << remote.output;
+    EXPECT_EQ(embedded.exit_code, remote.exit_code) << c << "\n"
+                                                    << embedded.output << remote.output;
     std::string e = Normalize(embedded.output, Roots());
     std::string r = Normalize(remote.output, Roots());
     EXPECT_EQ(e, r) << "`kubetrain " << c << "` differs between the embedded workspace and "
@@ -272,8 +271,9 @@ TEST_F(WorkspaceServerJobsTest, ServerKilledAndRestartedMidJobLosesAndDuplicates
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(state, "JOB_STATE_COMPLETED") << Remote("job show restart").output
-                                << ReadFile(dir_ / "home-grpc/.kubetrain/jobs/restart/"
-                                                   "supervisor.log");
+                                          << ReadFile(dir_ /
+                                                      "home-grpc/.kubetrain/jobs/restart/"
+                                                      "supervisor.log");
   EXPECT_LT(at_kill, kLines) << "the job was over before the server went down";
 
   // Every line exactly once.
@@ -295,7 +295,8 @@ TEST_F(WorkspaceServerJobsTest, ServerKilledAndRestartedMidJobLosesAndDuplicates
   std::istringstream points(csv.output);
   std::string header;
   std::getline(points, header);
-  for (std::string row; std::getline(points, row); ++rows) steps.insert(row.substr(0, row.find(',')));
+  for (std::string row; std::getline(points, row); ++rows)
+    steps.insert(row.substr(0, row.find(',')));
   EXPECT_EQ(rows, kLines);
   EXPECT_EQ(steps.size(), static_cast<size_t>(kLines));
 }
@@ -305,9 +306,9 @@ TEST_F(WorkspaceServerJobsTest, RanksDoNotSeeAnyWorkspaceToken) {
   ASSERT_TRUE(server_->Start()) << server_->log();
   const std::string job =
       WriteJob("env", "sh -c 'echo tokens=$(env | grep -c KUBETRAIN_WORKSPACE_TOKEN)'");
-  CommandResult run = Remote("job create -f " + job + " --stream",
-                             "KUBETRAIN_WORKSPACE_TOKEN=$(cat " +
-                                 (dir_ / "ws-served" / "server.token").string() + ")");
+  CommandResult run = Remote(
+      "job create -f " + job + " --stream",
+      "KUBETRAIN_WORKSPACE_TOKEN=$(cat " + (dir_ / "ws-served" / "server.token").string() + ")");
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("[rank 0] tokens=0"));
   EXPECT_THAT(server_->log(), ::testing::Not(HasSubstr("refused")));
@@ -326,16 +327,16 @@ TEST_F(WorkspaceServerJobsTest, JobOverTls) {
       << server_->log();
   ASSERT_THAT(server_->location(), ::testing::StartsWith("grpcs://"));
   const std::string job = WriteJob("tls", "/usr/bin/python3 " + kScript + " 20");
-  CommandResult run = Remote("job create -f " + job + " --stream",
-                             "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
-                                 " KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
-                                 (dir_ / "ws-served" / "server.token").string());
+  CommandResult run = Remote(
+      "job create -f " + job + " --stream",
+      "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
+          " KUBETRAIN_WORKSPACE_TOKEN_FILE=" + (dir_ / "ws-served" / "server.token").string());
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("[rank 0] done: 20 lines"));
-  CommandResult metrics = Remote("job metrics tls -o json",
-                                 "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
-                                     " KUBETRAIN_WORKSPACE_TOKEN_FILE=" +
-                                     (dir_ / "ws-served" / "server.token").string());
+  CommandResult metrics = Remote(
+      "job metrics tls -o json",
+      "KUBETRAIN_WORKSPACE_CA=" + cert.string() +
+          " KUBETRAIN_WORKSPACE_TOKEN_FILE=" + (dir_ / "ws-served" / "server.token").string());
   EXPECT_THAT(metrics.output, HasSubstr("\"count\": 20")) << metrics.output;
   // Without the CA the certificate is not trusted.
   CommandResult untrusted = Remote("job list");

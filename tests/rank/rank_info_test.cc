@@ -26,8 +26,12 @@ void SetRankEnv(const std::vector<std::pair<std::string, std::string>>& vars) {
 }
 
 TEST(RankInfoTest, PyTorchVariables) {
-  SetRankEnv({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
-              {"NODE_RANK", "1"}, {"KUBETRAIN_JOB", "j1"}});
+  SetRankEnv({{"RANK", "5"},
+              {"WORLD_SIZE", "8"},
+              {"LOCAL_RANK", "1"},
+              {"LOCAL_WORLD_SIZE", "4"},
+              {"NODE_RANK", "1"},
+              {"KUBETRAIN_JOB", "j1"}});
   absl::StatusOr<RankInfo> r = RankInfo::FromEnvironment();
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->source, RankInfo::Source::kPyTorch);
@@ -41,8 +45,10 @@ TEST(RankInfoTest, PyTorchVariables) {
 
 // distribution: mpi — mpirun sets only OpenMPI's variables (the bug: every rank was 0 of 1).
 TEST(RankInfoTest, OpenMpiVariablesWhenNoPyTorchOnes) {
-  SetRankEnv({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"},
-              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+  SetRankEnv({{"OMPI_COMM_WORLD_RANK", "3"},
+              {"OMPI_COMM_WORLD_SIZE", "4"},
+              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+              {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
               {"AZUREML_CR_NODE_RANK", "0"}});
   absl::StatusOr<RankInfo> r = RankInfo::FromEnvironment();
   ASSERT_TRUE(r.ok()) << r.status();
@@ -82,8 +88,10 @@ TEST(RankInfoTest, MalformedOrInconsistentValuesNameTheVariable) {
 
 // The collective library reads the same RankInfo (no second parser of the rank variables).
 TEST(RankInfoTest, CollectiveOptionsComeFromRankInfo) {
-  SetRankEnv({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"},
-              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+  SetRankEnv({{"OMPI_COMM_WORLD_RANK", "1"},
+              {"OMPI_COMM_WORLD_SIZE", "2"},
+              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+              {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
               {"MASTER_PORT", "29500"}});
   absl::StatusOr<collective::CommunicatorOptions> o = collective::OptionsFromEnvironment();
   ASSERT_TRUE(o.ok()) << o.status();

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "kubetrain/rank/runtime.h"
 #include "kubetrain/agent/metrics/mlflow_endpoint.h"
+#include "kubetrain/rank/runtime.h"
 
 namespace kubetrain::runtime {
 namespace {

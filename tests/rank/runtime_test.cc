@@ -1,6 +1,6 @@
 // Tests of the rank-side runtime library (kubetrain/rank/runtime.h) against a real in-process
-// MLflow endpoint (agent/metrics/mlflow_endpoint.h) over loopback HTTP. The library is a process-wide
-// singleton: every test here shares one configuration and uses its own metric keys.
+// MLflow endpoint (agent/metrics/mlflow_endpoint.h) over loopback HTTP. The library is a
+// process-wide singleton: every test here shares one configuration and uses its own metric keys.
 #include "kubetrain/rank/runtime.h"
 
 #include <map>

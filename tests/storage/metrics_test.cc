@@ -57,7 +57,8 @@ class MetricsTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Workspace> ws_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, MetricsTest, ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
+INSTANTIATE_TEST_SUITE_P(Backends, MetricsTest,
+                         ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
                          testing::BackendName);
 
 TEST_P(MetricsTest, SummaryHasLatestMinMaxStepAndCountPerKey) {

@@ -51,7 +51,8 @@ class RecordsTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Workspace> ws_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, RecordsTest, ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
+INSTANTIATE_TEST_SUITE_P(Backends, RecordsTest,
+                         ::testing::Values(Backend::kEmbedded, Backend::kGrpc),
                          testing::BackendName);
 
 TEST_P(RecordsTest, DatabaseHoldingSecretsIsOwnerOnly) {
@@ -136,8 +137,7 @@ TEST_P(RecordsTest, OutputUploadsPerAttemptInstanceAndOutput) {
   EXPECT_EQ((*got)[0].status(), "completed");
   EXPECT_EQ((*got)[1].instance(), 1);
   EXPECT_EQ((*got)[2].attempt(), 1);
-  EXPECT_EQ(ws_->RecordOutputUpload(v1::OutputUpload()).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ws_->RecordOutputUpload(v1::OutputUpload()).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(RecordsTest, RecordsPersistAcrossReopen) {

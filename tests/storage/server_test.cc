@@ -59,6 +59,7 @@ class LogCapture {
       std::lock_guard<std::mutex> lock(*mu_);
       return std::stringbuf::xsputn(s, n);
     }
+
    private:
     std::mutex* mu_;
   };
@@ -172,8 +173,7 @@ TEST(TokensTest, ServerAndJobTokensAreRecognizedAndOthersAreNot) {
   EXPECT_EQ(id.job, "train-1");
   EXPECT_EQ(MakeJobToken(*server, "train-1"), job);  // stateless: the same every time
   // Signed with another server's token, or with the job name swapped: invalid.
-  EXPECT_EQ(IdentifyToken(*server, MakeJobToken(*other, "train-1")).kind,
-            TokenIdentity::kInvalid);
+  EXPECT_EQ(IdentifyToken(*server, MakeJobToken(*other, "train-1")).kind, TokenIdentity::kInvalid);
   std::string forged = MakeJobToken(*server, "train-2");
   forged = forged.substr(0, forged.rfind('.')) + job.substr(job.rfind('.'));
   EXPECT_EQ(IdentifyToken(*server, forged).kind, TokenIdentity::kInvalid);
@@ -229,8 +229,7 @@ TEST_F(ServerTest, CallsWithAWrongTokenAreRefusedAndLoggedWithoutTheToken) {
   LogCapture log;
   auto other = GenerateServerToken();
   ASSERT_TRUE(other.ok());
-  for (const std::string& wrong :
-       {*other, std::string("not-a-token"), MakeJobToken(*other, "j")}) {
+  for (const std::string& wrong : {*other, std::string("not-a-token"), MakeJobToken(*other, "j")}) {
     auto client = Client(wrong);
     ASSERT_NE(client, nullptr);
     absl::Status s = client->IngestMetrics(Batch("j", "s", 1, 3));
@@ -342,8 +341,7 @@ TEST_F(ServerTest, UnreachableServerIsUnavailableNamingTheLocation) {
   EXPECT_THAT((*from_env)->ListJobs().status().message(), HasSubstr("not valid"));
   unsetenv(kWorkspaceTokenEnv);
   setenv(kWorkspaceTokenFileEnv, "/nonexistent/token", 1);
-  EXPECT_EQ(OpenWorkspace(server_->location()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenWorkspace(server_->location()).status().code(), absl::StatusCode::kInvalidArgument);
   unsetenv(kWorkspaceTokenFileEnv);
   EXPECT_EQ(OpenWorkspace("grpc://nohostport", options).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -396,8 +394,8 @@ TEST_F(ServerTest, ServerRestartedMidJobStoresEveryPointAndLineExactlyOnce) {
   ASSERT_TRUE(token.ok());
 
   constexpr int kAgents = 8;
-  constexpr int kLines = 3000;        // per agent
-  constexpr int kBatches = 150;       // per agent
+  constexpr int kLines = 3000;   // per agent
+  constexpr int kBatches = 150;  // per agent
   constexpr int kPointsPerBatch = 20;
   std::atomic<int> progress{0};
   std::vector<std::thread> agents;
@@ -420,11 +418,12 @@ TEST_F(ServerTest, ServerRestartedMidJobStoresEveryPointAndLineExactlyOnce) {
       spool_options.directory += "-metrics";
       WriteSpool metrics(client->get(), spool_options);
       for (int i = 0; i < kLines; ++i) {
-        ASSERT_TRUE(logs.AppendLogs({Line("restart", a, i, absl::StrCat("agent ", a, " line ", i))})
-                        .ok());
+        ASSERT_TRUE(
+            logs.AppendLogs({Line("restart", a, i, absl::StrCat("agent ", a, " line ", i))}).ok());
         if (i % (kLines / kBatches) == 0) {
-          ASSERT_TRUE(metrics.IngestMetrics(
-              Batch("restart", absl::StrCat("agent-", a), i / (kLines / kBatches), kPointsPerBatch))
+          ASSERT_TRUE(metrics
+                          .IngestMetrics(Batch("restart", absl::StrCat("agent-", a),
+                                               i / (kLines / kBatches), kPointsPerBatch))
                           .ok());
         }
         if (i % 4 == 0) absl::SleepFor(absl::Milliseconds(1));  // ~1 s of output

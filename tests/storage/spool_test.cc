@@ -1,5 +1,7 @@
 // WriteSpool: ordered delivery, retries while the workspace is out of reach, spilling to disk past
 // the memory bound, leftovers delivered by the next spool, and permanent errors dropped.
+#include "kubetrain/storage/spool.h"
+
 #include <dirent.h>
 
 #include <atomic>
@@ -13,7 +15,6 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubetrain/storage/spool.h"
 #include "kubetrain/storage/workspace.h"
 
 namespace kubetrain::storage {

@@ -1,6 +1,8 @@
 // The Workspace contract, run against both implementations (tests/storage/backends.h): the
 // embedded workspace (storage/src/embedded_workspace.cc) on real SQLite files, and the gRPC client
 // of a WorkspaceServer serving one. A few cases are about the embedded files themselves.
+#include "kubetrain/storage/workspace.h"
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,15 +18,14 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubetrain/storage/workspace.h"
 #include "tests/storage/backends.h"
 
 namespace kubetrain::storage {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Backend;
 using testing::BackendHarness;
+using ::testing::HasSubstr;
 
 class WorkspaceTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -96,8 +97,8 @@ class WorkspaceTest : public ::testing::TestWithParam<Backend> {
     return r;
   }
 
-  static v1::LogLine Line(const std::string& job, int attempt, int instance, int rank,
-                          int64_t seq, int64_t ts, const std::string& text) {
+  static v1::LogLine Line(const std::string& job, int attempt, int instance, int rank, int64_t seq,
+                          int64_t ts, const std::string& text) {
     v1::LogLine l;
     l.set_job(job);
     l.set_attempt(attempt);
@@ -245,8 +246,8 @@ TEST_P(WorkspaceTest, UpdateJobSeesAllJobsAndWritesBack) {
   ASSERT_NE(ws, nullptr);
   ASSERT_TRUE(ws->CreateJob(Job("first")).ok());
   ASSERT_TRUE(ws->CreateJob(Job("second")).ok());
-  auto updated = ws->UpdateJob(
-      "second", [](const std::vector<v1::JobRecord>& all, v1::JobRecord& job) {
+  auto updated =
+      ws->UpdateJob("second", [](const std::vector<v1::JobRecord>& all, v1::JobRecord& job) {
         EXPECT_EQ(all.size(), 2u);
         EXPECT_EQ(all[0].spec().name(), "first");
         job.mutable_status()->set_state(v1::JOB_STATE_RUNNING);
@@ -266,10 +267,9 @@ TEST_P(WorkspaceTest, UpdateJobSeesAllJobsAndWritesBack) {
   EXPECT_EQ(failed.status().message(), "not now");
   EXPECT_EQ(ws->GetJob("second")->status().state(), v1::JOB_STATE_RUNNING);
 
-  EXPECT_EQ(ws->UpdateJob("missing", [](const auto&, auto&) { return absl::OkStatus(); })
-                .status()
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      ws->UpdateJob("missing", [](const auto&, auto&) { return absl::OkStatus(); }).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 // Embedded: two processes; gRPC: two clients, each with its own connection (UpdateJob is then an
@@ -343,10 +343,12 @@ TEST_P(WorkspaceTest, UpdateInstanceStatusReplacesOneInstance) {
 TEST_P(WorkspaceTest, AppendLogsIsIdempotent) {
   auto ws = Open();
   ASSERT_NE(ws, nullptr);
-  std::vector<v1::LogLine> batch = {Line("j", 0, 0, 0, 1, 100, "a"), Line("j", 0, 0, 0, 2, 200, "b")};
+  std::vector<v1::LogLine> batch = {Line("j", 0, 0, 0, 1, 100, "a"),
+                                    Line("j", 0, 0, 0, 2, 200, "b")};
   ASSERT_TRUE(ws->AppendLogs(batch).ok());
   ASSERT_TRUE(ws->AppendLogs(batch).ok());  // re-sent
-  std::vector<v1::LogLine> more = {Line("j", 0, 0, 0, 2, 200, "b"), Line("j", 0, 0, 0, 3, 300, "c")};
+  std::vector<v1::LogLine> more = {Line("j", 0, 0, 0, 2, 200, "b"),
+                                   Line("j", 0, 0, 0, 3, 300, "c")};
   ASSERT_TRUE(ws->AppendLogs(more).ok());
   // Same sequence in another attempt or instance is a different line.
   ASSERT_TRUE(ws->AppendLogs({Line("j", 1, 0, 0, 1, 400, "retry")}).ok());
@@ -368,12 +370,14 @@ TEST_P(WorkspaceTest, ReadLogsPagesByCursorAndFilters) {
   ASSERT_NE(ws, nullptr);
   // Instance 0 has ranks 0 and 1, instance 1 has rank 2, plus agent lines (rank -1).
   std::vector<v1::LogLine> lines = {
-      Line("j", 0, 0, -1, 1, 10, "agent0 start"), Line("j", 0, 0, 0, 2, 20, "r0 a"),
-      Line("j", 0, 0, 1, 3, 30, "r1 a"),           Line("j", 0, 0, 0, 4, 50, "r0 b"),
+      Line("j", 0, 0, -1, 1, 10, "agent0 start"),
+      Line("j", 0, 0, 0, 2, 20, "r0 a"),
+      Line("j", 0, 0, 1, 3, 30, "r1 a"),
+      Line("j", 0, 0, 0, 4, 50, "r0 b"),
   };
   ASSERT_TRUE(ws->AppendLogs(lines).ok());
-  ASSERT_TRUE(ws->AppendLogs({Line("j", 0, 1, 2, 1, 15, "r2 a"), Line("j", 0, 1, 2, 2, 40, "r2 b")})
-                  .ok());
+  ASSERT_TRUE(
+      ws->AppendLogs({Line("j", 0, 1, 2, 1, 15, "r2 a"), Line("j", 0, 1, 2, 2, 40, "r2 b")}).ok());
   ASSERT_TRUE(ws->AppendLogs({Line("other", 0, 0, 0, 1, 1, "not mine")}).ok());
 
   // All lines: per instance in sequence order, merged across instances by timestamp.
@@ -381,7 +385,8 @@ TEST_P(WorkspaceTest, ReadLogsPagesByCursorAndFilters) {
   ASSERT_TRUE(all.ok());
   std::vector<std::string> texts;
   for (const auto& l : all->lines) texts.push_back(l.text());
-  EXPECT_THAT(texts, ::testing::ElementsAre("agent0 start", "r2 a", "r0 a", "r1 a", "r2 b", "r0 b"));
+  EXPECT_THAT(texts,
+              ::testing::ElementsAre("agent0 start", "r2 a", "r0 a", "r1 a", "r2 b", "r0 b"));
 
   // Rank filter.
   auto r0 = ws->ReadLogs({.job = "j", .rank = 0});
@@ -449,20 +454,26 @@ TEST_P(WorkspaceTest, WatchJobFollowsRecordAndLinesToTheEnd) {
     auto other = Open();
     ASSERT_NE(other, nullptr);
     absl::SleepFor(absl::Milliseconds(100));
-    ASSERT_TRUE(other->UpdateJob("w", [](const auto&, v1::JobRecord& j) {
-      j.mutable_status()->set_state(v1::JOB_STATE_RUNNING);
-      return absl::OkStatus();
-    }).ok());
+    ASSERT_TRUE(other
+                    ->UpdateJob("w",
+                                [](const auto&, v1::JobRecord& j) {
+                                  j.mutable_status()->set_state(v1::JOB_STATE_RUNNING);
+                                  return absl::OkStatus();
+                                })
+                    .ok());
     for (int i = 1; i <= 50; ++i) {
-      ASSERT_TRUE(other->AppendLogs({Line("w", 0, 0, 0, i, i + 1, "line " + std::to_string(i))})
-                      .ok());
+      ASSERT_TRUE(
+          other->AppendLogs({Line("w", 0, 0, 0, i, i + 1, "line " + std::to_string(i))}).ok());
     }
     // The last lines are stored just before the end: they must still come before `final`.
     ASSERT_TRUE(other->AppendLogs({Line("w", 0, 0, -1, 51, 100, "agent: done")}).ok());
-    ASSERT_TRUE(other->UpdateJob("w", [](const auto&, v1::JobRecord& j) {
-      j.mutable_status()->set_state(v1::JOB_STATE_COMPLETED);
-      return absl::OkStatus();
-    }).ok());
+    ASSERT_TRUE(other
+                    ->UpdateJob("w",
+                                [](const auto&, v1::JobRecord& j) {
+                                  j.mutable_status()->set_state(v1::JOB_STATE_COMPLETED);
+                                  return absl::OkStatus();
+                                })
+                    .ok());
   });
   std::vector<std::string> texts;
   std::vector<v1::JobState> states;
@@ -500,13 +511,13 @@ TEST_P(WorkspaceTest, WatchJobFiltersByRankResumesAfterACursorAndStopsOnRequest)
   ASSERT_TRUE(first.ok());
   std::vector<std::string> texts;
   int heartbeats = 0;
-  absl::Status s = ws->WatchJob({.job = "w", .rank = 0, .after_id = first->next_id,
-                                 .heartbeat_ms = 20},
-                                [&](const JobUpdate& u) {
-                                  for (const auto& l : u.lines) texts.push_back(l.text());
-                                  if (!u.job && u.lines.empty()) ++heartbeats;
-                                  return heartbeats < 3;  // the job never ends: stop
-                                });
+  absl::Status s =
+      ws->WatchJob({.job = "w", .rank = 0, .after_id = first->next_id, .heartbeat_ms = 20},
+                   [&](const JobUpdate& u) {
+                     for (const auto& l : u.lines) texts.push_back(l.text());
+                     if (!u.job && u.lines.empty()) ++heartbeats;
+                     return heartbeats < 3;  // the job never ends: stop
+                   });
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_THAT(texts, ::testing::ElementsAre("r0 b"));
   EXPECT_EQ(heartbeats, 3);

@@ -37,7 +37,6 @@ std::string DefaultNodeId() {
   return n > 0 ? absl::StrCat(hostname, "/", std::string(ns, n)) : std::string(hostname);
 }
 
-
 using collective::Backend;
 using collective::CommunicatorOptions;
 using collective::CompletionWork;
@@ -288,8 +287,7 @@ absl::StatusOr<std::unique_ptr<collective::Communicator>> CreateCpuCommunicator(
 
   int listen_port = 0;
   KT_ASSIGN_OR_RETURN(int listen_fd, Listen(0, &listen_port));
-  const std::string node_id =
-      options.cpu_node_id.empty() ? DefaultNodeId() : options.cpu_node_id;
+  const std::string node_id = options.cpu_node_id.empty() ? DefaultNodeId() : options.cpu_node_id;
   const std::string my_address = rank == 0 ? options.master_addr : store->local_address();
   absl::Status set =
       store->Set(absl::StrCat(prefix, "/rank/", rank),

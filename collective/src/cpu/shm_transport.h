@@ -11,8 +11,9 @@
 // reduce-scatter); sync; every rank copies all reduced parts out (the all-gather). While the
 // next chunk uses the other slot, nobody can still be reading this one (two syncs separate any
 // reuse; the chunk counter runs on across operations), so no extra flags are needed. Up to
-// CommunicatorOptions::cpu_shm_one_shot_bytes, AllReduce is one-shot instead: copy in; sync; every rank reduces
-// the whole chunk from all slots into its output (in rank order, so results are identical).
+// CommunicatorOptions::cpu_shm_one_shot_bytes, AllReduce is one-shot instead: copy in; sync; every
+// rank reduces the whole chunk from all slots into its output (in rank order, so results are
+// identical).
 //
 // Waiting spins briefly, then yields, checks the deadline, peers' pids (kill(pid, 0) and
 // /proc/<pid>/stat for zombies) and an abort word that a failing rank sets with its reason.

@@ -18,11 +18,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
 #include "kubetrain/launcher/backends/kubernetes/cluster.h"
 #include "kubetrain/launcher/backends/kubernetes/kubeconfig.h"
 #include "kubetrain/launcher/backends/kubernetes/pod_status.h"
 #include "kubetrain/launcher/backends/kubernetes/watch.h"
-#include "google/protobuf/util/json_util.h"
 #include "spdlog/spdlog.h"
 
 namespace kubetrain::backends::kubernetes {
@@ -129,8 +129,9 @@ class LogFollower {
     {
       std::lock_guard<std::mutex> lock(mu_);
       tail_.push_back(l.rank() >= 0 ? absl::StrCat("[rank ", l.rank(), "] ", l.text())
-                      : l.stream() == v1::LogLine::STREAM_AGENT ? l.text()
-                                                                 : absl::StrCat("[mpirun] ", l.text()));
+                      : l.stream() == v1::LogLine::STREAM_AGENT
+                          ? l.text()
+                          : absl::StrCat("[mpirun] ", l.text()));
       if (tail_.size() > kTailLines) tail_.pop_front();
     }
     if (store_ == nullptr) return;
@@ -445,13 +446,13 @@ absl::StatusOr<RenderedJob> Preview(const LaunchRequest& request,
   if (read.ok()) {
     pvc = std::move(*read);
   } else if (options.warn) {
-    options.warn(absl::StrCat("PVC mounts left out (cannot read them: ", read.status().message(),
-                              ")"));
+    options.warn(
+        absl::StrCat("PVC mounts left out (cannot read them: ", read.status().message(), ")"));
   }
   LaunchRequest placeholders = request;
   if (!placeholders.workspace_token.empty()) placeholders.workspace_token = "<issued at submit>";
-  return RenderJob(MakeRenderInput(placeholders, options, std::move(pvc),
-                                   {"<generated at submit>", "dry-run"}));
+  return RenderJob(
+      MakeRenderInput(placeholders, options, std::move(pvc), {"<generated at submit>", "dry-run"}));
 }
 
 absl::StatusOr<std::unique_ptr<KubernetesBackend>> KubernetesBackend::Create(

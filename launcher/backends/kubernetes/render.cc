@@ -329,10 +329,9 @@ absl::StatusOr<RenderedJob> RenderJob(const RenderInput& in) {
   for (int i = 0; i < count; ++i) {
     const v1::InstancePlacement& p = placement.instances(i);
     std::string name = absl::StrCat(base, "-", i);
-    json command =
-        json::array({"kubetrain-worker", "--plan-text",
-                     absl::StrCat(kConfigDir, "/instance-", i, ".plan"), "--log-level", "info",
-                     "--output", "json"});
+    json command = json::array({"kubetrain-worker", "--plan-text",
+                                absl::StrCat(kConfigDir, "/instance-", i, ".plan"), "--log-level",
+                                "info", "--output", "json"});
     if (in.workspace_url.empty()) command.push_back("--no-workspace");
     json env = json::array();
     if (!in.workspace_url.empty()) {

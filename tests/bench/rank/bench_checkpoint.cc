@@ -49,9 +49,9 @@ int64_t NowNs() {
 }
 
 struct Times {
-  int64_t start = 0, end = 0;   // the measured region, CLOCK_MONOTONIC ns
-  int64_t extra = 0;            // case-specific (SaveAsync: when it returned)
-  int64_t copy_ns = 0;          // SaveAsync case: a plain memcpy of the same bytes
+  int64_t start = 0, end = 0;  // the measured region, CLOCK_MONOTONIC ns
+  int64_t extra = 0;           // case-specific (SaveAsync: when it returned)
+  int64_t copy_ns = 0;         // SaveAsync case: a plain memcpy of the same bytes
 };
 
 // Runs `body(rank, go_fd_read)` in `ranks` processes released together; each returns its Times.
@@ -143,9 +143,9 @@ bool DropCaches() {
   return ok;
 }
 
-std::unique_ptr<Checkpointer> MakeCk(const std::string& dir, int rank, int world,
-                                     kubetrain::checkpoint::AsyncSnapshot snapshot =
-                                         kubetrain::checkpoint::AsyncSnapshot::kCopy) {
+std::unique_ptr<Checkpointer> MakeCk(
+    const std::string& dir, int rank, int world,
+    kubetrain::checkpoint::AsyncSnapshot snapshot = kubetrain::checkpoint::AsyncSnapshot::kCopy) {
   CheckpointOptions o;
   o.async_snapshot = snapshot;
   o.dir = dir;
@@ -182,11 +182,16 @@ int main(int argc, char** argv) {
   int ranks = 2, reps = 6;  // even: peer and checkpoint go first equally often
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--dir") root = argv[i + 1];
-    else if (a == "--mib") mib = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--ranks") ranks = std::atoi(argv[i + 1]);
-    else if (a == "--reps") reps = std::atoi(argv[i + 1]);
-    else Die("unknown flag " + a);
+    if (a == "--dir")
+      root = argv[i + 1];
+    else if (a == "--mib")
+      mib = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--ranks")
+      ranks = std::atoi(argv[i + 1]);
+    else if (a == "--reps")
+      reps = std::atoi(argv[i + 1]);
+    else
+      Die("unknown flag " + a);
   }
   const size_t bytes = mib << 20;
   const double total_gb = static_cast<double>(bytes) * ranks / 1e9;
@@ -208,34 +213,38 @@ int main(int argc, char** argv) {
     // Plain sequential write + fsync, one file per rank. The order of peer and checkpoint
     // alternates between repetitions, so neither always runs on a disk busy with the other.
     std::vector<Times> pw, cw, pr, cr;
-    auto plain_write = [&] { pw = RunRanks(ranks, setup, [&](int rank, void* state) {
-      auto* data = static_cast<uint8_t*>(state);
-      Times t;
-      t.start = NowNs();
-      std::string path = plain_dir + "/rank-" + std::to_string(rank) + ".bin";
-      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0) Die("open " + path);
-      for (size_t off = 0; off < bytes; off += kChunk) {
-        size_t n = std::min(kChunk, bytes - off);
-        if (write(fd, data + off, n) != static_cast<ssize_t>(n)) Die("write " + path);
-      }
-      if (fsync(fd) != 0) Die("fsync");
-      close(fd);
-      t.end = NowNs();
-      return t;
-    }); };
+    auto plain_write = [&] {
+      pw = RunRanks(ranks, setup, [&](int rank, void* state) {
+        auto* data = static_cast<uint8_t*>(state);
+        Times t;
+        t.start = NowNs();
+        std::string path = plain_dir + "/rank-" + std::to_string(rank) + ".bin";
+        int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) Die("open " + path);
+        for (size_t off = 0; off < bytes; off += kChunk) {
+          size_t n = std::min(kChunk, bytes - off);
+          if (write(fd, data + off, n) != static_cast<ssize_t>(n)) Die("write " + path);
+        }
+        if (fsync(fd) != 0) Die("fsync");
+        close(fd);
+        t.end = NowNs();
+        return t;
+      });
+    };
 
     // Checkpoint Save.
-    auto ck_save = [&] { cw = RunRanks(ranks, setup, [&](int rank, void* state) {
-      auto ck = MakeCk(ck_dir, rank, ranks);
-      auto tensors = Tensors(static_cast<uint8_t*>(state), bytes);
-      Times t;
-      t.start = NowNs();
-      absl::Status s = ck->Save(1, tensors);
-      t.end = NowNs();
-      if (!s.ok()) Die(s.ToString());
-      return t;
-    }); };
+    auto ck_save = [&] {
+      cw = RunRanks(ranks, setup, [&](int rank, void* state) {
+        auto ck = MakeCk(ck_dir, rank, ranks);
+        auto tensors = Tensors(static_cast<uint8_t*>(state), bytes);
+        Times t;
+        t.start = NowNs();
+        absl::Status s = ck->Save(1, tensors);
+        t.end = NowNs();
+        if (!s.ok()) Die(s.ToString());
+        return t;
+      });
+    };
     if (rep % 2 == 0) {
       plain_write();
       ck_save();
@@ -254,35 +263,39 @@ int main(int argc, char** argv) {
       Evict(ck_dir + "/step-1/shard-" + std::to_string(r) + ".bin");
     }
     auto noop_setup = [](int) -> void* { return nullptr; };
-    auto plain_read = [&] { pr = RunRanks(ranks, noop_setup, [&](int rank, void*) {
-      Times t;
-      t.start = NowNs();
-      std::string path = plain_dir + "/rank-" + std::to_string(rank) + ".bin";
-      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) Die("open " + path);
-      posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-      auto* buf = new uint8_t[bytes];
-      for (size_t off = 0; off < bytes;) {
-        ssize_t n = read(fd, buf + off, std::min(kChunk, bytes - off));
-        if (n <= 0) Die("read " + path);
-        off += n;
-      }
-      close(fd);
-      t.end = NowNs();
-      volatile uint8_t sink = buf[bytes / 2];
-      (void)sink;
-      delete[] buf;
-      return t;
-    }); };
-    auto ck_load = [&] { cr = RunRanks(ranks, noop_setup, [&](int rank, void*) {
-      auto ck = MakeCk(ck_dir, rank, ranks);
-      Times t;
-      t.start = NowNs();
-      auto loaded = ck->Load(1);
-      t.end = NowNs();
-      if (!loaded.ok()) Die(loaded.status().ToString());
-      return t;
-    }); };
+    auto plain_read = [&] {
+      pr = RunRanks(ranks, noop_setup, [&](int rank, void*) {
+        Times t;
+        t.start = NowNs();
+        std::string path = plain_dir + "/rank-" + std::to_string(rank) + ".bin";
+        int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) Die("open " + path);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        auto* buf = new uint8_t[bytes];
+        for (size_t off = 0; off < bytes;) {
+          ssize_t n = read(fd, buf + off, std::min(kChunk, bytes - off));
+          if (n <= 0) Die("read " + path);
+          off += n;
+        }
+        close(fd);
+        t.end = NowNs();
+        volatile uint8_t sink = buf[bytes / 2];
+        (void)sink;
+        delete[] buf;
+        return t;
+      });
+    };
+    auto ck_load = [&] {
+      cr = RunRanks(ranks, noop_setup, [&](int rank, void*) {
+        auto ck = MakeCk(ck_dir, rank, ranks);
+        Times t;
+        t.start = NowNs();
+        auto loaded = ck->Load(1);
+        t.end = NowNs();
+        if (!loaded.ok()) Die(loaded.status().ToString());
+        return t;
+      });
+    };
     if (rep % 2 == 0) {
       plain_read();
       ck_load();
@@ -357,9 +370,11 @@ int main(int argc, char** argv) {
     memcpy_s.push_back(copy);
     sync_save.push_back(sync_save_s);
     async_total.push_back(Span(ca));
-    std::fprintf(stderr, "rep %d: write %.2f/%.2f GB/s, read %.2f/%.2f GB/s, async block %.1f ms "
-                 "(memcpy %.1f ms) of sync save %.1f ms\n", rep, plain_w.back(), ck_w.back(),
-                 plain_r.back(), ck_r.back(), block * 1e3, copy * 1e3, sync_save_s * 1e3);
+    std::fprintf(stderr,
+                 "rep %d: write %.2f/%.2f GB/s, read %.2f/%.2f GB/s, async block %.1f ms "
+                 "(memcpy %.1f ms) of sync save %.1f ms\n",
+                 rep, plain_w.back(), ck_w.back(), plain_r.back(), ck_r.back(), block * 1e3,
+                 copy * 1e3, sync_save_s * 1e3);
     fs::remove_all(plain_dir);
     fs::remove_all(ck_dir);
   }
@@ -369,22 +384,25 @@ int main(int argc, char** argv) {
   const double ab = Median(async_block);
   std::printf("bench_checkpoint: %d ranks x %zu MiB, dir %s, median of %d\n", ranks, mib,
               root.c_str(), reps);
-  std::printf("save    : checkpoint %.2f GB/s vs plain write+fsync %.2f GB/s: %.1f%% (target >= 90%%)\n",
-              cw, pw, 100 * cw / pw);
+  std::printf(
+      "save    : checkpoint %.2f GB/s vs plain write+fsync %.2f GB/s: %.1f%% (target >= 90%%)\n",
+      cw, pw, 100 * cw / pw);
   std::printf("restore : checkpoint %.2f GB/s vs plain read %.2f GB/s: %.1f%% (target >= 90%%)%s\n",
               cr, pr, 100 * cr / pr,
               dropped ? " [page cache dropped]"
                       : " [drop_caches denied; files evicted with POSIX_FADV_DONTNEED]");
-  std::printf("async   : SaveAsync blocks %.1f ms = %.1f%% of a synchronous Save of %.1f ms "
-              "(target <= 5%%); peer: plain memcpy of the same bytes %.1f ms, SaveAsync/memcpy "
-              "%.2fx\n",
-              Median(async_block_s) * 1e3, 100 * ab, Median(sync_save) * 1e3,
-              Median(memcpy_s) * 1e3, Median(async_block_s) / Median(memcpy_s));
-  std::printf("async   : copy-on-write SaveAsync blocks %.2f ms = %.2f%% of the synchronous Save "
-              "(target <= 5%%); a write to every saved page right after it takes %.1f ms vs "
-              "%.1f ms unprotected (the copy moves there when the caller rewrites everything at "
-              "once)\n",
-              Median(cow_block_s) * 1e3, 100 * Median(cow_block_s) / Median(sync_save),
-              Median(cow_touch_s) * 1e3, Median(plain_touch_s) * 1e3);
+  std::printf(
+      "async   : SaveAsync blocks %.1f ms = %.1f%% of a synchronous Save of %.1f ms "
+      "(target <= 5%%); peer: plain memcpy of the same bytes %.1f ms, SaveAsync/memcpy "
+      "%.2fx\n",
+      Median(async_block_s) * 1e3, 100 * ab, Median(sync_save) * 1e3, Median(memcpy_s) * 1e3,
+      Median(async_block_s) / Median(memcpy_s));
+  std::printf(
+      "async   : copy-on-write SaveAsync blocks %.2f ms = %.2f%% of the synchronous Save "
+      "(target <= 5%%); a write to every saved page right after it takes %.1f ms vs "
+      "%.1f ms unprotected (the copy moves there when the caller rewrites everything at "
+      "once)\n",
+      Median(cow_block_s) * 1e3, 100 * Median(cow_block_s) / Median(sync_save),
+      Median(cow_touch_s) * 1e3, Median(plain_touch_s) * 1e3);
   return 0;
 }

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "kubetrain/rank/runtime.h"
 #include "kubetrain/agent/metrics/mlflow_endpoint.h"
+#include "kubetrain/rank/runtime.h"
 
 namespace {
 

@@ -93,8 +93,8 @@ Result Run(int agents, double seconds, const std::string& job,
       int64_t batch_seq = 0, line_seq = 0;
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      const Clock::time_point deadline =
-          start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+      const Clock::time_point deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                                     std::chrono::duration<double>(seconds));
       Clock::time_point next_status = start;
       while (Clock::now() < deadline) {
         batch.set_sequence(batch_seq++);
@@ -214,10 +214,11 @@ int main(int argc, char** argv) {
   });
   Verify(**direct, job, embedded, "embedded");
 
-  std::printf("bench_workspace_server: %d agents x %.1f s; batches of %d points and %d lines; "
-              "a status update per agent every %lld ms (machine: %u cpus)\n",
-              agents, seconds, kPointsPerBatch, kLinesPerBatch,
-              static_cast<long long>(kStatusEvery.count()), std::thread::hardware_concurrency());
+  std::printf(
+      "bench_workspace_server: %d agents x %.1f s; batches of %d points and %d lines; "
+      "a status update per agent every %lld ms (machine: %u cpus)\n",
+      agents, seconds, kPointsPerBatch, kLinesPerBatch,
+      static_cast<long long>(kStatusEvery.count()), std::thread::hardware_concurrency());
   std::printf("%-22s %12s %12s %12s %12s %10s\n", "", "points/s", "lines/s", "status p50us",
               "status p99us", "updates");
   Print("workspace server", grpc);

@@ -11,14 +11,14 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <functional>
+#include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubetrain/storage/workspace.h"
 #include "kubetrain/launcher/backends/kubernetes/kubernetes_backend.h"
+#include "kubetrain/storage/workspace.h"
 #include "tests/testing/command.h"
 #include "tests/testing/kube_api_server.h"
 
@@ -273,8 +273,10 @@ TEST_F(KubernetesJobTest, DryRunEqualsWhatTheLaunchCreates) {
   };
   ASSERT_EQ(printed["items"].size(), 5u);
   for (const json& want : printed["items"]) {
-    const std::map<std::string, std::string> plural = {
-        {"Secret", "secrets"}, {"ConfigMap", "configmaps"}, {"Service", "services"}, {"Pod", "pods"}};
+    const std::map<std::string, std::string> plural = {{"Secret", "secrets"},
+                                                       {"ConfigMap", "configmaps"},
+                                                       {"Service", "services"},
+                                                       {"Pod", "pods"}};
     std::string path = "/api/v1/namespaces/team-a/" + plural.at(want["kind"]) + "/" +
                        want["metadata"]["name"].get<std::string>();
     absl::StatusOr<json> got = (*client)->Get(path);
@@ -306,12 +308,14 @@ TEST_F(KubernetesJobTest, SubmitRunningCompletedWithAKilledWatchAndLogsThroughTh
   EXPECT_TRUE((*gang)->Running());
   ASSERT_TRUE(server_
                   ->Control("pods/team-a/" + Pod("train", 0) + "/log",
-                            {{"text", "agent starting\n" + RankLine(0, "loss 0.5") + "\n" + RankLine(1, "loss 0.6")}})
+                            {{"text", "agent starting\n" + RankLine(0, "loss 0.5") + "\n" +
+                                          RankLine(1, "loss 0.6")}})
                   .ok());
   // The watch connection (and the log streams) die mid-job; the pods end meanwhile.
   ASSERT_TRUE(server_->Control("kill-watches").ok());
   ASSERT_TRUE(
-      server_->Control("pods/team-a/" + Pod("train", 0) + "/log", {{"text", RankLine(0, "loss 0.1")}})
+      server_
+          ->Control("pods/team-a/" + Pod("train", 0) + "/log", {{"text", RankLine(0, "loss 0.1")}})
           .ok());
   ASSERT_TRUE(SetPod(Pod("train", 0), Terminated(0)).ok());
   ASSERT_TRUE(SetPod(Pod("train", 1), Terminated(0)).ok());

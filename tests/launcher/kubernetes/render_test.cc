@@ -9,9 +9,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubetrain/launcher/backends/kubernetes/pvc_mounts.h"
 #include "kubetrain/launcher/backends/kubernetes/pod_security.h"
 #include "kubetrain/launcher/backends/kubernetes/pod_status.h"
+#include "kubetrain/launcher/backends/kubernetes/pvc_mounts.h"
 #include "kubetrain/launcher/backends/kubernetes/yaml_out.h"
 #include "tests/launcher/kubernetes/sample_jobs.h"
 #include "yaml-cpp/yaml.h"

@@ -101,8 +101,8 @@ TEST(EffectiveRequestTest, RequestsWinAndFallBackToLimits) {
 TEST(FreeCapacityTest, SubtractsHeldPlacementsByNode) {
   std::vector<v1::Node> nodes = {MakeNode("a", 8, 32, {0, 1, 2, 3}, {}, {0, 1, 2, 3, 4, 5, 6, 7}),
                                  MakeNode("b", 4, 16)};
-  std::vector<v1::Placement> held = {Held("a", 2000, 4, {1, 3}, {0, 1}),
-                                     Held("a", 500, 1, {}, {}), Held("gone", 1000, 1, {0})};
+  std::vector<v1::Placement> held = {Held("a", 2000, 4, {1, 3}, {0, 1}), Held("a", 500, 1, {}, {}),
+                                     Held("gone", 1000, 1, {0})};
   auto free = FreeCapacity(nodes, held);
   ASSERT_EQ(free.size(), 2u);
   EXPECT_EQ(free[0].node, "a");
@@ -132,8 +132,8 @@ TEST(PlaceGangTest, FitsOnOneNode) {
 }
 
 TEST(PlaceGangTest, SpreadsWhenOneNodeIsNotEnough) {
-  auto target = Target({MakeNode("a", 8, 32, {0, 1}), MakeNode("b", 8, 32, {0, 1}),
-                        MakeNode("c", 8, 32, {0, 1})});
+  auto target = Target(
+      {MakeNode("a", 8, 32, {0, 1}), MakeNode("b", 8, 32, {0, 1}), MakeNode("c", 8, 32, {0, 1})});
   auto p = PlaceGang(target, Type("g2", 4000, 8, 2), 3, {});
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_THAT(Nodes(*p), ElementsAre("a", "b", "c"));
@@ -199,8 +199,8 @@ TEST(PlaceGangTest, HeldPlacementsOnOtherTargetsAreIgnored) {
 }
 
 TEST(PlaceGangTest, NeverFitsNamesTypeRequestAndLargestNode) {
-  auto target = Target({MakeNode("small", 4, 16, {0}), MakeNode("big", 8, 64, {0, 1}),
-                        MakeNode("mid", 8, 32, {0})});
+  auto target = Target(
+      {MakeNode("small", 4, 16, {0}), MakeNode("big", 8, 64, {0, 1}), MakeNode("mid", 8, 32, {0})});
   auto p = PlaceGang(target, Type("gpu-huge", 4000, 8, 4), 1, {});
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -237,18 +237,18 @@ TEST(PlaceGangTest, NeverFitsWhenNodesTogetherAreTooSmall) {
 }
 
 TEST(PlaceGangTest, NodeSelectorMustMatchAllKeys) {
-  auto target = Target({MakeNode("cpu-node", 32, 128, {}, {{"pool", "cpu"}}),
-                        MakeNode("h100", 32, 128, {0, 1}, {{"accelerator", "nvidia-h100"}}),
-                        MakeNode("h100-spot", 32, 128, {0, 1},
-                                 {{"accelerator", "nvidia-h100"}, {"spot", "true"}})});
-  auto p = PlaceGang(target, Type("h100-spot", 1000, 1, 1, {{"accelerator", "nvidia-h100"},
-                                                            {"spot", "true"}}),
-                     2, {});
+  auto target = Target(
+      {MakeNode("cpu-node", 32, 128, {}, {{"pool", "cpu"}}),
+       MakeNode("h100", 32, 128, {0, 1}, {{"accelerator", "nvidia-h100"}}),
+       MakeNode("h100-spot", 32, 128, {0, 1}, {{"accelerator", "nvidia-h100"}, {"spot", "true"}})});
+  auto p = PlaceGang(
+      target, Type("h100-spot", 1000, 1, 1, {{"accelerator", "nvidia-h100"}, {"spot", "true"}}), 2,
+      {});
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_THAT(Nodes(*p), ElementsAre("h100-spot", "h100-spot"));
 
-  auto any_h100 = PlaceGang(target, Type("h100", 1000, 1, 1, {{"accelerator", "nvidia-h100"}}),
-                            3, {});
+  auto any_h100 =
+      PlaceGang(target, Type("h100", 1000, 1, 1, {{"accelerator", "nvidia-h100"}}), 3, {});
   ASSERT_TRUE(any_h100.ok());
   EXPECT_THAT(Nodes(*any_h100), ElementsAre("h100", "h100", "h100-spot"));
 }

@@ -263,9 +263,10 @@ INSTANTIATE_TEST_SUITE_P(
             "input_eval_mount",
             "command: x\ninputs:\n  d:\n    type: mltable\n    path: /tmp\n    mode: eval_mount\n",
             "inputs.d.mode", 6, "does not evaluate MLTable"},
-        Malformed{"input_literal_mode",
-                  "command: x\ninputs:\n  d:\n    type: integer\n    value: 3\n    mode: download\n",
-                  "inputs.d.mode", 6, "a literal input has no mode"},
+        Malformed{
+            "input_literal_mode",
+            "command: x\ninputs:\n  d:\n    type: integer\n    value: 3\n    mode: download\n",
+            "inputs.d.mode", 6, "a literal input has no mode"},
         Malformed{"output_download", "command: x\noutputs:\n  o:\n    mode: download\n",
                   "outputs.o.mode", 4, "not allowed for an output"},
         Malformed{"output_literal", "command: x\noutputs:\n  o:\n    type: string\n",

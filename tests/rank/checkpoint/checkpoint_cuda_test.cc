@@ -64,8 +64,7 @@ TEST_F(CheckpointCudaTest, DeviceBuffersRoundTripThroughSaveAndSaveAsync) {
     ASSERT_NE(w, nullptr);
     ASSERT_EQ(w->data.size(), n);
     EXPECT_EQ(std::memcmp(w->data.data(), host.data(), n), 0) << "step " << step;
-    EXPECT_EQ(std::memcmp(loaded->Find("host.state")->data.data(), small.data(), small.size()),
-              0);
+    EXPECT_EQ(std::memcmp(loaded->Find("host.state")->data.data(), small.data(), small.size()), 0);
   }
   cudaFree(dev);
 }

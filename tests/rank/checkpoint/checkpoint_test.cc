@@ -86,9 +86,8 @@ void ExpectTensors(const LoadedCheckpoint& loaded, int64_t step, int rank,
   for (size_t i = 0; i < want.buffers.size(); ++i) {
     EXPECT_EQ(loaded.tensors[i].name, want.buffers[i].name);
     ASSERT_EQ(loaded.tensors[i].data.size(), want.data[i].size()) << "step " << step;
-    EXPECT_TRUE(want.data[i].empty() ||
-                std::memcmp(loaded.tensors[i].data.data(), want.data[i].data(),
-                            want.data[i].size()) == 0)
+    EXPECT_TRUE(want.data[i].empty() || std::memcmp(loaded.tensors[i].data.data(),
+                                                    want.data[i].data(), want.data[i].size()) == 0)
         << "tensor " << want.buffers[i].name << " of rank " << rank << " step " << step;
   }
 }
@@ -227,8 +226,7 @@ TEST_P(RoundTripTest, EveryRankLoadsWhatItSaved) {
   }
   EXPECT_TRUE(Make(0, world)->VerifyAll(20).ok());
   // A job of another size cannot load this rank's shard.
-  EXPECT_EQ(Make(0, world + 1)->Load(20).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Make(0, world + 1)->Load(20).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ranks, RoundTripTest, ::testing::Values(1, 2, 3));
@@ -313,21 +311,23 @@ TEST_F(CheckpointTest, CorruptShardIsReportedByRankAndFile) {
 
 TEST_F(CheckpointTest, StaleShardOfAnEarlierAttemptIsNotPublished) {
   // Attempt "old" of a 2-rank job was killed after rank 1 finished its shard of step 5.
-  ASSERT_THAT(ForkRanks(2, [&](int rank) {
-                if (rank == 0) return 0;
-                CheckpointOptions o;
-                o.dir = dir_;
-                o.rank = 1;
-                o.world_size = 2;
-                o.attempt = "old";
-                o.barrier_timeout = absl::Milliseconds(300);
-                auto ck = std::move(*Checkpointer::Create(o));
-                Tensors t = MakeTensors(5, 1);
-                // Rank 0 never publishes: rank 1 times out, its shard stays in step-5.tmp.
-                return ck->Save(5, t.buffers).code() == absl::StatusCode::kDeadlineExceeded ? 0
-                                                                                           : 1;
-              }),
-              ElementsAre(0, 0));
+  ASSERT_THAT(
+      ForkRanks(2,
+                [&](int rank) {
+                  if (rank == 0) return 0;
+                  CheckpointOptions o;
+                  o.dir = dir_;
+                  o.rank = 1;
+                  o.world_size = 2;
+                  o.attempt = "old";
+                  o.barrier_timeout = absl::Milliseconds(300);
+                  auto ck = std::move(*Checkpointer::Create(o));
+                  Tensors t = MakeTensors(5, 1);
+                  // Rank 0 never publishes: rank 1 times out, its shard stays in step-5.tmp.
+                  return ck->Save(5, t.buffers).code() == absl::StatusCode::kDeadlineExceeded ? 0
+                                                                                              : 1;
+                }),
+      ElementsAre(0, 0));
   ASSERT_TRUE(fs::exists(dir_ + "/step-5.tmp/shard-1.meta"));
   // The retried job's rank 0 (attempt "new") must not take rank 1's stale shard.
   CheckpointOptions o;
@@ -344,10 +344,11 @@ TEST_F(CheckpointTest, StaleShardOfAnEarlierAttemptIsNotPublished) {
   EXPECT_EQ(ck->LatestStep().status().code(), absl::StatusCode::kNotFound);
   // The next attempt, with both ranks, saves step 5 over the stale temporary. (Within one
   // attempt a step is saved once: that is what tells a fresh shard from a stale one.)
-  ASSERT_THAT(ForkRanks(2, [&](int rank) {
-                Tensors t = MakeTensors(5, rank);
-                return Make(rank, 2, 3, "next")->Save(5, t.buffers).ok() ? 0 : 1;
-              }),
+  ASSERT_THAT(ForkRanks(2,
+                        [&](int rank) {
+                          Tensors t = MakeTensors(5, rank);
+                          return Make(rank, 2, 3, "next")->Save(5, t.buffers).ok() ? 0 : 1;
+                        }),
               ElementsAre(0, 0));
   ExpectTensors(*Make(1, 2)->Load(5), 5, 1);
 }
@@ -362,8 +363,8 @@ TEST_F(CheckpointTest, LatestStepIgnoresTemporaryAndInvalidDirectories) {
   fs::create_directories(dir_ + "/step-7");
   std::ofstream(dir_ + "/step-7/manifest.pb") << "garbage";
   fs::copy(dir_ + "/step-4", dir_ + "/step-6");
-  fs::remove(dir_ + "/step-6/shard-0.bin");                 // missing shard
-  fs::copy(dir_ + "/step-4", dir_ + "/step-5");             // manifest says step 4
+  fs::remove(dir_ + "/step-6/shard-0.bin");      // missing shard
+  fs::copy(dir_ + "/step-4", dir_ + "/step-5");  // manifest says step 4
   fs::create_directories(dir_ + "/step-10x");
   auto latest = ck->LatestStep();
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -602,8 +603,7 @@ TEST_F(CheckpointTest, CrashConsistencyUnderSigkillAtRandomMoments) {
       int64_t step = latest.ok() ? *latest + 1 : 0;
       for (;; ++step) {
         Tensors t = MakeTensors(step, 0, base);
-        absl::Status s =
-            (step % 2) ? ck->Save(step, t.buffers) : ck->SaveAsync(step, t.buffers);
+        absl::Status s = (step % 2) ? ck->Save(step, t.buffers) : ck->SaveAsync(step, t.buffers);
         if (!s.ok()) {
           std::fprintf(stderr, "child: step %lld: %s\n", static_cast<long long>(step),
                        s.ToString().c_str());
@@ -638,8 +638,8 @@ TEST_F(CheckpointTest, CrashConsistencyUnderSigkillAtRandomMoments) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("crash test: %d kills in %.1f s, reached step %lld, %d kills left a .tmp\n", kKills,
               secs, static_cast<long long>(prev), mid_save);
-  EXPECT_GT(prev, 10);          // the saves did progress between kills (even on a slow disk)
-  EXPECT_GT(mid_save, 10);      // and many kills landed mid-save
+  EXPECT_GT(prev, 10);      // the saves did progress between kills (even on a slow disk)
+  EXPECT_GT(mid_save, 10);  // and many kills landed mid-save
 }
 
 // The same with 2 ranks (forked), both killed at a random moment; each round is a new attempt,

@@ -9,8 +9,10 @@
 //      output_paths (a literal input missing from input_paths falls back to its spec value);
 //   4. starts the processes under the RankSupervisor (fail fast, log capture, status):
 //      - none / pytorch / tensorflow: one `/bin/bash -c COMMAND` per local rank, in job_dir/code
-//        (job_dir without code), with RankEnvironment(launch, local_rank) on top of the agent's env;
-//      - mpi: instance 0 runs mpirun for every rank of the job (agent/mpi/mpirun_command.h). Every other
+//        (job_dir without code), with RankEnvironment(launch, local_rank) on top of the agent's
+//        env;
+//      - mpi: instance 0 runs mpirun for every rank of the job (agent/mpi/mpirun_command.h). Every
+//      other
 //        instance starts nothing: it reports itself Running ("ranks a..b of this instance run
 //        under instance 0's mpirun") and waits, reading the job's status from the workspace every
 //        250 ms, until instance 0 (or the job) reaches an end; then it copies its ranks' statuses
@@ -36,11 +38,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "kubetrain/v1/launch.pb.h"
 #include "kubetrain/agent/ranks/cancel.h"
 #include "kubetrain/agent/ranks/rank_env.h"
-#include "kubetrain/agent/sink.h"
 #include "kubetrain/agent/ranks/rank_supervisor.h"
+#include "kubetrain/agent/sink.h"
+#include "kubetrain/v1/launch.pb.h"
 
 namespace kubetrain::agent {
 
@@ -54,8 +56,8 @@ inline constexpr int kExitTimedOut = v1::AGENT_EXIT_TIMED_OUT;
 inline constexpr int kExitCanceledBase = v1::AGENT_EXIT_CANCELED_BASE;  // + the signal
 
 struct AgentOptions {
-  RankEnvOptions env;            // e.g. the MLflow endpoint's URI, once it exists
-  bool echo_to_stderr = true;    // "[rank N] line" on the agent's stderr
+  RankEnvOptions env;          // e.g. the MLflow endpoint's URI, once it exists
+  bool echo_to_stderr = true;  // "[rank N] line" on the agent's stderr
   absl::Duration flush_interval = absl::Milliseconds(200);  // log batches
   size_t flush_lines = 500;
   std::vector<std::string> extra_mpirun_args;  // inserted after mpirun's own flags (tests, tuning)
@@ -63,8 +65,8 @@ struct AgentOptions {
 
 struct AgentResult {
   int exit_code = kExitOk;
-  std::string message;         // one sentence: what happened
-  RankSupervisorResult supervisor; // details when processes ran
+  std::string message;              // one sentence: what happened
+  RankSupervisorResult supervisor;  // details when processes ran
 };
 
 // Steps 2 and 3, for tests: returns the directory the command runs in.

@@ -44,8 +44,9 @@ class AgentSink {
     (void)record;
     return absl::OkStatus();
   }
-  // The workspace's datastores, with their secrets, for staging a job's data (agent/staging/data_stager.h).
-  // GetDatastore: NotFound when `name` is not registered. Default: no datastores.
+  // The workspace's datastores, with their secrets, for staging a job's data
+  // (agent/staging/data_stager.h). GetDatastore: NotFound when `name` is not registered. Default:
+  // no datastores.
   virtual absl::StatusOr<v1::Datastore> GetDatastore(const std::string& name) {
     return absl::NotFoundError("no datastore '" + name + "' (this agent has no workspace)");
   }
@@ -63,9 +64,7 @@ class AgentSink {
 class NullSink : public AgentSink {
  public:
   absl::Status AppendLogs(absl::Span<const v1::LogLine>) override { return absl::OkStatus(); }
-  absl::Status UpdateInstanceStatus(const v1::InstanceStatus&) override {
-    return absl::OkStatus();
-  }
+  absl::Status UpdateInstanceStatus(const v1::InstanceStatus&) override { return absl::OkStatus(); }
 };
 
 // Keeps everything in memory (tests). `fail_appends` makes AppendLogs fail that many times first.

@@ -25,11 +25,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "kubetrain/agent/sink.h"
 #include "kubetrain/storage/grpc_workspace.h"
 #include "kubetrain/storage/spool.h"
 #include "kubetrain/storage/workspace.h"
 #include "kubetrain/v1/launch.pb.h"
-#include "kubetrain/agent/sink.h"
 
 namespace kubetrain::agent {
 
@@ -118,8 +118,8 @@ class AgentWorkspace {
   AgentWorkspace() = default;
 
   std::string job_;
-  std::unique_ptr<storage::Workspace> logs_;     // logs, status, job reads
-  std::unique_ptr<storage::Workspace> metrics_;  // metric batches and history
+  std::unique_ptr<storage::Workspace> logs_;           // logs, status, job reads
+  std::unique_ptr<storage::Workspace> metrics_;        // metric batches and history
   std::unique_ptr<storage::WriteSpool> log_spool_;     // remote only
   std::unique_ptr<storage::WriteSpool> metric_spool_;  // remote only
   std::unique_ptr<AgentSink> sink_;

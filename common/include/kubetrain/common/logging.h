@@ -3,8 +3,8 @@
 // Every line carries the job, instance and rank it is about, so interleaved output from many
 // processes can be told apart:
 //   2026-11-23T09:30:01.123 info  [job=calm_apple_x1 inst=0 rank=1] rank started (pid 4242)
-// Unknown fields print as "-". Lines go to stderr through spdlog's default logger, so components use
-// plain spdlog::info(...) / spdlog::warn(...) after calling InitLogging once.
+// Unknown fields print as "-". Lines go to stderr through spdlog's default logger, so components
+// use plain spdlog::info(...) / spdlog::warn(...) after calling InitLogging once.
 //
 // Thread-safety: InitLogging and SetLogContext replace the default logger's pattern and must not
 // race with each other; logging itself is thread-safe (spdlog's _mt sinks).
@@ -12,6 +12,7 @@
 #define KUBETRAIN_COMMON_LOGGING_H_
 
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace kubetrain::common {

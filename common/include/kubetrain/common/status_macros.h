@@ -1,6 +1,7 @@
 // Status propagation helpers used across components.
 //
-// KT_RETURN_IF_ERROR(expr)       returns the absl::Status of `expr` from the enclosing function when
+// KT_RETURN_IF_ERROR(expr)       returns the absl::Status of `expr` from the enclosing function
+// when
 //                                it is not OK.
 // KT_ASSIGN_OR_RETURN(lhs, expr) evaluates an absl::StatusOr<T>; on error returns its status, else
 //                                moves the value into `lhs` (which may be a declaration).
@@ -12,10 +13,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define KT_RETURN_IF_ERROR(expr)                     \
-  do {                                               \
-    ::absl::Status kt_status_ = (expr);              \
-    if (!kt_status_.ok()) return kt_status_;         \
+#define KT_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status kt_status_ = (expr);      \
+    if (!kt_status_.ok()) return kt_status_; \
   } while (false)
 
 #define KT_STATUS_CONCAT_INNER_(a, b) a##b
@@ -26,7 +27,7 @@
 
 // `statusor` names a variable and `lhs` is a declaration: neither can be parenthesized.
 // NOLINTBEGIN(bugprone-macro-parentheses)
-#define KT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)      \
+#define KT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)     \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()

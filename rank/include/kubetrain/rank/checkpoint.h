@@ -15,7 +15,8 @@
 //
 // Save protocol (every rank calls Save(N) with its own buffers):
 //   1. each rank writes shard-<rank>.bin into step-<N>.tmp/ with large pwrite()s, fsyncs it, then
-//      publishes shard-<rank>.meta (written to a temporary name, fsynced, renamed, directory fsynced);
+//      publishes shard-<rank>.meta (written to a temporary name, fsynced, renamed, directory
+//      fsynced);
 //   2. barrier: all ranks have finished their shard;
 //   3. rank 0 reads every rank's meta, writes manifest.pb (fsynced), renames step-<N>.tmp to
 //      step-<N> and fsyncs `dir`, then applies retention;
@@ -35,10 +36,10 @@
 // $TORCHELASTIC_RESTART_COUNT, else "0"), so a stale step-<N>.tmp left by a killed earlier attempt
 // of the job is never mistaken for the current one. Within one attempt, each step is saved once.
 //
-// Retention (rank 0, after each publish): keeps the newest `keep_last` complete checkpoints plus any
-// with a `keep` marker (MarkKeep); the newest complete checkpoint is never deleted. Deletion renames
-// step-<N> to step-<N>.deleting first, so a crash mid-delete never leaves a torn step-<N>. Stale
-// step-<M>.tmp directories with M below the newest complete step are removed too.
+// Retention (rank 0, after each publish): keeps the newest `keep_last` complete checkpoints plus
+// any with a `keep` marker (MarkKeep); the newest complete checkpoint is never deleted. Deletion
+// renames step-<N> to step-<N>.deleting first, so a crash mid-delete never leaves a torn step-<N>.
+// Stale step-<M>.tmp directories with M below the newest complete step are removed too.
 //
 // Asynchronous saves: SaveAsync snapshots the buffers into a host staging buffer owned by the
 // Checkpointer (reused across saves), returns, and persists on a background thread. At most one
@@ -102,15 +103,15 @@ struct NamedBuffer {
 enum class AsyncSnapshot { kCopy, kCopyOnWrite };
 
 struct CheckpointOptions {
-  std::string dir;       // empty: $KUBETRAIN_CHECKPOINT_DIR
-  int rank = -1;         // <0: RankInfo::FromEnvironment() (kubetrain/rank/rank_info.h)
-  int world_size = -1;   // <=0: RankInfo::FromEnvironment(); neither set nor given: an error
-  int keep_last = 3;     // complete checkpoints retained (besides `keep`-marked ones); >= 1
+  std::string dir;      // empty: $KUBETRAIN_CHECKPOINT_DIR
+  int rank = -1;        // <0: RankInfo::FromEnvironment() (kubetrain/rank/rank_info.h)
+  int world_size = -1;  // <=0: RankInfo::FromEnvironment(); neither set nor given: an error
+  int keep_last = 3;    // complete checkpoints retained (besides `keep`-marked ones); >= 1
   // Called on every rank, twice per save (see above). Empty: the file-based barrier.
   std::function<absl::Status()> barrier;
-  std::string attempt;   // empty: from the environment (see above)
-  absl::Duration barrier_timeout = absl::Minutes(30);  // file barrier only
-  size_t chunk_bytes = 8 << 20;  // pwrite()/pread() size
+  std::string attempt;                                  // empty: from the environment (see above)
+  absl::Duration barrier_timeout = absl::Minutes(30);   // file barrier only
+  size_t chunk_bytes = 8 << 20;                         // pwrite()/pread() size
   AsyncSnapshot async_snapshot = AsyncSnapshot::kCopy;  // SaveAsync's snapshot (see above)
 };
 
@@ -143,9 +144,9 @@ struct PublishedCheckpoint {
   int64_t size_bytes = 0;        // all shards
   int64_t save_duration_ms = 0;  // rank 0's save, from its start to the publishing rename
   int64_t created_unix_ms = 0;
-  std::string attempt;           // the attempt token of the ranks that saved it
-  std::string location;          // `dir`/step-<N>
-  bool present = false;          // step-<N>/ is still on disk (false: removed by retention)
+  std::string attempt;   // the attempt token of the ranks that saved it
+  std::string location;  // `dir`/step-<N>
+  bool present = false;  // step-<N>/ is still on disk (false: removed by retention)
 };
 
 // Every checkpoint published in `dir`: those in its journal (also ones retention has removed

@@ -35,9 +35,9 @@ struct RankInfo {
   int local_world_size = 1;  // LOCAL_WORLD_SIZE / OMPI_COMM_WORLD_LOCAL_SIZE
   int node_rank = 0;         // NODE_RANK / GROUP_RANK / AZUREML_CR_NODE_RANK
   Source source = Source::kSingleProcess;
-  std::string job;           // KUBETRAIN_JOB (empty outside kubetrain)
-  std::string run_id;        // MLFLOW_RUN_ID
-  std::string tracking_uri;  // MLFLOW_TRACKING_URI
+  std::string job;             // KUBETRAIN_JOB (empty outside kubetrain)
+  std::string run_id;          // MLFLOW_RUN_ID
+  std::string tracking_uri;    // MLFLOW_TRACKING_URI
   std::string checkpoint_dir;  // KUBETRAIN_CHECKPOINT_DIR
   std::string restart_count;   // KUBETRAIN_RESTART_COUNT / TORCHELASTIC_RESTART_COUNT; "0" if unset
 

@@ -6,9 +6,9 @@
 //   for (int64_t step = 0; ...; ++step) rt::LogMetric("loss", loss, step);   // ~tens of ns
 //
 // Under kubetrain every rank has MLFLOW_TRACKING_URI (its kubetrain-worker's MLflow-compatible
-// endpoint, agent/metrics/mlflow_endpoint.h) and MLFLOW_RUN_ID; the library ships there with MLflow's
-// runs/log-batch, tagging each request with the rank (X-Kubetrain-Rank), so the agent stores the
-// points with their rank and batches them on to the workspace.
+// endpoint, agent/metrics/mlflow_endpoint.h) and MLFLOW_RUN_ID; the library ships there with
+// MLflow's runs/log-batch, tagging each request with the rank (X-Kubetrain-Rank), so the agent
+// stores the points with their rank and batches them on to the workspace.
 //
 // How logging stays off the training thread: LogMetric appends a 32-byte record to a lock-free
 // single-producer ring owned by the calling thread (key strings are interned once per thread),

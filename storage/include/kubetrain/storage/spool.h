@@ -1,13 +1,13 @@
 // WriteSpool: an agent's writes to a workspace that may be out of reach for a while.
 //
-// AppendLogs, IngestMetrics, UpdateInstanceStatus and RecordCheckpoint only enqueue; a background thread delivers
-// the queue in order to the target workspace (consecutive log writes in one AppendLogs of up to
-// `max_lines_per_send` lines, consecutive metric batches in one IngestMetricBatches). When a
-// delivery fails with an error that may pass (Unavailable, DeadlineExceeded, Aborted, ...), the
-// same writes are sent again, with backoff, until they are acknowledged: the workspace stores
-// them once, because log lines are idempotent by (job, attempt, instance, sequence) and metric
-// batches by (job, source, sequence). A write the workspace rejects for good (InvalidArgument,
-// PermissionDenied, NotFound, ...) is dropped with an error in the log.
+// AppendLogs, IngestMetrics, UpdateInstanceStatus and RecordCheckpoint only enqueue; a background
+// thread delivers the queue in order to the target workspace (consecutive log writes in one
+// AppendLogs of up to `max_lines_per_send` lines, consecutive metric batches in one
+// IngestMetricBatches). When a delivery fails with an error that may pass (Unavailable,
+// DeadlineExceeded, Aborted, ...), the same writes are sent again, with backoff, until they are
+// acknowledged: the workspace stores them once, because log lines are idempotent by (job, attempt,
+// instance, sequence) and metric batches by (job, source, sequence). A write the workspace rejects
+// for good (InvalidArgument, PermissionDenied, NotFound, ...) is dropped with an error in the log.
 //
 // Bounded: pending writes stay in memory up to `memory_bytes`; past that, new ones are appended
 // to segment files in `directory` (in order; memory is refilled from them as it drains). Past
@@ -37,10 +37,10 @@
 namespace kubetrain::storage {
 
 struct SpoolOptions {
-  std::string directory;                 // spill files; empty: memory only (drops past memory)
-  size_t memory_bytes = 32 << 20;        // pending writes kept in memory
+  std::string directory;                    // spill files; empty: memory only (drops past memory)
+  size_t memory_bytes = 32 << 20;           // pending writes kept in memory
   size_t max_disk_bytes = size_t{2} << 30;  // pending writes kept on disk
-  size_t segment_bytes = 4 << 20;        // spill file size before the next one starts
+  size_t segment_bytes = 4 << 20;           // spill file size before the next one starts
   size_t max_lines_per_send = 5000;
   size_t max_batches_per_send = 64;
   absl::Duration retry_min = absl::Milliseconds(50);
@@ -49,15 +49,15 @@ struct SpoolOptions {
 };
 
 struct SpoolStats {
-  int64_t enqueued = 0;     // writes accepted
-  int64_t delivered = 0;    // writes the workspace acknowledged
-  int64_t dropped = 0;      // writes rejected for good or over the bounds
-  int64_t pending = 0;      // enqueued - delivered - dropped
-  int64_t memory_bytes = 0; // pending in memory
-  int64_t disk_bytes = 0;   // pending in spill files
-  int64_t spilled = 0;      // writes that went to disk (total)
-  int64_t failed_sends = 0; // deliveries that failed and were retried
-  bool connected = true;    // the last delivery succeeded
+  int64_t enqueued = 0;      // writes accepted
+  int64_t delivered = 0;     // writes the workspace acknowledged
+  int64_t dropped = 0;       // writes rejected for good or over the bounds
+  int64_t pending = 0;       // enqueued - delivered - dropped
+  int64_t memory_bytes = 0;  // pending in memory
+  int64_t disk_bytes = 0;    // pending in spill files
+  int64_t spilled = 0;       // writes that went to disk (total)
+  int64_t failed_sends = 0;  // deliveries that failed and were retried
+  bool connected = true;     // the last delivery succeeded
 };
 
 class WriteSpool {

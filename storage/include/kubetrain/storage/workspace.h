@@ -37,10 +37,10 @@ namespace kubetrain::storage {
 // instances, ordered by timestamp.
 struct LogQuery {
   std::string job;
-  int rank = -1;          // only this rank; -1 = all ranks and agent lines
-  int attempt = -1;       // only this attempt; -1 = all
-  int64_t after_id = 0;   // only lines stored after this cursor (see LogPage::next_id)
-  int limit = 10000;      // at most this many lines
+  int rank = -1;         // only this rank; -1 = all ranks and agent lines
+  int attempt = -1;      // only this attempt; -1 = all
+  int64_t after_id = 0;  // only lines stored after this cursor (see LogPage::next_id)
+  int limit = 10000;     // at most this many lines
 };
 
 struct LogPage {
@@ -51,10 +51,10 @@ struct LogPage {
 // What WatchJob follows.
 struct WatchQuery {
   std::string job;
-  int rank = -1;          // log lines of this rank only; -1 = all ranks and agent lines
-  int attempt = -1;       // -1 = all attempts
-  int64_t after_id = 0;   // log lines stored after this cursor (0: from the first line)
-  bool logs = true;       // false: the record only
+  int rank = -1;         // log lines of this rank only; -1 = all ranks and agent lines
+  int attempt = -1;      // -1 = all attempts
+  int64_t after_id = 0;  // log lines stored after this cursor (0: from the first line)
+  bool logs = true;      // false: the record only
   // How often the default (polling) implementation looks for changes, and how often an update
   // is delivered when nothing changed (a heartbeat, so that the caller may stop).
   int poll_ms = 20;
@@ -96,7 +96,7 @@ class Workspace {
   // Stores a new job; assigns record.submit_sequence. AlreadyExists when the name is taken.
   virtual absl::StatusOr<v1::JobRecord> CreateJob(const v1::JobRecord& record) = 0;
   virtual absl::StatusOr<v1::JobRecord> GetJob(absl::string_view name) = 0;  // NotFound
-  virtual absl::StatusOr<std::vector<v1::JobRecord>> ListJobs() = 0;  // in submit order
+  virtual absl::StatusOr<std::vector<v1::JobRecord>> ListJobs() = 0;         // in submit order
 
   // Atomically reads the job, lets `mutate` change it and writes it back. If `mutate` returns an
   // error nothing is written and that error is returned. All records of the workspace are passed
@@ -109,8 +109,8 @@ class Workspace {
   // other jobs' records except their per-instance status (status.instances, which their agents
   // update as ranks start and end; in `all_jobs` it may be a moment old). `mutate` may therefore
   // run more than once: it must only compute `job` from its arguments.
-  using JobMutation = std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs,
-                                                 v1::JobRecord& job)>;
+  using JobMutation =
+      std::function<absl::Status(const std::vector<v1::JobRecord>& all_jobs, v1::JobRecord& job)>;
   virtual absl::StatusOr<v1::JobRecord> UpdateJob(absl::string_view name,
                                                   const JobMutation& mutate) = 0;
 
@@ -195,7 +195,6 @@ class Workspace {
 // without being attached is supplied by the launcher (launcher/compute/targets.h), which also
 // detects this machine's GPUs.
 absl::StatusOr<std::unique_ptr<Workspace>> OpenEmbeddedWorkspace(const std::string& path);
-
 
 // The default workspace location: $KUBETRAIN_WORKSPACE when set and non-empty, else
 // $HOME/.kubetrain (else ./.kubetrain when HOME is unset).

@@ -51,8 +51,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "kubetrain/v1/metric.pb.h"
 #include "kubetrain/agent/metrics/http_server.h"
+#include "kubetrain/v1/metric.pb.h"
 
 namespace kubetrain::agent {
 

@@ -78,8 +78,8 @@ class TaggedOutputDemux {
   };
   v1::LogLine::Stream untagged_stream_;
   size_t max_line_bytes_;
-  std::string pending_;              // bytes that may start a tag not yet complete
-  std::optional<Owner> current_;     // owner of the bytes now; nullopt: mpirun's own
+  std::string pending_;                   // bytes that may start a tag not yet complete
+  std::optional<Owner> current_;          // owner of the bytes now; nullopt: mpirun's own
   std::map<Owner, std::string> partial_;  // open lines
 };
 

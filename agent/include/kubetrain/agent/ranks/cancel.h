@@ -23,8 +23,8 @@ class CancelToken {
   void Request(int signal);
   bool requested() const { return signal_.load() != 0; }
   int signal() const { return signal_.load(); }  // 0 when not requested
-  int fd() const { return pipe_[0]; }  // readable once requested (non-blocking)
-  void Drain();  // empties the pipe (poll loop)
+  int fd() const { return pipe_[0]; }            // readable once requested (non-blocking)
+  void Drain();                                  // empties the pipe (poll loop)
 
  private:
   std::atomic<int> signal_{0};

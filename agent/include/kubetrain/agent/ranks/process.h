@@ -28,8 +28,8 @@ struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is the program (absolute path or found in PATH)
   // Variables set on top of the agent's own environment (an empty value sets it to "").
   std::map<std::string, std::string> env;
-  std::string cwd;           // working directory; empty keeps the agent's
-  std::vector<int> cpu_ids;  // sched_setaffinity; empty leaves it alone
+  std::string cwd;              // working directory; empty keeps the agent's
+  std::vector<int> cpu_ids;     // sched_setaffinity; empty leaves it alone
   bool die_with_parent = true;  // PR_SET_PDEATHSIG(SIGKILL)
 };
 
@@ -44,7 +44,7 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess();
 
-  pid_t pid() const { return pid_; }  // also the process group id
+  pid_t pid() const { return pid_; }            // also the process group id
   int stdout_fd() const { return stdout_fd_; }  // non-blocking read end; -1 once closed
   int stderr_fd() const { return stderr_fd_; }
   void CloseStdout();

@@ -6,7 +6,8 @@
 //   pytorch     P processes; RANK = i*P + local_rank, WORLD_SIZE = N*P, LOCAL_RANK,
 //               LOCAL_WORLD_SIZE = P, NODE_RANK = GROUP_RANK = i, MASTER_ADDR = instance_hosts[0],
 //               MASTER_PORT = master_port (29500 when 0), TORCHELASTIC_RESTART_COUNT = attempt.
-//   mpi         the environment of `mpirun` (instance 0 only; see agent/mpi/mpirun_command.h): AZ_BATCH_MASTER_NODE
+//   mpi         the environment of `mpirun` (instance 0 only; see agent/mpi/mpirun_command.h):
+//   AZ_BATCH_MASTER_NODE
 //               (host0:port), AZ_BATCHAI_MPI_MASTER_NODE (host0), AZ_BATCH_HOST_LIST (hosts, comma
 //               separated). OMPI_COMM_WORLD_* come from mpirun itself.
 //   tensorflow  worker_count workers (instance_count when 0) and parameter_server_count ps, dealt
@@ -52,7 +53,8 @@ struct LocalRank {
 // [0, instance count), instance_hosts empty or one per instance, non-negative process counts.
 absl::Status ValidateLaunch(const v1::InstanceLaunch& launch);
 
-// Number of instances of the job: resources.instance_count, else the number of instance_hosts, else 1.
+// Number of instances of the job: resources.instance_count, else the number of instance_hosts,
+// else 1.
 int InstanceCount(const v1::InstanceLaunch& launch);
 
 // Address of instance `index` (instance_hosts[index]; "127.0.0.1" when the plan lists none).

@@ -1,11 +1,11 @@
 // Reporter: the agent's single path to the outside world for log lines and instance status.
 //
-// Every line (a rank's stdout / stderr line, or an agent message) gets the job / attempt / instance,
-// a timestamp and the next sequence number of this (job, attempt, instance), is echoed to the
-// agent's stderr ("[rank N] text"; agent messages through spdlog) and buffered; the buffer goes to
-// the AgentSink in batches: when `flush_lines` lines wait or `flush_interval` has passed since the
-// last batch. A batch the sink rejects stays buffered and is sent again (sinks are idempotent on the
-// sequence number); beyond `max_buffered_lines` the oldest lines are dropped with a warning.
+// Every line (a rank's stdout / stderr line, or an agent message) gets the job / attempt /
+// instance, a timestamp and the next sequence number of this (job, attempt, instance), is echoed to
+// the agent's stderr ("[rank N] text"; agent messages through spdlog) and buffered; the buffer goes
+// to the AgentSink in batches: when `flush_lines` lines wait or `flush_interval` has passed since
+// the last batch. A batch the sink rejects stays buffered and is sent again (sinks are idempotent
+// on the sequence number); beyond `max_buffered_lines` the oldest lines are dropped with a warning.
 //
 // Ownership: does not own the sink (which must outlive it; null means discard). Thread-safety: not
 // thread-safe; the agent's main loop owns it.
@@ -20,20 +20,20 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "kubetrain/agent/sink.h"
 #include "kubetrain/v1/log.pb.h"
 #include "kubetrain/v1/status.pb.h"
-#include "kubetrain/agent/sink.h"
 
 namespace kubetrain::agent {
 
 struct ReporterOptions {
-  std::string job;   // LogLine.job
-  int attempt = 0;   // LogLine.attempt
-  int instance = 0;  // LogLine.instance
+  std::string job;                                          // LogLine.job
+  int attempt = 0;                                          // LogLine.attempt
+  int instance = 0;                                         // LogLine.instance
   absl::Duration flush_interval = absl::Milliseconds(200);  // at most this long in the buffer
-  size_t flush_lines = 500;             // send as soon as this many lines wait
-  size_t max_buffered_lines = 200000;   // beyond this (sink down), the oldest are dropped
-  bool echo_to_stderr = true;           // "[rank N] text" on the agent's stderr
+  size_t flush_lines = 500;                                 // send as soon as this many lines wait
+  size_t max_buffered_lines = 200000;  // beyond this (sink down), the oldest are dropped
+  bool echo_to_stderr = true;          // "[rank N] text" on the agent's stderr
 };
 
 class Reporter {

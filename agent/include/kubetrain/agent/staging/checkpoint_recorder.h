@@ -19,8 +19,8 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -47,7 +47,6 @@ class CheckpointRecorder {
 
   // Steps recorded so far.
   std::set<int64_t> recorded() const;
-
 
  private:
   // Records what is new; false when something could not be read or recorded.

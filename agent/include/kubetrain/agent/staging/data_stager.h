@@ -23,10 +23,10 @@
 #define KUBETRAIN_AGENT_STAGING_DATA_STAGER_H_
 
 #include "absl/status/status.h"
-#include "kubetrain/v1/launch.pb.h"
 #include "kubetrain/agent/ranks/cancel.h"
 #include "kubetrain/agent/ranks/reporter.h"
 #include "kubetrain/agent/sink.h"
+#include "kubetrain/v1/launch.pb.h"
 
 namespace kubetrain::agent {
 

@@ -28,18 +28,18 @@ namespace kubetrain::backends {
 inline constexpr absl::Duration kDefaultGrace = absl::Seconds(3);
 
 struct LaunchRequest {
-  v1::JobRecord job;           // spec and the attempt's placement
-  int attempt = 0;             // 0 for the first run
-  std::string workspace;       // what workers report to (a directory, or grpc://...)
+  v1::JobRecord job;      // spec and the attempt's placement
+  int attempt = 0;        // 0 for the first run
+  std::string workspace;  // what workers report to (a directory, or grpc://...)
   // The workspace server's token for this job (Workspace::IssueJobToken; empty for a directory).
   // A secret: the backend hands it to each agent as KUBETRAIN_WORKSPACE_TOKEN in its environment
   // (a Kubernetes Secret), never in the plan, on a command line or in a log.
   std::string workspace_token;
   std::string attempt_dir;     // <job_dir>/attempt-<N>; instance i works in instance-<i>/ below it
   std::string checkpoint_dir;  // persistent across attempts
-  absl::Duration grace = kDefaultGrace;      // SIGTERM → SIGKILL when tearing down
-  int64_t memory_limit_bytes = 0;           // the instance type's memory limit; 0 = none
-  v1::InstanceType instance_type;           // what the placement was computed for
+  absl::Duration grace = kDefaultGrace;  // SIGTERM → SIGKILL when tearing down
+  int64_t memory_limit_bytes = 0;        // the instance type's memory limit; 0 = none
+  v1::InstanceType instance_type;        // what the placement was computed for
 };
 
 struct GangResult {

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "kubetrain/v1/launch.pb.h"
 #include "kubetrain/launcher/backends/backend.h"
+#include "kubetrain/v1/launch.pb.h"
 
 namespace kubetrain::backends {
 

@@ -9,9 +9,9 @@
 #ifndef KUBETRAIN_LAUNCHER_CLI_DATA_CHECK_H_
 #define KUBETRAIN_LAUNCHER_CLI_DATA_CHECK_H_
 
+#include "kubetrain/launcher/spec/diagnostics.h"
 #include "kubetrain/storage/workspace.h"
 #include "kubetrain/v1/job.pb.h"
-#include "kubetrain/launcher/spec/diagnostics.h"
 
 namespace kubetrain::cli {
 

@@ -16,9 +16,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "kubetrain/launcher/spec/diagnostics.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
-#include "kubetrain/launcher/spec/diagnostics.h"
 
 namespace kubetrain::compute {
 

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/launcher/spec/diagnostics.h"
+#include "kubetrain/v1/compute.pb.h"
 
 namespace kubetrain::compute {
 

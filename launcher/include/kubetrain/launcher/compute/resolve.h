@@ -9,10 +9,10 @@
 #include <optional>
 #include <vector>
 
+#include "kubetrain/launcher/spec/diagnostics.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/instance_type.pb.h"
 #include "kubetrain/v1/job.pb.h"
-#include "kubetrain/launcher/spec/diagnostics.h"
 
 namespace kubetrain::compute {
 

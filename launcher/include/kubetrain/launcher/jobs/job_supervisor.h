@@ -21,9 +21,9 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "kubetrain/launcher/backends/backend.h"
 #include "kubetrain/storage/workspace.h"
 #include "kubetrain/v1/job_record.pb.h"
-#include "kubetrain/launcher/backends/backend.h"
 
 namespace kubetrain::jobs {
 

@@ -37,7 +37,7 @@ struct BackendOptions {
   std::string workspace_uri;  // what agents report to (a directory, or grpc://...)
   // Kubernetes: where pod logs and states go when pods do not report themselves. Borrowed.
   storage::Workspace* workspace = nullptr;
-  std::string worker_binary;  // local: path of kubetrain-worker
+  std::string worker_binary;                     // local: path of kubetrain-worker
   std::function<void(const std::string&)> warn;  // one line each
 };
 

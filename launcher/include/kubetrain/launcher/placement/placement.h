@@ -12,10 +12,10 @@
 //    cpus for affinity (lowest free ids; left empty when not enough are free — affinity is a
 //    preference, not a reservation);
 //  - all-or-nothing: either every instance gets a node, or nothing is placed.
-// Among the nodes an instance fits on, the one that leaves the least fragmentation wins: fewest free
-// GPUs left after placing it, then least free cpu, then least free memory, then the node's position
-// in the target. This packs a gang onto as few nodes as possible and keeps CPU-only instances off
-// GPU nodes while GPU-less nodes have room.
+// Among the nodes an instance fits on, the one that leaves the least fragmentation wins: fewest
+// free GPUs left after placing it, then least free cpu, then least free memory, then the node's
+// position in the target. This packs a gang onto as few nodes as possible and keeps CPU-only
+// instances off GPU nodes while GPU-less nodes have room.
 //
 // Everything here is a pure, deterministic function of its arguments: no I/O, no clock.
 // Thread-safety: pure functions; safe to call concurrently.
@@ -51,9 +51,9 @@ bool MatchesNodeSelector(const v1::InstanceType& type, const v1::Node& node);
 
 // What is free on one node.
 struct NodeCapacity {
-  std::string node;             // the node's name
-  int64_t cpu_millicores = 0;   // allocatable minus held requests; negative when overcommitted
-  int64_t memory_bytes = 0;     // likewise
+  std::string node;              // the node's name
+  int64_t cpu_millicores = 0;    // allocatable minus held requests; negative when overcommitted
+  int64_t memory_bytes = 0;      // likewise
   std::vector<int32_t> gpu_ids;  // free device ids, ascending
   std::vector<int32_t> cpu_ids;  // free host cpu ids, ascending (empty when the node lists none)
 };
@@ -66,8 +66,8 @@ std::vector<NodeCapacity> FreeCapacity(const std::vector<v1::Node>& nodes,
                                        const std::vector<v1::Placement>& held);
 
 // Places `count` instances of `type` on `target`, all-or-nothing, given the placements `held` by
-// other jobs (those whose `compute` is not `target.name()` are ignored; an empty `compute` counts as
-// this target). Instance i of the result has instance_index i; instances on one node get
+// other jobs (those whose `compute` is not `target.name()` are ignored; an empty `compute` counts
+// as this target). Instance i of the result has instance_index i; instances on one node get
 // consecutive indices.
 //
 // Errors:

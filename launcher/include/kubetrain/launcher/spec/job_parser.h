@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "kubetrain/v1/job.pb.h"
 #include "kubetrain/launcher/spec/diagnostics.h"
+#include "kubetrain/v1/job.pb.h"
 
 namespace kubetrain::spec {
 

@@ -32,11 +32,11 @@
 #include <memory>
 #include <string>
 
-#include "kubetrain/storage/workspace.h"
-#include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/launcher/backends/backend.h"
 #include "kubetrain/launcher/backends/kubernetes/api_client.h"
 #include "kubetrain/launcher/backends/kubernetes/render.h"
+#include "kubetrain/storage/workspace.h"
+#include "kubetrain/v1/compute.pb.h"
 
 namespace kubetrain::backends::kubernetes {
 

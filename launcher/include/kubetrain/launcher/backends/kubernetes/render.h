@@ -60,8 +60,8 @@ struct RenderInput {
   // issue); empty for a workspace that needs none. In the Secret as workspace-token and in the
   // pods as KUBETRAIN_WORKSPACE_TOKEN only when set.
   std::string workspace_token;
-  std::string launch_id;   // identifies this launch's objects (409 handling)
-  PvcMounts pvc;  // the namespace's Azure ML PVC mounts
+  std::string launch_id;  // identifies this launch's objects (409 handling)
+  PvcMounts pvc;          // the namespace's Azure ML PVC mounts
   int master_port = 29500;
   absl::Duration grace = kDefaultGrace;  // terminationGracePeriodSeconds (LaunchRequest.grace)
 };
