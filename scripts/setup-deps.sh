@@ -93,6 +93,15 @@ if ((want_venv)); then
       echo "setup-deps: creating .deps/venv (--system-site-packages)"
       /usr/bin/python3 -m venv --system-site-packages "$venv"
     fi
+    # Pins dropped from requirements-test.txt since the last run leave the venv too.
+    pinned() { sed -e 's/#.*//' -e 's/[=<>!~ ].*//' "$1" | grep -v '^$' | tr 'A-Z_' 'a-z-' | sort -u; }
+    if [[ -f "$venv/.kubetrain-requirements.txt" ]]; then
+      dropped=($(comm -23 <(pinned "$venv/.kubetrain-requirements.txt") <(pinned "$requirements")))
+      if ((${#dropped[@]})); then
+        echo "setup-deps: removing from .deps/venv (no longer in requirements-test.txt): ${dropped[*]}"
+        "$venv/bin/python" -m pip uninstall --quiet -y "${dropped[@]}"
+      fi
+    fi
     before="$(mktemp)"; after="$(mktemp)"
     "$venv/bin/python" -m pip freeze --local 2>/dev/null | sort >"$before"
     echo "setup-deps: installing requirements-test.txt into .deps/venv"
@@ -101,6 +110,36 @@ if ((want_venv)); then
     added="$(comm -13 "$before" "$after" | tr '\n' ' ')"
     rm -f "$before" "$after"
     echo "setup-deps: installed into .deps/venv: ${added:-nothing new}"
+    cp "$requirements" "$venv/.kubetrain-requirements.txt"
+    rm -rf "$venv/cuda"  # laid out anew below, from what is installed now
     echo "$want_stamp" >"$stamp"
+  fi
+
+  # NVIDIA's CUDA 13 wheels merge under site-packages/nvidia/cu13 (bin/nvcc, include, lib, nvvm) and
+  # NCCL under site-packages/nvidia/nccl, but ship versioned libraries only (libcudart.so.13, no
+  # libcudart.so). .deps/venv/cuda is a toolkit root for CMake (CUDAToolkit_ROOT) made of symlinks
+  # into those folders plus the unversioned library names; site-packages itself is left untouched.
+  # It lives in the venv, not in ~/.cache, so two checkouts never point at each other's venv.
+  cuda_root="$venv/cuda"
+  if [[ ! -d "$cuda_root" ]]; then
+    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    cu="$site/nvidia/cu13"
+    nccl="$site/nvidia/nccl"
+    if [[ -x "$cu/bin/nvcc" && -f "$nccl/include/nccl.h" ]]; then
+      mkdir -p "$cuda_root/bin" "$cuda_root/include" "$cuda_root/lib"
+      ln -s "$cu/nvvm" "$cuda_root/nvvm"
+      ln -s lib "$cuda_root/lib64"
+      ln -s "$cu"/bin/* "$cuda_root/bin/"
+      ln -s "$cu"/include/* "$nccl"/include/* "$cuda_root/include/"
+      ln -s "$cu"/lib/* "$nccl"/lib/* "$cuda_root/lib/"
+      for versioned in "$cuda_root"/lib/lib*.so.*; do
+        plain="${versioned%.so.*}.so"
+        [[ -e "$plain" ]] || ln -s "$(basename "$versioned")" "$plain"
+      done
+      version="$("$cuda_root/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')"
+      echo "setup-deps: CUDA $version toolkit root laid out at .deps/venv/cuda (nvcc, cudart, cuBLAS, NCCL)"
+    else
+      echo "setup-deps: no CUDA 13 wheels in .deps/venv (nvidia/cu13/bin/nvcc, nvidia/nccl): CUDA stays off"
+    fi
   fi
 fi
