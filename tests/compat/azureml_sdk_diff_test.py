@@ -111,8 +111,10 @@ def reexec_under_venv(source_dir):
         print(f"SKIP: the project venv {venv} does not exist (azure-ai-ml lives there): "
               "run scripts/setup-deps.sh")
         sys.exit(SKIP)
-    if os.path.realpath(sys.prefix) != os.path.realpath(venv):
+    if os.path.realpath(sys.prefix) != os.path.realpath(venv) and \
+            not os.environ.get("KUBETRAIN_COMPAT_REEXEC"):
         os.environ["KUBETRAIN_VENV"] = venv
+        os.environ["KUBETRAIN_COMPAT_REEXEC"] = "1"  # once: a broken venv must not loop
         os.execv(python, [python] + sys.argv)
 
 
