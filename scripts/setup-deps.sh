@@ -126,16 +126,19 @@ if ((want_venv)); then
     cu="$site/nvidia/cu13"
     nccl="$site/nvidia/nccl"
     if [[ -x "$cu/bin/nvcc" && -f "$nccl/include/nccl.h" ]]; then
-      mkdir -p "$cuda_root/bin" "$cuda_root/include" "$cuda_root/lib"
-      ln -s "$cu/nvvm" "$cuda_root/nvvm"
-      ln -s lib "$cuda_root/lib64"
-      ln -s "$cu"/bin/* "$cuda_root/bin/"
-      ln -s "$cu"/include/* "$nccl"/include/* "$cuda_root/include/"
-      ln -s "$cu"/lib/* "$nccl"/lib/* "$cuda_root/lib/"
-      for versioned in "$cuda_root"/lib/lib*.so.*; do
+      part="$cuda_root.partial"  # renamed into place when complete
+      rm -rf "$part"
+      mkdir -p "$part/bin" "$part/include" "$part/lib"
+      ln -s "$cu/nvvm" "$part/nvvm"
+      ln -s lib "$part/lib64"
+      ln -s "$cu"/bin/* "$part/bin/"
+      ln -s "$cu"/include/* "$nccl"/include/* "$part/include/"
+      ln -s "$cu"/lib/* "$nccl"/lib/* "$part/lib/"
+      for versioned in "$part"/lib/lib*.so.*; do
         plain="${versioned%.so.*}.so"
         [[ -e "$plain" ]] || ln -s "$(basename "$versioned")" "$plain"
       done
+      mv "$part" "$cuda_root"
       version="$("$cuda_root/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')"
       echo "setup-deps: CUDA $version toolkit root laid out at .deps/venv/cuda (nvcc, cudart, cuBLAS, NCCL)"
     else
