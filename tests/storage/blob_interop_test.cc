@@ -138,11 +138,12 @@ class BlobInteropTest : public ::testing::Test {
 
   testing::CommandResult Python(const std::string& command, const std::string& prefix,
                                 const std::string& more) {
-    return testing::RunCommand(absl::StrCat(
-        Quote(python_), " ", Quote(std::string(KUBETRAIN_SOURCE_DIR) + "/tests/storage/blob_interop.py"),
-        " ", command, " --endpoint ", Quote(azurite_.endpoint()), " --account ",
-        testing::kAzuriteAccount, " --key ", Quote(testing::kAzuriteKey),
-        " --container interop --prefix ", Quote(prefix), " ", more));
+    return testing::RunCommand(
+        absl::StrCat(Quote(python_), " ",
+                     Quote(std::string(KUBETRAIN_SOURCE_DIR) + "/tests/storage/blob_interop.py"),
+                     " ", command, " --endpoint ", Quote(azurite_.endpoint()), " --account ",
+                     testing::kAzuriteAccount, " --key ", Quote(testing::kAzuriteKey),
+                     " --container interop --prefix ", Quote(prefix), " ", more));
   }
 
   std::string venv_;
@@ -164,8 +165,8 @@ TEST_F(BlobInteropTest, OfficialClientReadsWhatKubetrainUploadedByteForByte) {
   }
   storage::TransferOptions options;
   options.parallelism = 4;
-  auto stats = storage::UploadPath(*client_, ours.string(), /*is_file=*/false, "from-kubetrain",
-                                   options);
+  auto stats =
+      storage::UploadPath(*client_, ours.string(), /*is_file=*/false, "from-kubetrain", options);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->files, static_cast<int64_t>(Files().size()));
   std::ofstream(dir_ / "manifest.json") << manifest.dump(1);
