@@ -120,7 +120,7 @@ int RunRshClient(const std::vector<std::string>& args, absl::Duration connect_ti
     std::fprintf(stderr, "kubetrain-worker rsh: usage: kubetrain-worker rsh HOST COMMAND...\n");
     return kSshFailure;
   }
-  const std::string host = args[i];
+  const std::string& host = args[i];
   std::vector<std::string> words(args.begin() + static_cast<long>(i) + 1, args.end());
   const char* port_text = std::getenv(kRshPortEnv);
   int port = 0;

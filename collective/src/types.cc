@@ -99,10 +99,10 @@ uint16_t FloatToBFloat16(float value) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-float Float16ToFloat(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
+float Float16ToFloat(uint16_t bits) {
+  uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  uint32_t exp = (bits >> 10) & 0x1fu;
+  uint32_t mant = bits & 0x3ffu;
   uint32_t u;
   if (exp == 0x1f) {
     u = sign | 0x7f800000u | (mant << 13);

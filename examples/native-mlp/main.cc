@@ -203,7 +203,7 @@ absl::Status Run(const Config& cfg) {
                 .count() /
             static_cast<double>(step - start + 1);
         std::printf("step %lld/%lld loss %.4f train_accuracy %.3f (%.1f ms/step)\n",
-                    static_cast<long long>(step + 1), static_cast<long long>(cfg.steps), r.loss,
+                    static_cast<long long>(step) + 1, static_cast<long long>(cfg.steps), r.loss,
                     r.accuracy, ms);
         std::fflush(stdout);
       }
@@ -236,7 +236,7 @@ absl::Status Run(const Config& cfg) {
     rt::LogMetric("test_loss", eval.loss, cfg.steps);
     if (first_loss >= 0) {
       std::printf("loss %.4f at step %lld -> %.4f at step %lld\n", first_loss,
-                  static_cast<long long>(start + 1), last_loss, static_cast<long long>(cfg.steps));
+                  static_cast<long long>(start) + 1, last_loss, static_cast<long long>(cfg.steps));
     }
     std::printf("final accuracy %.4f on %lld held-out samples (test loss %.4f)\n", eval.accuracy,
                 static_cast<long long>(eval.samples), eval.loss);

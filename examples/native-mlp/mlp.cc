@@ -16,19 +16,19 @@ std::vector<float> InitParams(const MlpShape& s, uint64_t seed) {
   return p;  // biases start at zero
 }
 
-BatchResult CpuMlp::Forward(const float* p, const float* x, const int32_t* y, int64_t n) {
+BatchResult CpuMlp::Forward(const float* params, const float* x, const int32_t* y, int64_t count) {
   const MlpShape& s = shape_;
-  pre_.resize(static_cast<size_t>(n) * s.hidden);
+  pre_.resize(static_cast<size_t>(count) * s.hidden);
   act_.resize(pre_.size());
-  dlogit_.resize(static_cast<size_t>(n) * s.classes);
-  const float* w1 = p + s.w1_offset();
-  const float* b1 = p + s.b1_offset();
-  const float* w2 = p + s.w2_offset();
-  const float* b2 = p + s.b2_offset();
+  dlogit_.resize(static_cast<size_t>(count) * s.classes);
+  const float* w1 = params + s.w1_offset();
+  const float* b1 = params + s.b1_offset();
+  const float* w2 = params + s.w2_offset();
+  const float* b2 = params + s.b2_offset();
   labels_ = y;
   BatchResult r;
   double loss = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < count; ++i) {
     const float* xi = x + i * s.dims;
     float* pre = &pre_[i * s.hidden];
     float* act = &act_[i * s.hidden];
@@ -59,24 +59,24 @@ BatchResult CpuMlp::Forward(const float* p, const float* x, const int32_t* y, in
     loss -= std::log(std::max(logit[y[i]], 1e-30f));
     if (best == y[i]) ++r.correct;
   }
-  r.loss = static_cast<float>(loss / static_cast<double>(std::max<int64_t>(n, 1)));
+  r.loss = static_cast<float>(loss / static_cast<double>(std::max<int64_t>(count, 1)));
   return r;
 }
 
-BatchResult CpuMlp::Evaluate(const float* p, const float* x, const int32_t* y, int64_t n) {
-  return Forward(p, x, y, n);
+BatchResult CpuMlp::Evaluate(const float* params, const float* x, const int32_t* y, int64_t count) {
+  return Forward(params, x, y, count);
 }
 
-void CpuMlp::BackwardOutput(const float* p, const float* x, int64_t n, float* g) {
-  (void)p;
+void CpuMlp::BackwardOutput(const float* params, const float* x, int64_t count, float* grad) {
+  (void)params;
   (void)x;
   const MlpShape& s = shape_;
-  const float inv_n = 1.0f / static_cast<float>(n);
-  float* gw2 = g + s.w2_offset();
-  float* gb2 = g + s.b2_offset();
+  const float inv_n = 1.0f / static_cast<float>(count);
+  float* gw2 = grad + s.w2_offset();
+  float* gb2 = grad + s.b2_offset();
   std::fill(gw2, gw2 + s.w2(), 0.0f);
   std::fill(gb2, gb2 + s.b2(), 0.0f);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < count; ++i) {
     float* dz = &dlogit_[i * s.classes];  // softmax - onehot, over the batch
     const float* act = &act_[i * s.hidden];
     for (int c = 0; c < s.classes; ++c) {
@@ -91,14 +91,14 @@ void CpuMlp::BackwardOutput(const float* p, const float* x, int64_t n, float* g)
   }
 }
 
-void CpuMlp::BackwardHidden(const float* p, const float* x, int64_t n, float* g) {
+void CpuMlp::BackwardHidden(const float* params, const float* x, int64_t count, float* grad) {
   const MlpShape& s = shape_;
-  const float* w2 = p + s.w2_offset();
-  float* gw1 = g + s.w1_offset();
-  float* gb1 = g + s.b1_offset();
+  const float* w2 = params + s.w2_offset();
+  float* gw1 = grad + s.w1_offset();
+  float* gb1 = grad + s.b1_offset();
   std::fill(gw1, gw1 + s.w1(), 0.0f);
   std::fill(gb1, gb1 + s.b1(), 0.0f);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < count; ++i) {
     const float* dz = &dlogit_[i * s.classes];
     const float* pre = &pre_[i * s.hidden];
     const float* xi = x + i * s.dims;

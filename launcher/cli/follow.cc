@@ -44,7 +44,7 @@ std::string FormatLogLine(const v1::LogLine& line) {
   return absl::StrCat("[rank ", line.rank(), "] ", line.text());
 }
 
-int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out) {
+int FollowJob(storage::Workspace& workspace, const std::string& name, std::ostream& out) {
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigaction(SIGINT, &sa, nullptr);
@@ -53,7 +53,7 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
   bool detached = false;
   // The workspace delivers lines and record changes as they happen: a server stream for a
   // workspace server, polling for the embedded one.
-  absl::Status watched = ws.WatchJob({.job = name}, [&](const storage::JobUpdate& u) {
+  absl::Status watched = workspace.WatchJob({.job = name}, [&](const storage::JobUpdate& u) {
     for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
     if (u.job.has_value()) {
       if (u.final) {
@@ -69,7 +69,7 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
       }
     }
     out.flush();
-    if (g_interrupted.exchange(false) && AskCancelOrDetach(ws, name)) {
+    if (g_interrupted.exchange(false) && AskCancelOrDetach(workspace, name)) {
       detached = true;
       return false;
     }
@@ -82,12 +82,14 @@ int FollowJob(storage::Workspace& ws, const std::string& name, std::ostream& out
   return detached ? 130 : exit_code;
 }
 
-int FollowLogs(storage::Workspace& ws, const std::string& name, int rank, std::ostream& out) {
-  absl::Status watched = ws.WatchJob({.job = name, .rank = rank}, [&](const storage::JobUpdate& u) {
-    for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
-    out.flush();
-    return true;
-  });
+int FollowLogs(storage::Workspace& workspace, const std::string& name, int rank,
+               std::ostream& out) {
+  absl::Status watched =
+      workspace.WatchJob({.job = name, .rank = rank}, [&](const storage::JobUpdate& u) {
+        for (const v1::LogLine& l : u.lines) out << FormatLogLine(l) << "\n";
+        out.flush();
+        return true;
+      });
   if (!watched.ok()) {
     PrintError(watched);
     return 1;

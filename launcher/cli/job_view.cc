@@ -57,7 +57,7 @@ void PrintResolvedJob(const v1::JobSpec& job, const v1::InstanceType& type, std:
             absl::StrCat(type.name(), " (",
                          placement::FormatRequest(placement::EffectiveRequest(type)), ")")});
   t.AddRow({"ranks", Ranks(job)});
-  if (job.code().local_path().size()) t.AddRow({"code", job.code().local_path()});
+  if (!job.code().local_path().empty()) t.AddRow({"code", job.code().local_path()});
   t.AddRow({"environment", Environment(job.environment())});
   std::vector<std::string> names;
   for (const auto& [name, unused] : job.inputs()) names.push_back(name);

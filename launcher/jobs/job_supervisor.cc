@@ -253,19 +253,20 @@ bool SupervisorAlive(const v1::JobRecord& job) {
   return close == std::string::npos || close + 2 >= text.size() || text[close + 2] != 'Z';
 }
 
-absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::string& name) {
-  KT_ASSIGN_OR_RETURN(v1::JobRecord job, ws.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
-    v1::JobState st = r.status().state();
-    if (v1::IsTerminal(st)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job \"", r.spec().name(), "\" has already ended (", v1::JobState_Name(st), ")"));
-    }
-    r.set_cancel_requested(true);
-    if (st == v1::JOB_STATE_QUEUED) {
-      SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
-    }
-    return absl::OkStatus();
-  }));
+absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& workspace, const std::string& name) {
+  KT_ASSIGN_OR_RETURN(
+      v1::JobRecord job, workspace.UpdateJob(name, [](const auto&, v1::JobRecord& r) {
+        v1::JobState st = r.status().state();
+        if (v1::IsTerminal(st)) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "job \"", r.spec().name(), "\" has already ended (", v1::JobState_Name(st), ")"));
+        }
+        r.set_cancel_requested(true);
+        if (st == v1::JOB_STATE_QUEUED) {
+          SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled while queued");
+        }
+        return absl::OkStatus();
+      }));
   // The supervisor also sees cancel_requested within a fraction of a second; the signal only
   // makes it quicker, and only a supervisor on this machine can get it.
   if (!v1::IsTerminal(job.status().state()) && !SupervisedElsewhere(job) && SupervisorAlive(job)) {
@@ -274,20 +275,23 @@ absl::StatusOr<v1::JobRecord> CancelJob(storage::Workspace& ws, const std::strin
   return job;
 }
 
-absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::string& name,
+absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& workspace, const std::string& name,
                                            backends::Backend& backend,
                                            const JobSupervisorOptions& options) {
   const std::string host = ThisHost();
-  KT_RETURN_IF_ERROR(ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
-                         r.set_supervisor_pid(getpid());
-                         r.set_supervisor_host(host);
-                         return absl::OkStatus();
-                       }).status());
+  KT_RETURN_IF_ERROR(workspace
+                         .UpdateJob(name,
+                                    [&](const auto&, v1::JobRecord& r) {
+                                      r.set_supervisor_pid(getpid());
+                                      r.set_supervisor_host(host);
+                                      return absl::OkStatus();
+                                    })
+                         .status());
   // The agents' credential for this job alone (empty for the embedded workspace); it goes to
   // them in their environment, never on a command line or in a log.
-  absl::StatusOr<std::string> agent_token = ws.IssueJobToken(name);
+  absl::StatusOr<std::string> agent_token = workspace.IssueJobToken(name);
   while (true) {
-    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(ws, name, backend, options));
+    KT_ASSIGN_OR_RETURN(Dequeued dequeued, WaitForPlacement(workspace, name, backend, options));
     const v1::JobRecord& job = dequeued.job;
     if (v1::IsTerminal(job.status().state())) return job;
 
@@ -302,13 +306,13 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
                                                      "job's agents: ",
                                                      agent_token.status().message()));
     if (!gang.ok()) {
-      return ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+      return workspace.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
         SetState(r, v1::JOB_STATE_FAILED, "LaunchFailed", std::string(gang.status().message()));
         return absl::OkStatus();
       });
     }
     auto mark_running = [&]() -> absl::Status {
-      return ws
+      return workspace
           .UpdateJob(name,
                      [](const auto&, v1::JobRecord& r) {
                        if (r.status().state() == v1::JOB_STATE_STARTING) {
@@ -335,7 +339,7 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
         marked_running = true;
       }
       if (absl::Now() >= next_check) {  // a cancel request made through the workspace
-        absl::StatusOr<v1::JobRecord> now = ws.GetJob(name);
+        absl::StatusOr<v1::JobRecord> now = workspace.GetJob(name);
         canceled = now.ok() && now->cancel_requested();
         next_check = absl::Now() + absl::Milliseconds(250);
       }
@@ -348,8 +352,8 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
 
     Failure failure;
     if (!canceled && !result->succeeded) {
-      KT_ASSIGN_OR_RETURN(v1::JobRecord now, ws.GetJob(name));
-      failure = DescribeFailure(ws, *result, now, request.memory_limit_bytes);
+      KT_ASSIGN_OR_RETURN(v1::JobRecord now, workspace.GetJob(name));
+      failure = DescribeFailure(workspace, *result, now, request.memory_limit_bytes);
       if (!result->reason.empty()) {  // the backend knows the cause better
         failure.reason = result->reason;
         failure.message = result->message;
@@ -357,7 +361,8 @@ absl::StatusOr<v1::JobRecord> SuperviseJob(storage::Workspace& ws, const std::st
       if (failure.last_lines.empty()) failure.last_lines = result->last_lines;
     }
     bool retry = false;
-    KT_ASSIGN_OR_RETURN(v1::JobRecord after, ws.UpdateJob(name, [&](const auto&, v1::JobRecord& r) {
+    KT_ASSIGN_OR_RETURN(v1::JobRecord after, workspace.UpdateJob(name, [&](const auto&,
+                                                                           v1::JobRecord& r) {
       retry = false;  // the mutation may run more than once (a workspace server's retry)
       if (canceled) {
         SetState(r, v1::JOB_STATE_CANCELED, "Canceled", "canceled; every rank was stopped");

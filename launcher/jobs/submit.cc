@@ -79,7 +79,7 @@ absl::Status CheckCanEverFit(const v1::JobSpec& spec, const v1::ComputeTarget& t
   return empty.status();
 }
 
-absl::StatusOr<v1::JobRecord> SubmitJob(storage::Workspace& ws, v1::JobSpec spec,
+absl::StatusOr<v1::JobRecord> SubmitJob(storage::Workspace& workspace, v1::JobSpec spec,
                                         const SubmitOptions& options) {
   if (spec.name().empty()) spec.set_name(GenerateJobName());
   if (spec.display_name().empty()) spec.set_display_name(spec.name());
@@ -91,7 +91,7 @@ absl::StatusOr<v1::JobRecord> SubmitJob(storage::Workspace& ws, v1::JobSpec spec
   s->set_state(v1::JOB_STATE_QUEUED);
   s->set_failed_rank(-1);
   s->set_created_unix_ms(NowMs());
-  absl::StatusOr<v1::JobRecord> stored = ws.CreateJob(record);
+  absl::StatusOr<v1::JobRecord> stored = workspace.CreateJob(record);
   if (!stored.ok()) {
     if (stored.status().code() == absl::StatusCode::kAlreadyExists) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -111,7 +111,7 @@ absl::StatusOr<v1::JobRecord> SubmitJob(storage::Workspace& ws, v1::JobSpec spec
          : StartDetached(argv, absl::StrCat(stored->job_dir(), "/supervisor.log"));
   if (!started.ok()) {
     // Leave no queued job nobody will run.
-    (void)ws.UpdateJob(stored->spec().name(), [&](const auto&, v1::JobRecord& r) {
+    (void)workspace.UpdateJob(stored->spec().name(), [&](const auto&, v1::JobRecord& r) {
       r.mutable_status()->set_state(v1::JOB_STATE_FAILED);
       r.mutable_status()->set_reason("SupervisorFailed");
       r.mutable_status()->set_message(std::string(started.message()));

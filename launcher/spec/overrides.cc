@@ -5,6 +5,8 @@
 
 namespace kubetrain::spec {
 
+// YAML::Node is a shared handle: the overrides are written into the caller's tree through it.
+// NOLINTNEXTLINE(performance-unnecessary-value-param)
 void ApplyOverrides(const std::vector<std::string>& overrides, YAML::Node root,
                     YamlReader& reader) {
   for (const std::string& text : overrides) {

@@ -64,7 +64,7 @@ std::string JobsVersion(const std::vector<v1::JobRecord>& jobs, const std::strin
 #define KT_AUTHORIZE(ctx, method, access, job)          \
   do {                                                  \
     TokenIdentity _who;                                 \
-    const std::string _job(job);                        \
+    const std::string& _job = (job);                    \
     KT_AUTHORIZE_AS(ctx, method, access, &_job, &_who); \
   } while (false)
 

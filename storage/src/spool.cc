@@ -119,7 +119,7 @@ void WriteSpool::LoadLeftoverSegments() {
     Segment seg;
     seg.index = index;
     seg.path = SegmentPath(index);
-    ReadSegment(seg.path, [&](uint8_t, uint32_t, std::string payload) {
+    ReadSegment(seg.path, [&](uint8_t, uint32_t, const std::string& payload) {
       ++seg.records;
       seg.bytes += static_cast<int64_t>(payload.size() + kRecordOverhead);
     });

@@ -309,7 +309,7 @@ TEST(RunAgentTest, TensorflowWorkersSeeTfConfig) {
 
 // --- distribution: mpi through real mpirun ----------------------------------------------------
 
-bool HaveMpirun() { return testing::ShellOutput("command -v mpirun") != ""; }
+bool HaveMpirun() { return !testing::ShellOutput("command -v mpirun").empty(); }
 
 TEST(RunAgentMpiTest, FourRanksUnderOneMpirun) {
   if (!HaveMpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";

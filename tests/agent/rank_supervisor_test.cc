@@ -62,7 +62,7 @@ class RankSupervisorTest : public ::testing::Test {
   }
 
   RankSupervisorResult RunAll(std::vector<RankProcess> procs, RankSupervisorOptions options = {}) {
-    RankSupervisor supervisor(options, reporter_.get(), &cancel_);
+    RankSupervisor supervisor(std::move(options), reporter_.get(), &cancel_);
     RankSupervisorResult result = supervisor.Run(std::move(procs));
     EXPECT_TRUE(reporter_->Flush().ok());
     return result;

@@ -122,7 +122,8 @@ TEST(CollectiveBucketerTest, ResultsMatchSeparateAllReducesAcrossRanks) {
         }
         absl::Status s = b.Wait();
         if (!s.ok()) return "FAIL: " + s.ToString();
-        const float scale = static_cast<float>(n * (n + 1) / 2) / n;
+        const int rank_sum = n * (n + 1) / 2;  // exact: n * (n + 1) is even
+        const float scale = static_cast<float>(rank_sum) / n;
         for (size_t i = 0; i < grads.size(); ++i) {
           for (size_t j = 0; j < grads[i].size(); ++j) {
             const float want = scale * static_cast<float>(i + j + step);

@@ -22,7 +22,10 @@ int FreePort() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_ANY);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return 0;  // what getsockname reports for the unbound socket
+  }
   socklen_t len = sizeof(a);
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
@@ -178,7 +181,11 @@ double Reduced(ReduceOp op, DataType t, int n, size_t i) {
     case ReduceOp::kMin:
       return static_cast<double>(mn);
     case ReduceOp::kAvg:
-      return IsInt(t) ? static_cast<double>(sum / n) : static_cast<double>(sum) / n;
+      if (IsInt(t)) {
+        const int64_t avg = sum / n;  // integer averages truncate
+        return static_cast<double>(avg);
+      }
+      return static_cast<double>(sum) / n;
   }
   return 0;
 }

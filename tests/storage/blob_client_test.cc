@@ -62,7 +62,7 @@ class BlobClientTest : public ::testing::Test {
     if (!start_.ok()) GTEST_SKIP() << start_.message();
   }
   std::unique_ptr<BlobClient> Client(const std::string& container, BlobClientOptions o = {}) {
-    auto c = BlobClient::Create(azurite_->Account(container), o);
+    auto c = BlobClient::Create(azurite_->Account(container), std::move(o));
     EXPECT_TRUE(c.ok()) << c.status();
     EXPECT_TRUE((*c)->CreateContainer().ok());
     return std::move(*c);

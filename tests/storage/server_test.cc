@@ -102,12 +102,12 @@ class ServerTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
-  std::unique_ptr<Workspace> Client(const std::string& token, std::string location = "",
+  std::unique_ptr<Workspace> Client(const std::string& token, const std::string& location = "",
                                     std::string ca = "",
                                     absl::Duration connect_timeout = absl::Seconds(3)) {
     WorkspaceConnectOptions options;
     options.token = token;
-    options.ca_file = ca;
+    options.ca_file = std::move(ca);
     options.connect_timeout = connect_timeout;
     auto ws = OpenGrpcWorkspace(location.empty() ? server_->location() : location, options);
     EXPECT_TRUE(ws.ok()) << ws.status();

@@ -56,7 +56,7 @@ class TcpTransport : public CpuTransportImpl {
   // Adds what other ranks reported to a link failure (see the file comment).
   absl::Status Explain(absl::Status s) {
     if (s.ok()) return s;
-    if (s.code() == absl::StatusCode::kDeadlineExceeded) return ExplainTimeout(std::move(s));
+    if (s.code() == absl::StatusCode::kDeadlineExceeded) return ExplainTimeout(s);
     // A neighbour that failed first records why before closing its links; give it a moment
     // (longer after a timeout, since every stuck rank times out at about the same time).
     const absl::Duration grace = s.code() == absl::StatusCode::kDeadlineExceeded
@@ -74,7 +74,7 @@ class TcpTransport : public CpuTransportImpl {
   // Every rank that times out publishes whom it was waiting for; following that chain from
   // our own wait leads to the rank that is not progressing (it never times out itself because
   // it is not inside this collective).
-  absl::Status ExplainTimeout(absl::Status s) {
+  absl::Status ExplainTimeout(const absl::Status& s) {
     const int prev = (rank_ + world_ - 1) % world_, next = (rank_ + 1) % world_;
     const int waiting_for = absl::StrContains(s.message(), "timed out receiving") ? prev : next;
     (void)store_->Set(absl::StrCat(prefix_, "/waiting/", rank_), absl::StrCat(waiting_for));

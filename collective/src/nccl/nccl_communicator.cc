@@ -88,7 +88,7 @@ struct Shared {
   bool aborted = false;
 
   // Marks the communicator broken and aborts NCCL once. Returns the sticky status.
-  absl::Status Fail(absl::Status why) {
+  absl::Status Fail(const absl::Status& why) {
     std::lock_guard<std::mutex> lock(mu);
     if (broken.ok()) {
       broken = absl::Status(why.code(), absl::StrCat("rank ", rank,

@@ -185,7 +185,9 @@ double Expected(kc::ReduceOp op, kc::DataType t, int n, size_t i) {
       return mn;
     case kc::ReduceOp::kAvg:
       if (t == kc::DataType::kInt32 || t == kc::DataType::kInt64) {
-        return static_cast<double>(static_cast<int64_t>(sum) / n);
+        // Integer averages truncate, as the collective computes them.
+        const int64_t avg = static_cast<int64_t>(sum) / n;
+        return static_cast<double>(avg);
       }
       return sum / n;
   }
@@ -341,7 +343,10 @@ int FreePort() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return 0;  // what getsockname reports for the unbound socket
+  }
   socklen_t len = sizeof(a);
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);

@@ -77,11 +77,9 @@ int main(int argc, char** argv) {
                                   : "65536:1000,1048576:200,16777216:20,67108864:6";
   std::string cases_human = cases;
   for (char& c : cases_human) c = c == ',' ? ' ' : c;
-  const std::string cpu = std::string(KUBETRAIN_COLLBENCH) +
-                          " --backend cpu --nranks 2 --csv -w 5 --sizes " +
-                          [&] {  // collbench wants SIZE:ITERS too
-                            return cases;
-                          }();
+  // collbench wants SIZE:ITERS too.
+  const std::string cpu =
+      std::string(KUBETRAIN_COLLBENCH) + " --backend cpu --nranks 2 --csv -w 5 --sizes " + cases;
   const std::string mpi =
       std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") +
       KUBETRAIN_MPIRUN_PATH + " -np 2 --oversubscribe --bind-to none " + MPI_PEER + " " + cases;

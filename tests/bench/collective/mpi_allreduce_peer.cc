@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
     MPI_Allreduce(send.data(), recv.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,
                   MPI_COMM_WORLD);
     bool ok = true;
-    const float want = static_cast<float>(n * (n + 1) / 2);
+    const int rank_sum = n * (n + 1) / 2;  // sum of rank + 1 over the ranks (exact)
+    const float want = static_cast<float>(rank_sum);
     for (size_t i = 0; i < count && ok; ++i) ok = recv[i] == want;
     for (int i = 0; i < warmup; ++i) {
       MPI_Allreduce(send.data(), recv.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM,

@@ -20,8 +20,9 @@ using ::testing::IsEmpty;
 constexpr int64_t kGi = int64_t{1} << 30;
 
 v1::Node MakeNode(const std::string& name, int64_t cpus, int64_t memory_gi,
-                  std::vector<int32_t> gpus = {}, std::map<std::string, std::string> labels = {},
-                  std::vector<int32_t> cpu_ids = {}) {
+                  const std::vector<int32_t>& gpus = {},
+                  const std::map<std::string, std::string>& labels = {},
+                  const std::vector<int32_t>& cpu_ids = {}) {
   v1::Node n;
   n.set_name(name);
   n.set_cpu_millicores(cpus * 1000);
@@ -32,7 +33,7 @@ v1::Node MakeNode(const std::string& name, int64_t cpus, int64_t memory_gi,
   return n;
 }
 
-v1::ComputeTarget Target(std::vector<v1::Node> nodes, bool local = false) {
+v1::ComputeTarget Target(const std::vector<v1::Node>& nodes, bool local = false) {
   v1::ComputeTarget t;
   t.set_name("cluster");
   if (local) {
@@ -40,13 +41,13 @@ v1::ComputeTarget Target(std::vector<v1::Node> nodes, bool local = false) {
   } else {
     t.mutable_kubernetes()->set_namespace_("ml");
   }
-  for (auto& n : nodes) *t.add_nodes() = n;
+  for (const auto& n : nodes) *t.add_nodes() = n;
   return t;
 }
 
 // cpu in millicores, memory in Gi; gpus under limits.
 v1::InstanceType Type(const std::string& name, int64_t cpu_milli, int64_t memory_gi, int gpus = 0,
-                      std::map<std::string, std::string> selector = {}) {
+                      const std::map<std::string, std::string>& selector = {}) {
   v1::InstanceType t;
   t.set_name(name);
   t.mutable_requests()->mutable_cpu()->set_value(cpu_milli);
@@ -59,7 +60,7 @@ v1::InstanceType Type(const std::string& name, int64_t cpu_milli, int64_t memory
 }
 
 v1::Placement Held(const std::string& node, int64_t cpu_milli, int64_t memory_gi,
-                   std::vector<int32_t> gpus = {}, std::vector<int32_t> cpu_ids = {},
+                   const std::vector<int32_t>& gpus = {}, const std::vector<int32_t>& cpu_ids = {},
                    const std::string& compute = "cluster") {
   v1::Placement p;
   p.set_compute(compute);

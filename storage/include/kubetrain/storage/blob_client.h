@@ -126,7 +126,7 @@ class BlobClient {
   BlobClient(BlobAccount account, BlobClientOptions options, std::string endpoint,
              std::string decoded_key);
   absl::StatusOr<Response> Perform(const Request& request);
-  absl::StatusOr<Response> PerformOnce(const Request& request, void* curl, int64_t* delivered);
+  absl::StatusOr<Response> PerformOnce(const Request& request, void* handle, int64_t* delivered);
   void* AcquireHandle();
   void ReleaseHandle(void* handle);
   absl::Duration Backoff(int attempt);

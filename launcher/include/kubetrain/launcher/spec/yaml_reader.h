@@ -31,7 +31,9 @@ class YamlReader {
   std::optional<YAML::Node> Load();
 
   // Records that values under `field` came from `origin` (e.g. "--set compute=local").
-  void AddOrigin(std::string field, std::string origin) { origins_[std::move(field)] = origin; }
+  void AddOrigin(std::string field, std::string origin) {
+    origins_[std::move(field)] = std::move(origin);
+  }
 
   // Where `node` (the value of `field`) was written.
   Location At(const YAML::Node& node, absl::string_view field) const;
