@@ -22,7 +22,8 @@ template <>
 struct Kind<v1::DataAsset> {
   static constexpr char kLabel[] = "data asset";
   static constexpr char kCommand[] = "kubetrain data";
-  static constexpr char kExample[] = "data.yml with name, version, type and path";
+  static constexpr char kFile[] = "data.yml";
+  static constexpr char kFields[] = "type and path";
   static absl::StatusOr<std::vector<v1::DataAsset>> List(storage::Workspace& ws,
                                                          absl::string_view name) {
     return ws.ListDataAssets(name);
@@ -40,7 +41,8 @@ template <>
 struct Kind<v1::EnvironmentAsset> {
   static constexpr char kLabel[] = "environment";
   static constexpr char kCommand[] = "kubetrain environment";
-  static constexpr char kExample[] = "env.yml with name, version and image";
+  static constexpr char kFile[] = "env.yml";
+  static constexpr char kFields[] = "image";
   static absl::StatusOr<std::vector<v1::EnvironmentAsset>> List(storage::Workspace& ws,
                                                                 absl::string_view name) {
     return ws.ListEnvironments(name);
@@ -73,11 +75,10 @@ Lookup<Asset> Find(storage::Workspace& ws, const spec::AssetReference& ref) {
     out.status = versions.status();
     return out;
   }
-  std::vector<std::string> names, live;
+  std::vector<std::string> names;
   const Asset* found = nullptr;
   for (const Asset& a : *versions) {
     names.push_back(a.version());
-    if (!a.archived()) live.push_back(a.version());
     if (ref.label.empty() ? a.version() == ref.version : !a.archived()) found = &a;  // last wins
   }
   if (found != nullptr) {
@@ -85,19 +86,21 @@ Lookup<Asset> Find(storage::Workspace& ws, const spec::AssetReference& ref) {
     return out;
   }
   out.status = absl::NotFoundError("");
-  const std::string create = absl::StrCat("`", K::kCommand, " create -f ", K::kExample, "`");
+  // "`kubetrain data create -f data.yml` with name: x, version: 1, type and path".
+  const std::string create =
+      absl::StrCat("`", K::kCommand, " create -f ", K::kFile, "` with name: ", ref.name,
+                   ", version: ", ref.version.empty() ? "1" : ref.version, ", ", K::kFields);
   if (versions->empty()) {
     out.message = absl::StrCat("no ", K::kLabel, " named \"", ref.name, "\" is registered");
-    out.fix = absl::StrCat("register it: ", create, "; `", K::kCommand, " list` shows what is");
+    out.fix = absl::StrCat("register it: ", create, " (`", K::kCommand,
+                           " list` shows what is registered)");
     if (std::is_same_v<Asset, v1::EnvironmentAsset> && absl::StartsWith(ref.name, "AzureML-")) {
       out.message = absl::StrCat("\"", ref.ToString(),
                                  "\" is an Azure ML curated environment; kubetrain does not ship "
                                  "those, and this workspace has none registered under that name");
-      out.fix =
-          absl::StrCat("register it: `", K::kCommand, " create -f env.yml` with name: ", ref.name,
-                       ", version: ", ref.version.empty() ? "1" : ref.version,
-                       " and the image: to run in (on local compute, this machine's "
-                       "software is used)");
+      out.fix = absl::StrCat("register it: ", create,
+                             " (the image to run in on Kubernetes; on local compute this "
+                             "machine's software is used)");
     }
   } else if (ref.label.empty()) {
     out.message = absl::StrCat(K::kLabel, " \"", ref.name, "\" has no version \"", ref.version,
@@ -247,7 +250,7 @@ void ResolveEnvironment(storage::Workspace& ws, const v1::ComputeTarget* target,
     env.set_conda_file(asset.conda_file());
     env.set_build_context(asset.build_context());
     conda = !asset.conda_spec().empty();
-  } else if (!env.file().empty() && !local) {
+  } else if (!env.file().empty() && kubernetes) {  // on local compute only named, not read
     if (!ResolveEnvironmentFile(env, at, d)) return;
     conda = !env.conda_file().empty();
   }

@@ -74,20 +74,12 @@ description: CIFAR-10, local copy
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
-  // Everything the compat files name: the data asset, the curated environments, and the
-  // Standard_NC6s_v3 instance type (here a CPU slice of this machine) that IT would curate.
+  // Everything the compat files name: the data asset and the curated environments.
   void RegisterEverythingTheCompatFilesName() {
     RegisterCifar();
     RegisterEnvironment(kPytorchEnv, "6");
     RegisterEnvironment("AzureML-sklearn-1.0-ubuntu20.04-py38-cpu", "3");
     RegisterEnvironment("AzureML-tensorflow-2.4-ubuntu18.04-py37-cuda11-gpu", "14");
-    std::string type = Write("it.yml", R"(apiVersion: amlarc.azureml.com/v1alpha1
-kind: InstanceType
-metadata: {name: Standard_NC6s_v3}
-spec: {resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: "1", memory: 1Gi}}}
-)");
-    CommandResult r = Kt("instance-type apply -f " + type);
-    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
   // Waits until job `name` has ended (or 60 s passed).
@@ -214,8 +206,20 @@ TEST_F(AssetCliTest, EveryCompatFileValidatesAndCreatesWithOnlyComputeLocal) {
     if (entry.path().extension() != ".yml") continue;
     ++files;
     const std::string name = entry.path().filename().string();
-    const std::string args = "-f " + entry.path().string() + " --set compute=local";
-    CommandResult r = Kt("job validate " + args);
+    std::string args = "-f " + entry.path().string() + " --set compute=local";
+    CommandResult r;
+    if (name == "gpu-perf-nccl-tests.yml") {
+      // Its `instance_type: Standard_NC6s_v3` is an Azure VM size, which cannot be the name of an
+      // InstanceType resource (Kubernetes names are lower case): the one --set left, and the only
+      // error without it.
+      r = Kt("job validate " + args);
+      EXPECT_EQ(r.exit_code, 1) << r.output;
+      EXPECT_THAT(r.output, HasSubstr("error: resources.instance_type: compute \"local\" has no "
+                                      "instance type \"Standard_NC6s_v3\""));
+      EXPECT_THAT(r.output, HasSubstr(": 1 error\n")) << r.output;
+      args += " --set resources.instance_type=defaultinstancetype";
+    }
+    r = Kt("job validate " + args);
     EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
     EXPECT_THAT(r.output, Not(HasSubstr("error:"))) << name;
     EXPECT_THAT(r.output, HasSubstr("instance type")) << name;
@@ -225,10 +229,12 @@ TEST_F(AssetCliTest, EveryCompatFileValidatesAndCreatesWithOnlyComputeLocal) {
     r = Kt("job create " + args);
     EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
     EXPECT_THAT(r.output, HasSubstr("warning: environment: compute \"local\" is local")) << name;
-    size_t at = r.output.find("job ");
-    size_t end = r.output.find(" submitted", at);
-    if (at == std::string::npos || end == std::string::npos) continue;
-    std::string job = r.output.substr(at + 4, end - at - 4);
+    // "job <name> submitted to compute local (...)", after the warnings.
+    const std::string out = "\n" + r.output;
+    size_t end = out.find(" submitted to compute ");
+    size_t at = out.rfind("\njob ", end);
+    if (end == std::string::npos || at == std::string::npos) continue;
+    std::string job = out.substr(at + 5, end - at - 5);
     jobs.push_back(job);
     if (name == "pytorch-cifar-distributed.yml") {
       // The stored job records what the reference resolved to.

@@ -161,7 +161,8 @@ inputs:
   EXPECT_THAT(out, HasSubstr(std::string(kJob) +
                              ":3:12: error: inputs.missing.path: no data asset named "
                              "\"cifar-10-example\" is registered; register it: `kubetrain data "
-                             "create -f data.yml"));
+                             "create -f data.yml` with name: cifar-10-example, version: 1, type "
+                             "and path"));
   EXPECT_THAT(out, HasSubstr(":5:11: error: inputs.typed.type: the input is uri_file but data "
                              "asset \"cifar:1\" is uri_folder"));
 }
@@ -219,7 +220,7 @@ TEST_F(AssetsTest, UnregisteredCuratedEnvironmentNamesEnvironmentCreate) {
   EXPECT_THAT(out, HasSubstr(":2:14: error: environment: \"AzureML-sklearn-1.0-ubuntu20.04-py38-"
                              "cpu:3\" is an Azure ML curated environment"));
   EXPECT_THAT(out, HasSubstr("`kubetrain environment create -f env.yml` with name: "
-                             "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu, version: 3"));
+                             "AzureML-sklearn-1.0-ubuntu20.04-py38-cpu, version: 3, image"));
   EXPECT_THAT(out, Not(HasSubstr("warning")));  // the error says it; no second message
 
   r = Resolve("command: x\nenvironment: azureml:mine@latest\n", &local_);
