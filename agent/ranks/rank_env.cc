@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "kubetrain/rank/rank_info.h"
 #include "nlohmann/json.hpp"
 
 namespace kubetrain::agent {
@@ -190,6 +191,20 @@ std::map<std::string, std::string> RankEnvironment(const v1::InstanceLaunch& lau
       break;
     default:
       break;
+  }
+
+  // kubetrain's own rank variables, for the distributions whose framework variables do not say the
+  // rank and world size (none, tensorflow); mpi ranks get OpenMPI's from mpirun instead.
+  if (job.distribution().type() != Distribution::TYPE_MPI) {
+    const int world = job.distribution().type() == Distribution::TYPE_PYTORCH
+                          ? instances * ProcessesPerInstance(launch)
+                      : job.distribution().type() == Distribution::TYPE_TENSORFLOW
+                          ? TfWorkerCount(launch) + TfPsCount(launch)
+                          : instances;
+    env[rank::kRankVar] = absl::StrCat(global_rank);
+    env[rank::kWorldSizeVar] = absl::StrCat(world);
+    env[rank::kLocalRankVar] = absl::StrCat(std::max(0, local_rank));
+    env[rank::kLocalWorldSizeVar] = absl::StrCat(local_count);
   }
 
   for (const auto& [name, value] : job.environment_variables()) env[name] = value;

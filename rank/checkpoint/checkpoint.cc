@@ -1,35 +1,26 @@
 // Checkpointer implementation; see kubetrain/rank/checkpoint.h for the layout and protocol.
 #include "kubetrain/rank/checkpoint.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "cow_snapshot.h"
 #include "device_memory.h"
+#include "files.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/rank/rank_info.h"
 #include "kubetrain/v1/checkpoint.pb.h"
@@ -37,277 +28,33 @@
 namespace kubetrain::checkpoint {
 namespace {
 
+using checkpoint_internal::AppendJournal;
+using checkpoint_internal::CrcString;
+using checkpoint_internal::ErrnoStatus;
+using checkpoint_internal::Exists;
+using checkpoint_internal::Fd;
+using checkpoint_internal::FsyncPath;
+using checkpoint_internal::JoinPath;
+using checkpoint_internal::kManifest;
+using checkpoint_internal::MakeDir;
+using checkpoint_internal::MakeDirs;
+using checkpoint_internal::OpenFile;
+using checkpoint_internal::ParseManifestFile;
+using checkpoint_internal::PwriteAll;
+using checkpoint_internal::ReadSmallFile;
+using checkpoint_internal::RemoveTree;
+using checkpoint_internal::Unlink;
+using checkpoint_internal::WriteFileDurably;
 using ::kubetrain::v1::CheckpointManifest;
 using ::kubetrain::v1::ShardInfo;
 
-constexpr char kManifest[] = "manifest.pb";
-constexpr char kKeepMarker[] = "keep";
 constexpr char kAbort[] = "abort";
 constexpr char kAttemptKey[] = "kubetrain.attempt";
-constexpr char kJournal[] = "checkpoints.journal";
 // Copy-on-write granularity: what one write fault copies.
 constexpr size_t kCowChunkBytes = 1 << 20;
 
-absl::StatusCode CodeForErrno(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::StatusCode::kNotFound;
-    case EEXIST:
-    case ENOTEMPTY:
-      return absl::StatusCode::kAlreadyExists;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return absl::StatusCode::kPermissionDenied;
-    case ENOSPC:
-    case EDQUOT:
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-      return absl::StatusCode::kResourceExhausted;
-    case EINVAL:
-    case ENAMETOOLONG:
-      return absl::StatusCode::kInvalidArgument;
-    case EAGAIN:
-    case EINTR:
-    case EBUSY:
-      return absl::StatusCode::kUnavailable;
-    case EIO:
-      return absl::StatusCode::kDataLoss;
-    default:
-      return absl::StatusCode::kInternal;
-  }
-}
-
-absl::Status ErrnoStatus(int err, absl::string_view op, absl::string_view path) {
-  return absl::Status(CodeForErrno(err), absl::StrCat(op, " ", path, ": ", std::strerror(err)));
-}
-
-std::string JoinPath(absl::string_view a, absl::string_view b) {
-  if (!a.empty() && a.back() == '/') return absl::StrCat(a, b);
-  return absl::StrCat(a, "/", b);
-}
-
 std::string ShardFile(int rank) { return absl::StrCat("shard-", rank, ".bin"); }
 std::string MetaFile(int rank) { return absl::StrCat("shard-", rank, ".meta"); }
-
-// An fd closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes, reporting the error (close can report a deferred write error).
-  absl::Status Close(absl::string_view path) {
-    int fd = fd_;
-    fd_ = -1;
-    if (fd >= 0 && ::close(fd) != 0) return ErrnoStatus(errno, "close", path);
-    return absl::OkStatus();
-  }
-
- private:
-  int fd_;
-};
-
-absl::StatusOr<int> OpenFile(const std::string& path, int flags, mode_t mode = 0644) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrnoStatus(errno, "open", path);
-  return fd;
-}
-
-absl::Status FsyncPath(const std::string& path) {
-  KT_ASSIGN_OR_RETURN(int raw, OpenFile(path, O_RDONLY | O_DIRECTORY));
-  Fd fd(raw);
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", path);
-  return fd.Close(path);
-}
-
-absl::Status PwriteAll(int fd, const uint8_t* data, size_t size, off_t offset,
-                       const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, data, size, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write", path);
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-    offset += n;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PreadAll(int fd, uint8_t* data, size_t size, off_t offset, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::pread(fd, data, size, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read", path);
-    }
-    if (n == 0) return absl::DataLossError(absl::StrCat("read ", path, ": unexpected end of file"));
-    data += n;
-    size -= static_cast<size_t>(n);
-    offset += n;
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  KT_ASSIGN_OR_RETURN(int raw, OpenFile(path, O_RDONLY));
-  Fd fd(raw);
-  std::string out;
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read", path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-// Writes `contents` to `dir`/`name` atomically and durably: temporary file, fsync, rename, fsync
-// of `dir`.
-absl::Status WriteFileDurably(const std::string& dir, const std::string& name,
-                              absl::string_view contents) {
-  const std::string final_path = JoinPath(dir, name);
-  const std::string part = absl::StrCat(final_path, ".part");
-  {
-    KT_ASSIGN_OR_RETURN(int raw, OpenFile(part, O_WRONLY | O_CREAT | O_TRUNC));
-    Fd fd(raw);
-    KT_RETURN_IF_ERROR(PwriteAll(fd.get(), reinterpret_cast<const uint8_t*>(contents.data()),
-                                 contents.size(), 0, part));
-    if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", part);
-    KT_RETURN_IF_ERROR(fd.Close(part));
-  }
-  if (::rename(part.c_str(), final_path.c_str()) != 0) {
-    return ErrnoStatus(errno, "rename", absl::StrCat(part, " -> ", final_path));
-  }
-  return FsyncPath(dir);
-}
-
-// Appends "<step> <bytes> <save ms> <created unix ms> <attempt>" for a published checkpoint to
-// `dir`/checkpoints.journal with one O_APPEND write. Best effort: the checkpoint is already
-// published, and ListPublishedCheckpoints also finds it by its directory.
-void AppendJournal(const std::string& dir, const CheckpointManifest& m) {
-  int64_t bytes = 0;
-  for (const ShardInfo& s : m.shards()) bytes += s.size();
-  std::string attempt = m.attempt().empty() ? "0" : m.attempt();
-  for (char& c : attempt) {
-    if (c == ' ' || c == '\n') c = '_';
-  }
-  const std::string line = absl::StrCat(m.step(), " ", bytes, " ", m.save_duration_ms(), " ",
-                                        m.created_unix_ms(), " ", attempt, "\n");
-  const std::string path = JoinPath(dir, kJournal);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    std::fprintf(stderr, "kubetrain checkpoint: cannot append to %s: %s\n", path.c_str(),
-                 std::strerror(errno));
-  }
-  if (fd >= 0) ::close(fd);
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-absl::Status MakeDir(const std::string& path, bool exist_ok) {
-  if (::mkdir(path.c_str(), 0755) == 0) return absl::OkStatus();
-  if (errno == EEXIST && exist_ok) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return absl::OkStatus();
-  }
-  return ErrnoStatus(errno, "mkdir", path);
-}
-
-absl::Status MakeDirs(const std::string& path) {
-  if (path.empty()) return absl::InvalidArgumentError("empty checkpoint directory");
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos == path.size() || path[pos] == '/') {
-      KT_RETURN_IF_ERROR(MakeDir(path.substr(0, pos), /*exist_ok=*/true));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// rm -rf `path` (no symlink following).
-absl::Status RemoveTree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoStatus(errno, "stat", path);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    DIR* d = ::opendir(path.c_str());
-    if (d == nullptr) return ErrnoStatus(errno, "opendir", path);
-    std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-      names.emplace_back(e->d_name);
-    }
-    ::closedir(d);
-    for (const auto& n : names) KT_RETURN_IF_ERROR(RemoveTree(JoinPath(path, n)));
-    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "rmdir", path);
-    return absl::OkStatus();
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink", path);
-  return absl::OkStatus();
-}
-
-absl::Status Unlink(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink", path);
-  return absl::OkStatus();
-}
-
-// Parses "step-<N>" + `suffix`.
-std::optional<int64_t> ParseStepName(absl::string_view name, absl::string_view suffix) {
-  if (!absl::ConsumePrefix(&name, "step-")) return std::nullopt;
-  if (!absl::ConsumeSuffix(&name, suffix)) return std::nullopt;
-  if (name.empty() || name.size() > 18) return std::nullopt;
-  for (char c : name) {
-    if (c < '0' || c > '9') return std::nullopt;
-  }
-  int64_t step;
-  if (!absl::SimpleAtoi(name, &step)) return std::nullopt;
-  return step;
-}
-
-absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return ErrnoStatus(errno, "opendir", dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
-  ::closedir(d);
-  return names;
-}
-
-absl::StatusOr<CheckpointManifest> ParseManifestFile(const std::string& path) {
-  KT_ASSIGN_OR_RETURN(std::string bytes, ReadSmallFile(path));
-  CheckpointManifest m;
-  if (!m.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat("cannot parse checkpoint manifest ", path));
-  }
-  return m;
-}
-
-std::string CrcString(uint32_t crc) { return absl::StrFormat("crc32c:%08x", crc); }
-
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
-}
 
 // Sleeps with a growing interval (50 us .. 2 ms) for polling loops: a poll is one stat() or a
 // small read, and the wait it adds is part of every multi-rank save.
@@ -398,7 +145,10 @@ Checkpointer::~Checkpointer() {
 }
 
 absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(CheckpointOptions options) {
-  if (options.dir.empty()) options.dir = EnvOr("KUBETRAIN_CHECKPOINT_DIR", "");
+  // The rank environment's KUBETRAIN_CHECKPOINT_DIR and restart count (KUBETRAIN_RESTART_COUNT,
+  // else TORCHELASTIC_RESTART_COUNT, else "0").
+  const rank::RankInfo env = rank::RankInfo::SingleProcess();
+  if (options.dir.empty()) options.dir = env.checkpoint_dir;
   if (options.dir.empty()) {
     return absl::InvalidArgumentError(
         "no checkpoint directory: set CheckpointOptions.dir or KUBETRAIN_CHECKPOINT_DIR");
@@ -424,9 +174,7 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(CheckpointOpt
         absl::StrCat("keep_last must be >= 1, got ", options.keep_last));
   }
   if (options.chunk_bytes == 0) options.chunk_bytes = 8 << 20;
-  if (options.attempt.empty()) {
-    options.attempt = EnvOr("KUBETRAIN_RESTART_COUNT", EnvOr("TORCHELASTIC_RESTART_COUNT", "0"));
-  }
+  if (options.attempt.empty()) options.attempt = env.restart_count;
   KT_RETURN_IF_ERROR(MakeDirs(options.dir));
   return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(options)));
 }
@@ -678,235 +426,6 @@ absl::Status Checkpointer::SaveImpl(int64_t step, absl::Span<const NamedBuffer> 
   if (latest.ok() && *latest > step) return absl::OkStatus();  // published, already retired
   return absl::AbortedError(
       absl::StrCat("checkpoint step ", step, ": not published by rank 0 (", final_dir, ")"));
-}
-
-namespace {
-
-// Validates step-<N>/: manifest parses and matches, every shard file exists with its size.
-absl::StatusOr<CheckpointManifest> ReadCompleteManifest(const std::string& step_dir, int64_t step) {
-  KT_ASSIGN_OR_RETURN(CheckpointManifest m, ParseManifestFile(JoinPath(step_dir, kManifest)));
-  if (m.step() != step || m.world_size() <= 0 || m.shards_size() != m.world_size()) {
-    return absl::DataLossError(absl::StrCat("inconsistent checkpoint manifest in ", step_dir));
-  }
-  for (int r = 0; r < m.shards_size(); ++r) {
-    const ShardInfo& s = m.shards(r);
-    if (s.rank() != r || s.file().empty() || absl::StrContains(s.file(), "/")) {
-      return absl::DataLossError(
-          absl::StrCat("checkpoint manifest in ", step_dir, ": bad shard entry ", r));
-    }
-    const std::string path = JoinPath(step_dir, s.file());
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", path);
-    if (st.st_size != s.size()) {
-      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": shard of rank ", r, " (",
-                                              path, ") has ", st.st_size, " bytes, manifest says ",
-                                              s.size()));
-    }
-  }
-  return m;
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<PublishedCheckpoint>> ListPublishedCheckpoints(const std::string& dir) {
-  std::map<int64_t, PublishedCheckpoint> found;
-  if (absl::StatusOr<std::string> journal = ReadSmallFile(JoinPath(dir, kJournal)); journal.ok()) {
-    for (absl::string_view line : absl::StrSplit(*journal, '\n')) {
-      std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-      PublishedCheckpoint c;
-      if (f.size() != 5 || !absl::SimpleAtoi(f[0], &c.step) ||
-          !absl::SimpleAtoi(f[1], &c.size_bytes) || !absl::SimpleAtoi(f[2], &c.save_duration_ms) ||
-          !absl::SimpleAtoi(f[3], &c.created_unix_ms) || c.step < 0) {
-        continue;  // a torn last line of a crashed append
-      }
-      c.attempt = std::string(f[4]);
-      c.location = JoinPath(dir, absl::StrCat("step-", c.step));
-      found[c.step] = std::move(c);
-    }
-  } else if (!absl::IsNotFound(journal.status())) {
-    return journal.status();
-  }
-  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
-  if (!names.ok()) {
-    if (absl::IsNotFound(names.status())) return std::vector<PublishedCheckpoint>();
-    return names.status();
-  }
-  for (const auto& n : *names) {
-    std::optional<int64_t> step = ParseStepName(n, "");
-    if (!step) continue;
-    absl::StatusOr<CheckpointManifest> m = ReadCompleteManifest(JoinPath(dir, n), *step);
-    if (!m.ok()) continue;
-    if (auto it = found.find(*step); it != found.end()) {
-      it->second.present = true;
-      continue;
-    }
-    PublishedCheckpoint c;
-    c.step = *step;
-    for (const ShardInfo& shard : m->shards()) c.size_bytes += shard.size();
-    c.save_duration_ms = m->save_duration_ms();
-    c.created_unix_ms = m->created_unix_ms();
-    c.attempt = m->attempt();
-    c.location = JoinPath(dir, n);
-    c.present = true;
-    found[c.step] = std::move(c);
-  }
-  std::vector<PublishedCheckpoint> out;
-  for (auto& [step, c] : found) out.push_back(std::move(c));
-  return out;
-}
-
-absl::StatusOr<std::vector<int64_t>> Checkpointer::CompleteSteps() const {
-  KT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.dir));
-  std::vector<int64_t> steps;
-  for (const auto& n : names) {
-    std::optional<int64_t> step = ParseStepName(n, "");
-    if (!step) continue;
-    if (ReadCompleteManifest(JoinPath(options_.dir, n), *step).ok()) steps.push_back(*step);
-  }
-  std::sort(steps.begin(), steps.end());
-  return steps;
-}
-
-absl::StatusOr<int64_t> Checkpointer::LatestStep() const {
-  KT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.dir));
-  std::vector<int64_t> steps;
-  for (const auto& n : names) {
-    if (std::optional<int64_t> step = ParseStepName(n, "")) steps.push_back(*step);
-  }
-  std::sort(steps.rbegin(), steps.rend());
-  for (int64_t step : steps) {
-    if (ReadCompleteManifest(StepDir(step), step).ok()) return step;
-  }
-  return absl::NotFoundError(absl::StrCat("no complete checkpoint in ", options_.dir));
-}
-
-absl::StatusOr<LoadedCheckpoint> Checkpointer::Load(int64_t step) const {
-  return LoadShard(step, options_.rank);
-}
-
-absl::StatusOr<LoadedCheckpoint> Checkpointer::LoadShard(int64_t step, int rank) const {
-  const std::string step_dir = StepDir(step);
-  KT_ASSIGN_OR_RETURN(CheckpointManifest m, ReadCompleteManifest(step_dir, step));
-  if (rank == options_.rank && m.world_size() != options_.world_size) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", step_dir, " was saved by ",
-                                                      m.world_size(), " ranks, this job has ",
-                                                      options_.world_size));
-  }
-  if (rank < 0 || rank >= m.world_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rank ", rank, " not in checkpoint ", step_dir, " of ", m.world_size()));
-  }
-  const ShardInfo& info = m.shards(rank);
-  const std::string path = JoinPath(step_dir, info.file());
-  LoadedCheckpoint out;
-  out.step = step;
-  out.world_size = m.world_size();
-  out.rank = rank;
-  out.size = static_cast<size_t>(info.size());
-  out.bytes.reset(new uint8_t[std::max<size_t>(out.size, 1)]);
-  {
-    KT_ASSIGN_OR_RETURN(int raw, OpenFile(path, O_RDONLY));
-    Fd fd(raw);
-    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    // A reader thread issues the large pread()s back to back, as a plain sequential read would;
-    // this thread checksums what has arrived behind it.
-    const size_t chunk = options_.chunk_bytes;
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t arrived = 0;
-    absl::Status read_status;
-    std::thread reader([&] {
-      for (size_t off = 0; off < out.size;) {
-        size_t n = std::min(chunk, out.size - off);
-        absl::Status s =
-            PreadAll(fd.get(), out.bytes.get() + off, n, static_cast<off_t>(off), path);
-        std::lock_guard<std::mutex> lock(mu);
-        if (!s.ok()) {
-          read_status = std::move(s);
-          cv.notify_all();
-          return;
-        }
-        off += n;
-        arrived = off;
-        cv.notify_all();
-      }
-    });
-    uint32_t crc = 0;
-    for (size_t checked = 0; checked < out.size;) {
-      size_t until;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return arrived > checked || !read_status.ok(); });
-        if (!read_status.ok()) break;
-        until = arrived;
-      }
-      crc = Crc32c(out.bytes.get() + checked, until - checked, crc);
-      checked = until;
-    }
-    reader.join();
-    KT_RETURN_IF_ERROR(read_status);
-    if (CrcString(crc) != info.checksum()) {
-      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": shard of rank ", rank,
-                                              " (", path, ") is corrupt: ", CrcString(crc),
-                                              ", manifest says ", info.checksum()));
-    }
-  }
-  for (const auto& e : info.entries()) {
-    if (e.offset() < 0 || e.size() < 0 ||
-        static_cast<uint64_t>(e.offset()) + static_cast<uint64_t>(e.size()) > out.size) {
-      return absl::DataLossError(absl::StrCat("checkpoint step ", step, ": tensor '", e.name(),
-                                              "' of rank ", rank, " is outside ", path));
-    }
-    out.tensors.push_back(LoadedTensor{
-        e.name(),
-        absl::Span<const uint8_t>(out.bytes.get() + e.offset(), static_cast<size_t>(e.size()))});
-  }
-  for (const auto& [k, v] : m.metadata()) out.metadata[k] = v;
-  return out;
-}
-
-absl::Status Checkpointer::VerifyAll(int64_t step) const {
-  KT_ASSIGN_OR_RETURN(CheckpointManifest m, ReadCompleteManifest(StepDir(step), step));
-  for (int r = 0; r < m.world_size(); ++r) {
-    KT_RETURN_IF_ERROR(LoadShard(step, r).status());
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Checkpointer::MarkKeep(int64_t step) {
-  const std::string step_dir = StepDir(step);
-  KT_RETURN_IF_ERROR(ReadCompleteManifest(step_dir, step).status());
-  return WriteFileDurably(step_dir, kKeepMarker, "");
-}
-
-absl::Status Checkpointer::ApplyRetention() {
-  KT_ASSIGN_OR_RETURN(std::vector<int64_t> complete, CompleteSteps());
-  KT_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.dir));
-  const int64_t newest = complete.empty() ? -1 : complete.back();
-  std::vector<std::string> doomed;  // names under dir to remove
-  const size_t keep = static_cast<size_t>(options_.keep_last);
-  for (size_t i = 0; i + keep < complete.size(); ++i) {  // all but the newest `keep`
-    int64_t step = complete[i];
-    if (step == newest) continue;
-    if (Exists(JoinPath(StepDir(step), kKeepMarker))) continue;
-    const std::string from = StepDir(step);
-    const std::string to = absl::StrCat(from, ".deleting");
-    KT_RETURN_IF_ERROR(RemoveTree(to));  // left by a crash mid-delete of an earlier save
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-      return ErrnoStatus(errno, "rename", absl::StrCat(from, " -> ", to));
-    }
-    doomed.push_back(to);
-  }
-  if (!doomed.empty()) KT_RETURN_IF_ERROR(FsyncPath(options_.dir));
-  for (const auto& n : names) {
-    if (ParseStepName(n, ".deleting")) {
-      doomed.push_back(JoinPath(options_.dir, n));
-    } else if (std::optional<int64_t> s = ParseStepName(n, ".tmp"); s && *s < newest) {
-      doomed.push_back(JoinPath(options_.dir, n));  // abandoned: every rank has moved past it
-    }
-  }
-  for (const auto& path : doomed) KT_RETURN_IF_ERROR(RemoveTree(path));
-  return absl::OkStatus();
 }
 
 }  // namespace kubetrain::checkpoint

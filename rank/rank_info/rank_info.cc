@@ -62,6 +62,8 @@ const char* SourceName(RankInfo::Source source) {
       return "pytorch";
     case RankInfo::Source::kOpenMpi:
       return "openmpi";
+    case RankInfo::Source::kKubetrain:
+      return "kubetrain";
     case RankInfo::Source::kSingleProcess:
       break;
   }
@@ -131,6 +133,23 @@ absl::StatusOr<RankInfo> RankInfo::FromEnvironment() {
       return s;
     }
     r.node_rank = r.rank / r.local_world_size;
+    return r;
+  }
+  if (Env(kRankVar) != nullptr) {
+    r.source = Source::kKubetrain;
+    if (absl::Status s = ReadInt({kRankVar}, &r.rank); !s.ok()) return s;
+    if (absl::Status s = ReadInt({kWorldSizeVar}, &r.world_size, &found); !s.ok()) return s;
+    if (!found) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kRankVar, " is set but ", kWorldSizeVar, " is not"));
+    }
+    r.local_rank = 0;
+    r.local_world_size = 1;
+    if (absl::Status s = ReadInt({kLocalRankVar}, &r.local_rank); !s.ok()) return s;
+    if (absl::Status s = ReadInt({kLocalWorldSizeVar}, &r.local_world_size); !s.ok()) return s;
+    if (absl::Status s = Check(r, kRankVar, kWorldSizeVar); !s.ok()) return s;
+    r.node_rank = r.rank / r.local_world_size;
+    if (absl::Status s = ReadInt({"AZUREML_CR_NODE_RANK"}, &r.node_rank); !s.ok()) return s;
     return r;
   }
   return absl::NotFoundError(

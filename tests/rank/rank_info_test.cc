@@ -16,10 +16,11 @@ using ::testing::HasSubstr;
 
 // Clears every rank variable, then sets `vars`; restores nothing (each test sets what it needs).
 void SetRankEnv(const std::vector<std::pair<std::string, std::string>>& vars) {
-  for (const char* n : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK",
-                        "GROUP_RANK", "AZUREML_CR_NODE_RANK", "OMPI_COMM_WORLD_RANK",
-                        "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
-                        "OMPI_COMM_WORLD_LOCAL_SIZE", "MASTER_PORT", "KUBETRAIN_JOB"}) {
+  for (const char* n :
+       {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK", "GROUP_RANK",
+        "AZUREML_CR_NODE_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+        "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", "MASTER_PORT", "KUBETRAIN_JOB",
+        kRankVar, kWorldSizeVar, kLocalRankVar, kLocalWorldSizeVar}) {
     unsetenv(n);
   }
   for (const auto& [k, v] : vars) setenv(k.c_str(), v.c_str(), 1);
@@ -58,6 +59,21 @@ TEST(RankInfoTest, OpenMpiVariablesWhenNoPyTorchOnes) {
   EXPECT_EQ(r->local_rank, 1);
   EXPECT_EQ(r->local_world_size, 2);
   EXPECT_EQ(r->node_rank, 1);  // mpirun's placement, not the launching instance's node rank
+}
+
+// No distribution (or tensorflow): the agent's own variables say who the rank is.
+TEST(RankInfoTest, KubetrainVariablesWhenNoFrameworkOnes) {
+  SetRankEnv({{kRankVar, "2"},
+              {kWorldSizeVar, "3"},
+              {kLocalRankVar, "0"},
+              {kLocalWorldSizeVar, "1"},
+              {"AZUREML_CR_NODE_RANK", "2"}});
+  absl::StatusOr<RankInfo> r = RankInfo::FromEnvironment();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->source, RankInfo::Source::kKubetrain);
+  EXPECT_EQ(r->rank, 2);
+  EXPECT_EQ(r->world_size, 3);
+  EXPECT_EQ(r->node_rank, 2);
 }
 
 TEST(RankInfoTest, NoRankEnvironmentIsNotFoundWithTheFix) {

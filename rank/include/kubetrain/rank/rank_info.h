@@ -12,7 +12,10 @@
 //   openmpi  OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE (distribution: mpi, plain mpirun), with
 //            OMPI_COMM_WORLD_LOCAL_RANK / _LOCAL_SIZE; the node rank is rank / local size (mpirun
 //            fills each node's slots before the next node's)
-// Neither set: NotFoundError (callers that accept a standalone process use SingleProcess()).
+//   kubetrain KUBETRAIN_RANK and KUBETRAIN_WORLD_SIZE (kubetrain-worker sets them for every
+//            distribution but mpi: a job without distribution, tensorflow), with
+//            KUBETRAIN_LOCAL_RANK / KUBETRAIN_LOCAL_WORLD_SIZE and AZUREML_CR_NODE_RANK
+// None set: NotFoundError (callers that accept a standalone process use SingleProcess()).
 // A variable that is set but not a number, or ranks out of range: InvalidArgumentError.
 //
 // Thread-safety: FromEnvironment reads the environment (getenv) and nothing else; call it before
@@ -26,8 +29,14 @@
 
 namespace kubetrain::rank {
 
+// kubetrain's own rank variables (the agent writes them, FromEnvironment reads them).
+inline constexpr char kRankVar[] = "KUBETRAIN_RANK";
+inline constexpr char kWorldSizeVar[] = "KUBETRAIN_WORLD_SIZE";
+inline constexpr char kLocalRankVar[] = "KUBETRAIN_LOCAL_RANK";
+inline constexpr char kLocalWorldSizeVar[] = "KUBETRAIN_LOCAL_WORLD_SIZE";
+
 struct RankInfo {
-  enum class Source { kSingleProcess, kPyTorch, kOpenMpi };
+  enum class Source { kSingleProcess, kPyTorch, kOpenMpi, kKubetrain };
 
   int rank = 0;              // RANK / OMPI_COMM_WORLD_RANK
   int world_size = 1;        // WORLD_SIZE / OMPI_COMM_WORLD_SIZE
@@ -47,7 +56,7 @@ struct RankInfo {
   static RankInfo SingleProcess();
 };
 
-// "pytorch", "openmpi" or "single process", for messages.
+// "pytorch", "openmpi", "kubetrain" or "single process", for messages.
 const char* SourceName(RankInfo::Source source);
 
 }  // namespace kubetrain::rank

@@ -18,7 +18,10 @@
 // MLFLOW_RUN_ID (= job name), MLFLOW_EXPERIMENT_ID / MLFLOW_EXPERIMENT_NAME (= experiment name),
 // MLFLOW_TRACKING_URI (only when RankEnvOptions names one), KUBETRAIN_JOB, KUBETRAIN_INSTANCE,
 // KUBETRAIN_CHECKPOINT_DIR, KUBETRAIN_RESTART_COUNT, CUDA_VISIBLE_DEVICES (this instance's gpu_ids,
-// comma separated; "" when none), OMP_NUM_THREADS (cpu_millicores / 1000 / local processes, >= 1).
+// comma separated; "" when none), OMP_NUM_THREADS (cpu_millicores / 1000 / local processes, >= 1);
+// except under mpi (mpirun sets OpenMPI's), kubetrain's own KUBETRAIN_RANK, KUBETRAIN_WORLD_SIZE,
+// KUBETRAIN_LOCAL_RANK and KUBETRAIN_LOCAL_WORLD_SIZE (names in kubetrain/rank/rank_info.h, which
+// reads them when no framework's variables say who the rank is).
 // The job's environment_variables are applied last: a user's value wins over the contract's.
 //
 // Thread-safety: pure functions.
