@@ -241,23 +241,15 @@ TEST_F(KubernetesJobTest, DryRunRunsTheRegisteredEnvironmentsImage) {
                 .exit_code,
             0);
   std::string env = Write("env.yml",
-                          "name: AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu
-version: 6
-"
-                          "image: myregistry.azurecr.io/kubetrain/pytorch:1.9
-");
+                          "name: AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu\nversion: 6\n"
+                          "image: myregistry.azurecr.io/kubetrain/pytorch:1.9\n");
   testing::CommandResult r = Kt("environment create -f " + env);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string job =
       Write("job.yml",
-            "command: echo hi
-compute: azureml:aks
-name: envjob
-"
-            "environment: azureml:AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu@latest
-"
-            "resources: {instance_type: gpu-2}
-");
+            "command: echo hi\ncompute: azureml:aks\nname: envjob\n"
+            "environment: azureml:AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu@latest\n"
+            "resources: {instance_type: gpu-2}\n");
   r = Kt("job create -f " + job + " --dry-run -o yaml");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("image: myregistry.azurecr.io/kubetrain/pytorch:1.9"));
