@@ -170,6 +170,11 @@ def sdk_normalise(job, base):
         if hasattr(data, "type") and hasattr(data, "path"):
             inputs[name] = {"type": data.type or "uri_folder", "path": resolve(base, data.path),
                             "mode": data.mode or "default"}
+        elif isinstance(data, str) and data.startswith("azureml:") and \
+                not data.startswith("azureml://"):
+            # Offline, load_job keeps `x: azureml:name:version` as a string; the service resolves
+            # it to the data asset (a uri_folder here: what register_assets registers).
+            inputs[name] = {"type": "uri_folder", "path": data, "mode": "default"}
         else:
             inputs[name] = {"literal": yaml_load(literal_text(data))}
     out["inputs"] = inputs
