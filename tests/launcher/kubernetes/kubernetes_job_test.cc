@@ -252,8 +252,8 @@ TEST_F(KubernetesJobTest, DryRunRunsTheRegisteredEnvironmentsImage) {
             "resources: {instance_type: gpu-2}\n");
   r = Kt("job create -f " + job + " --dry-run -o yaml");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("image: myregistry.azurecr.io/kubetrain/pytorch:1.9"));
-  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("image: kubetrain/worker:test")));
+  EXPECT_THAT(r.output, HasSubstr("image: \"myregistry.azurecr.io/kubetrain/pytorch:1.9\""));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("kubetrain/worker:test")));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("warning")));
 }
 
