@@ -208,8 +208,10 @@ void ParseCondaFile(AssetDoc& doc, v1::EnvironmentAsset& env) {
   if (!path) return;
   std::string file = doc.Resolve(*path);
   env.set_conda_file(file);
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  std::error_code ec;
+  std::ifstream in;
+  if (fs::is_regular_file(file, ec)) in.open(file, std::ios::binary);  // not a FIFO or device
+  if (!in.is_open()) {
     doc.reader.Error(node, "conda_file", absl::StrCat("cannot read the conda file ", file),
                      "fix the path (relative paths start at the file's folder)");
     return;
