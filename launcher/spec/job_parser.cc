@@ -1,5 +1,6 @@
 #include "kubetrain/launcher/spec/job_parser.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <regex>
@@ -45,6 +46,12 @@ const std::vector<std::string> kIgnoredTopLevelKeys = {"services", "identity", "
                                                        "parent_job_name"};
 
 const std::vector<std::string> kDistributionTypes = {"mpi", "pytorch", "tensorflow"};
+// Azure ML's values for the sections kubetrain accepts with a warning: a file is still checked
+// the way Azure ML checks it, so it stays valid there.
+const std::vector<std::string> kIdentityTypes = {"user_identity", "managed", "managed_identity",
+                                                 "aml_token"};
+const std::vector<std::string> kJobTiers = {"null", "spot", "basic", "standard", "premium"};
+const std::vector<std::string> kPriorities = {"low", "medium", "high"};
 const std::vector<std::string> kDataTypes = {"uri_file", "uri_folder", "mltable", "mlflow_model",
                                              "custom_model"};
 // Azure ML's rules: inputs are mounted (ro_mount, rw_mount), copied (download) or passed through
@@ -188,6 +195,41 @@ void ParseEnvironment(ParseContext& c, const YAML::Node& node) {
   if (env->image().empty() && env->build_context().empty()) {
     c.reader.Error(node, "environment", "an inline environment needs `image:` or `build:`",
                    "for example `image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04`");
+  }
+}
+
+// `value` (at `field`) is one of `allowed`, case-insensitively; else an error with the choices.
+void CheckOneOf(ParseContext& c, const YAML::Node& value, const std::string& field,
+                const std::vector<std::string>& allowed) {
+  std::optional<std::string> v = c.reader.String(value, field);
+  if (!v) return;
+  const std::string lower = absl::AsciiStrToLower(*v);
+  if (std::find(allowed.begin(), allowed.end(), lower) == allowed.end()) {
+    c.reader.Error(value, field, absl::StrCat("unknown value \"", *v, "\""),
+                   SuggestOneOf(lower, allowed));
+  }
+}
+
+// `identity` and `queue_settings` mean nothing to kubetrain (a warning says so), but their values
+// are checked as Azure ML checks them.
+void CheckAzureOnlySections(ParseContext& c, const YAML::Node& root) {
+  if (const YAML::Node& identity = root["identity"];
+      identity && c.reader.ExpectMap(identity, "identity")) {
+    if (!identity["type"]) {
+      c.reader.Error(identity, "identity.type", "missing",
+                     "add `type:` (user_identity, managed, managed_identity or aml_token)");
+    } else {
+      CheckOneOf(c, identity["type"], "identity.type", kIdentityTypes);
+    }
+  }
+  if (const YAML::Node& queue = root["queue_settings"];
+      queue && c.reader.ExpectMap(queue, "queue_settings")) {
+    if (queue["job_tier"] && !queue["job_tier"].IsNull()) {
+      CheckOneOf(c, queue["job_tier"], "queue_settings.job_tier", kJobTiers);
+    }
+    if (queue["priority"] && !queue["priority"].IsNull()) {
+      CheckOneOf(c, queue["priority"], "queue_settings.priority", kPriorities);
+    }
   }
 }
 
@@ -689,6 +731,7 @@ JobParseResult ParseJobYaml(absl::string_view text, const std::string& path,
   if (root["inputs"]) ParseInputs(c, root["inputs"]);
   if (root["outputs"]) ParseOutputs(c, root["outputs"]);
 
+  CheckAzureOnlySections(c, root);
   if (root["limits"]) {
     const YAML::Node& limits = root["limits"];
     if (reader.ExpectMap(limits, "limits")) {

@@ -91,10 +91,6 @@ SEMANTIC_NOTES = {
 KNOWN_BUGS = {
     "bad-code-missing.yml": "a `code` folder that does not exist is only a warning; load_job rejects "
                             "it (validate should error, as it does for a missing local input path)",
-    "bad-identity-type.yml": "`identity` is ignored with a warning but never checked: type must be "
-                             "user_identity, managed, managed_identity or aml_token",
-    "bad-queue-settings-tier.yml": "`queue_settings` is ignored with a warning but never checked: "
-                                   "job_tier must be null, spot, basic, standard or premium",
     "bad-input-typed-literal.yml": "a typed literal input (`type: integer` + `default`/`value`) is "
                                    "component syntax; command jobs take plain literals only",
 }

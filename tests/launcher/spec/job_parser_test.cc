@@ -167,6 +167,21 @@ TEST(JobParserTest, IgnoredAzureKeysAreWarningsThatNameThem) {
   EXPECT_THAT(text, HasSubstr("job.yml:4:1: warning: queue_settings:"));
 }
 
+// Ignored, but checked as Azure ML checks them, so the file stays valid there.
+TEST(JobParserTest, IgnoredAzureSectionsAreStillChecked) {
+  JobParseResult r = Parse(
+      "command: x\nidentity: {type: root}\nqueue_settings: {job_tier: gold, priority: urgent}\n");
+  std::string text = r.diagnostics.Format();
+  EXPECT_EQ(r.diagnostics.error_count(), 3) << text;
+  EXPECT_THAT(text, HasSubstr("job.yml:2:18: error: identity.type: unknown value \"root\""));
+  EXPECT_THAT(text, HasSubstr("queue_settings.job_tier: unknown value \"gold\""));
+  EXPECT_THAT(text, HasSubstr("queue_settings.priority: unknown value \"urgent\""));
+  JobParseResult ok = Parse(
+      "command: x\nidentity: {type: AML_Token}\nqueue_settings: {job_tier: null, priority: "
+      "high}\n");
+  EXPECT_FALSE(ok.diagnostics.has_errors()) << ok.diagnostics.Format();
+}
+
 TEST(JobParserTest, ReportsEveryErrorInOnePass) {
   JobParseResult r = Parse(R"(comand: python train.py
 resources:
