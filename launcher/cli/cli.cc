@@ -80,6 +80,8 @@ int RunCli(int argc, char** argv) {
   AddComputeCommands(app, flags, &exit_code);
   AddInstanceTypeCommands(app, flags, &exit_code);
   AddDatastoreCommands(app, flags, &exit_code);
+  AddDataCommands(app, flags, &exit_code);
+  AddEnvironmentCommands(app, flags, &exit_code);
   AddWorkspaceCommands(app, flags, &exit_code);
   app.parse_complete_callback([&flags] { common::InitLogging({}, flags.log_level); });
 

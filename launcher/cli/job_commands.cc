@@ -18,6 +18,7 @@
 #include "kubetrain/launcher/cli/job_view.h"
 #include "kubetrain/launcher/cli/metrics_view.h"
 #include "kubetrain/launcher/cli/output.h"
+#include "kubetrain/launcher/compute/assets.h"
 #include "kubetrain/launcher/compute/resolve.h"
 #include "kubetrain/launcher/compute/targets.h"
 #include "kubetrain/launcher/jobs/job_supervisor.h"
@@ -50,6 +51,9 @@ std::optional<std::pair<v1::JobSpec, compute::ResolvedJob>> ParseAndResolve(stor
       return std::nullopt;
     }
     resolved = compute::ResolveJob(parsed.spec, *targets, parsed.diagnostics);
+    // Data assets and the environment before the data checks, which then see the assets' paths.
+    compute::ResolveJobAssets(ws, resolved ? &resolved->target : nullptr, &parsed.spec,
+                              parsed.diagnostics);
     CheckDataPaths(parsed.spec, ws, parsed.diagnostics);
   }
   std::cerr << parsed.diagnostics.Format();

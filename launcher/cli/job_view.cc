@@ -38,10 +38,43 @@ std::string Ranks(const v1::JobSpec& job) {
 namespace {
 
 std::string Environment(const v1::EnvironmentSpec& e) {
-  if (!e.image().empty()) return absl::StrCat("image ", e.image());
-  if (!e.build_context().empty()) return absl::StrCat("build ", e.build_context());
+  std::string what = !e.image().empty()           ? absl::StrCat("image ", e.image())
+                     : !e.build_context().empty() ? absl::StrCat("build ", e.build_context())
+                                                  : "";
+  if (!e.asset().empty()) {
+    return absl::StrCat("azureml:", e.asset(), what.empty() ? "" : absl::StrCat(" (", what, ")"));
+  }
+  if (!what.empty()) return what;
   if (!e.reference().empty()) return e.reference();
   return "this machine's (local compute)";
+}
+
+// The environment, then one row per input and output, by name.
+void AddEnvironmentAndData(const v1::JobSpec& job, Table& t) {
+  t.AddRow({"environment", Environment(job.environment())});
+  std::vector<std::string> names;
+  for (const auto& [name, unused] : job.inputs()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const v1::JobInput& in = job.inputs().at(name);
+    t.AddRow({absl::StrCat("input ", name),
+              in.type() == v1::DATA_TYPE_LITERAL
+                  ? absl::StrCat("literal ", in.literal())
+                  : absl::StrCat(spec::DataTypeName(in.type()), " ", spec::DataModeName(in.mode()),
+                                 " ", in.path(),
+                                 in.asset().empty()
+                                     ? ""
+                                     : absl::StrCat(" (data asset azureml:", in.asset(), ")"))});
+  }
+  names.clear();
+  for (const auto& [name, unused] : job.outputs()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const v1::JobOutput& o = job.outputs().at(name);
+    t.AddRow({absl::StrCat("output ", name),
+              absl::StrCat(spec::DataTypeName(o.type()), " ", spec::DataModeName(o.mode()), " ",
+                           o.path().empty() ? "(workspace default)" : o.path())});
+  }
 }
 
 }  // namespace
@@ -58,27 +91,7 @@ void PrintResolvedJob(const v1::JobSpec& job, const v1::InstanceType& type, std:
                          placement::FormatRequest(placement::EffectiveRequest(type)), ")")});
   t.AddRow({"ranks", Ranks(job)});
   if (!job.code().local_path().empty()) t.AddRow({"code", job.code().local_path()});
-  t.AddRow({"environment", Environment(job.environment())});
-  std::vector<std::string> names;
-  for (const auto& [name, unused] : job.inputs()) names.push_back(name);
-  std::sort(names.begin(), names.end());
-  for (const std::string& name : names) {
-    const v1::JobInput& in = job.inputs().at(name);
-    t.AddRow({absl::StrCat("input ", name),
-              in.type() == v1::DATA_TYPE_LITERAL
-                  ? absl::StrCat("literal ", in.literal())
-                  : absl::StrCat(spec::DataTypeName(in.type()), " ", spec::DataModeName(in.mode()),
-                                 " ", in.path())});
-  }
-  names.clear();
-  for (const auto& [name, unused] : job.outputs()) names.push_back(name);
-  std::sort(names.begin(), names.end());
-  for (const std::string& name : names) {
-    const v1::JobOutput& o = job.outputs().at(name);
-    t.AddRow({absl::StrCat("output ", name),
-              absl::StrCat(spec::DataTypeName(o.type()), " ", spec::DataModeName(o.mode()), " ",
-                           o.path().empty() ? "(workspace default)" : o.path())});
-  }
+  AddEnvironmentAndData(job, t);
   if (job.limits().timeout_seconds() > 0) {
     t.AddRow({"timeout", absl::StrCat(job.limits().timeout_seconds(), " s")});
   }
@@ -187,6 +200,7 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
                                     ? compute::kDefaultInstanceTypeName
                                     : spec.resources().instance_type()});
   head.AddRow({"ranks", Ranks(spec)});
+  AddEnvironmentAndData(spec, head);
   head.AddRow({"created", Created(s.created_unix_ms())});
   head.AddRow({"duration", Duration(s)});
   head.AddRow({"job folder", job.job_dir()});

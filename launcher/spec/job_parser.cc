@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "kubetrain/common/command_template.h"
 #include "kubetrain/common/quantity.h"
+#include "kubetrain/launcher/spec/asset_file.h"
 #include "kubetrain/launcher/spec/overrides.h"
 #include "kubetrain/launcher/spec/suggest.h"
 #include "kubetrain/launcher/spec/yaml_reader.h"
@@ -87,11 +88,6 @@ bool IsRemoteUri(absl::string_view path) {
          absl::StartsWith(path, "adl://");
 }
 
-// A registered asset reference "azureml:name:version" or "azureml:name@label" (not azureml://).
-bool IsAssetReference(absl::string_view path) {
-  return absl::StartsWith(path, "azureml:") && !absl::StartsWith(path, "azureml://");
-}
-
 void ParseName(ParseContext& c, const YAML::Node& node) {
   std::optional<std::string> name = c.reader.String(node, "name");
   if (!name) return;
@@ -145,6 +141,7 @@ void ParseCode(ParseContext& c, const YAML::Node& node) {
 
 void ParseEnvironment(ParseContext& c, const YAML::Node& node) {
   v1::EnvironmentSpec* env = c.spec.mutable_environment();
+  c.Remember(node, "environment");
   if (node.IsScalar()) {
     std::string ref = node.Scalar();
     env->set_reference(ref);
@@ -152,25 +149,17 @@ void ParseEnvironment(ParseContext& c, const YAML::Node& node) {
       env->set_file(c.Resolve(absl::StripPrefix(ref, "file:")));
       return;
     }
-    absl::string_view rest = absl::StripPrefix(ref, "azureml:");
-    size_t at = rest.find('@');
-    size_t colon = rest.rfind(':');
-    if (at != absl::string_view::npos) {
-      env->set_name(std::string(rest.substr(0, at)));
-      env->set_label(std::string(rest.substr(at + 1)));
-    } else if (colon != absl::string_view::npos) {
-      env->set_name(std::string(rest.substr(0, colon)));
-      env->set_version(std::string(rest.substr(colon + 1)));
-    } else {
-      c.reader.Error(node, "environment", absl::StrCat("\"", ref, "\" names no version or label"),
+    // A registered environment: resolved against the workspace at validate / submit.
+    absl::StatusOr<AssetReference> parsed = ParseAssetReference(ref);
+    if (!parsed.ok()) {
+      c.reader.Error(node, "environment", std::string(parsed.status().message()),
                      "write azureml:<name>:<version>, azureml:<name>@latest, or an inline "
                      "`image:` mapping");
       return;
     }
-    if (env->name().empty() || (env->version().empty() && env->label().empty())) {
-      c.reader.Error(node, "environment", absl::StrCat("\"", ref, "\" is incomplete"),
-                     "write azureml:<name>:<version> or azureml:<name>@latest");
-    }
+    env->set_name(parsed->name);
+    env->set_version(parsed->version);
+    env->set_label(parsed->label);
     return;
   }
   if (!c.reader.ExpectMap(node, "environment")) return;
@@ -389,17 +378,23 @@ std::optional<v1::DataMode> DataModeOf(ParseContext& c, const YAML::Node& node,
 }
 
 // A data path: remote URIs stay as written; local paths (plain or file://) resolve against the
-// YAML folder and must exist for inputs.
+// YAML folder and must exist for inputs. A data asset reference stays as written
+// (launcher/compute/assets.h resolves it); an output cannot write into one (versions are
+// immutable).
 std::string ResolveDataPath(ParseContext& c, const YAML::Node& node, absl::string_view field,
-                            const std::string& path, bool must_exist) {
+                            const std::string& path, bool input) {
+  c.Remember(node, field);
   if (IsAssetReference(path)) {
-    c.reader.Error(node, field,
-                   absl::StrCat("\"", path,
-                                "\" is an Azure ML data asset; kubetrain has no asset "
-                                "registry"),
-                   absl::StrCat("point it at the data instead, e.g. --set '", field,
-                                "={type: uri_folder, path: <local folder, azureml://datastores/... "
-                                "or https://...>}'"));
+    if (!input) {
+      c.reader.Error(node, field,
+                     absl::StrCat("\"", path,
+                                  "\" is a data asset; an output cannot write into one "
+                                  "(asset versions are immutable)"),
+                     "give the output a folder, azureml://datastores/... or https://... path");
+    } else if (absl::StatusOr<AssetReference> ref = ParseAssetReference(path); !ref.ok()) {
+      c.reader.Error(node, field, std::string(ref.status().message()),
+                     "write azureml:<name>:<version> or azureml:<name>@latest");
+    }
     return path;
   }
   if (IsRemoteUri(path)) return path;
@@ -407,7 +402,7 @@ std::string ResolveDataPath(ParseContext& c, const YAML::Node& node, absl::strin
   absl::ConsumePrefix(&local, "file://");
   std::string resolved = c.Resolve(local);
   std::error_code ec;
-  if (must_exist && !fs::exists(resolved, ec)) {
+  if (input && !fs::exists(resolved, ec)) {
     c.reader.Error(node, field, absl::StrCat("the local path ", resolved, " does not exist"),
                    "fix the path (relative paths start at the YAML file's folder)");
   }
@@ -425,9 +420,8 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
     c.Remember(it->first, field);
     if (value.IsScalar()) {
       const std::string& text = value.Scalar();
-      if (IsAssetReference(text)) {
-        input.set_type(v1::DATA_TYPE_URI_FOLDER);
-        input.set_path(ResolveDataPath(c, value, field, text, true));
+      if (IsAssetReference(text)) {  // its type comes from the asset
+        input.set_path(ResolveDataPath(c, value, Field(field, "path"), text, true));
       } else {
         input.set_type(v1::DATA_TYPE_LITERAL);
         input.set_literal(text);
@@ -439,9 +433,14 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
     } else if (c.reader.ExpectMap(value, field)) {
       c.reader.CheckKeys(value, field,
                          {"type", "path", "mode", "description", "optional", "default", "value"});
-      v1::DataType type = v1::DATA_TYPE_URI_FOLDER;
+      // Without `type:`, uri_folder, or for a data asset the asset's type.
+      v1::DataType type =
+          value["path"] && value["path"].IsScalar() && IsAssetReference(value["path"].Scalar())
+              ? v1::DATA_TYPE_UNSPECIFIED
+              : v1::DATA_TYPE_URI_FOLDER;
       if (value["type"]) {
         if (auto t = DataTypeOf(c, value["type"], Field(field, "type"))) type = *t;
+        c.Remember(value["type"], Field(field, "type"));
       }
       input.set_type(type);
       if (type == v1::DATA_TYPE_LITERAL) {

@@ -40,6 +40,22 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
   return buffer.str();
 }
 
+v1::AssetRequest AssetRequest(absl::string_view name, absl::string_view version) {
+  v1::AssetRequest req;
+  req.set_name(std::string(name));
+  req.set_version(std::string(version));
+  return req;
+}
+
+v1::SetAssetArchivedRequest ArchiveRequest(absl::string_view name, absl::string_view version,
+                                           bool archived) {
+  v1::SetAssetArchivedRequest req;
+  req.set_name(std::string(name));
+  req.set_version(std::string(version));
+  req.set_archived(archived);
+  return req;
+}
+
 class GrpcWorkspace : public Workspace {
  public:
   GrpcWorkspace(std::string location, std::shared_ptr<grpc::Channel> channel,
@@ -341,6 +357,74 @@ class GrpcWorkspace : public Workspace {
     KT_RETURN_IF_ERROR(
         Unary(true, [&](grpc::ClientContext* c) { return stub_->ListDatastores(c, req, &resp); }));
     return Vector(resp.datastores());
+  }
+
+  // --- data assets and environments -------------------------------------------------------------
+  // Creating an identical version again is harmless (the workspace returns the stored one), so
+  // every call may be repeated.
+  absl::StatusOr<v1::DataAsset> CreateDataAsset(const v1::DataAsset& asset) override {
+    v1::DataAsset resp;
+    KT_RETURN_IF_ERROR(Unary(
+        true, [&](grpc::ClientContext* c) { return stub_->CreateDataAsset(c, asset, &resp); }));
+    return resp;
+  }
+  absl::StatusOr<v1::DataAsset> GetDataAsset(absl::string_view name,
+                                             absl::string_view version) override {
+    v1::AssetRequest req = AssetRequest(name, version);
+    v1::DataAsset resp;
+    KT_RETURN_IF_ERROR(
+        Unary(true, [&](grpc::ClientContext* c) { return stub_->GetDataAsset(c, req, &resp); }));
+    return resp;
+  }
+  absl::StatusOr<std::vector<v1::DataAsset>> ListDataAssets(absl::string_view name) override {
+    v1::AssetRequest req = AssetRequest(name, "");
+    v1::ListDataAssetsResponse resp;
+    KT_RETURN_IF_ERROR(
+        Unary(true, [&](grpc::ClientContext* c) { return stub_->ListDataAssets(c, req, &resp); }));
+    return Vector(resp.assets());
+  }
+  absl::StatusOr<v1::DataAsset> SetDataAssetArchived(absl::string_view name,
+                                                     absl::string_view version,
+                                                     bool archived) override {
+    v1::SetAssetArchivedRequest req = ArchiveRequest(name, version, archived);
+    v1::DataAsset resp;
+    KT_RETURN_IF_ERROR(Unary(
+        true, [&](grpc::ClientContext* c) { return stub_->SetDataAssetArchived(c, req, &resp); }));
+    return resp;
+  }
+  absl::StatusOr<v1::EnvironmentAsset> CreateEnvironment(
+      const v1::EnvironmentAsset& environment) override {
+    v1::EnvironmentAsset resp;
+    KT_RETURN_IF_ERROR(Unary(true, [&](grpc::ClientContext* c) {
+      return stub_->CreateEnvironment(c, environment, &resp);
+    }));
+    return resp;
+  }
+  absl::StatusOr<v1::EnvironmentAsset> GetEnvironment(absl::string_view name,
+                                                      absl::string_view version) override {
+    v1::AssetRequest req = AssetRequest(name, version);
+    v1::EnvironmentAsset resp;
+    KT_RETURN_IF_ERROR(
+        Unary(true, [&](grpc::ClientContext* c) { return stub_->GetEnvironment(c, req, &resp); }));
+    return resp;
+  }
+  absl::StatusOr<std::vector<v1::EnvironmentAsset>> ListEnvironments(
+      absl::string_view name) override {
+    v1::AssetRequest req = AssetRequest(name, "");
+    v1::ListEnvironmentsResponse resp;
+    KT_RETURN_IF_ERROR(Unary(
+        true, [&](grpc::ClientContext* c) { return stub_->ListEnvironments(c, req, &resp); }));
+    return Vector(resp.environments());
+  }
+  absl::StatusOr<v1::EnvironmentAsset> SetEnvironmentArchived(absl::string_view name,
+                                                              absl::string_view version,
+                                                              bool archived) override {
+    v1::SetAssetArchivedRequest req = ArchiveRequest(name, version, archived);
+    v1::EnvironmentAsset resp;
+    KT_RETURN_IF_ERROR(Unary(true, [&](grpc::ClientContext* c) {
+      return stub_->SetEnvironmentArchived(c, req, &resp);
+    }));
+    return resp;
   }
 
   // --- checkpoint and output upload records -----------------------------------------------------

@@ -318,6 +318,50 @@ class Service final : public v1::WorkspaceService::Service {
     return AssignAll(ws_->ListDatastores(), resp->mutable_datastores());
   }
 
+  // --- data assets and environments (resolved by the CLI at validate / submit) ------------------
+  grpc::Status CreateDataAsset(grpc::ServerContext* ctx, const v1::DataAsset* req,
+                               v1::DataAsset* resp) override {
+    KT_AUTHORIZE(ctx, "CreateDataAsset", Access::kServer, "");
+    return Assign(ws_->CreateDataAsset(*req), resp);
+  }
+  grpc::Status GetDataAsset(grpc::ServerContext* ctx, const v1::AssetRequest* req,
+                            v1::DataAsset* resp) override {
+    KT_AUTHORIZE(ctx, "GetDataAsset", Access::kServer, "");
+    return Assign(ws_->GetDataAsset(req->name(), req->version()), resp);
+  }
+  grpc::Status ListDataAssets(grpc::ServerContext* ctx, const v1::AssetRequest* req,
+                              v1::ListDataAssetsResponse* resp) override {
+    KT_AUTHORIZE(ctx, "ListDataAssets", Access::kServer, "");
+    return AssignAll(ws_->ListDataAssets(req->name()), resp->mutable_assets());
+  }
+  grpc::Status SetDataAssetArchived(grpc::ServerContext* ctx,
+                                    const v1::SetAssetArchivedRequest* req,
+                                    v1::DataAsset* resp) override {
+    KT_AUTHORIZE(ctx, "SetDataAssetArchived", Access::kServer, "");
+    return Assign(ws_->SetDataAssetArchived(req->name(), req->version(), req->archived()), resp);
+  }
+  grpc::Status CreateEnvironment(grpc::ServerContext* ctx, const v1::EnvironmentAsset* req,
+                                 v1::EnvironmentAsset* resp) override {
+    KT_AUTHORIZE(ctx, "CreateEnvironment", Access::kServer, "");
+    return Assign(ws_->CreateEnvironment(*req), resp);
+  }
+  grpc::Status GetEnvironment(grpc::ServerContext* ctx, const v1::AssetRequest* req,
+                              v1::EnvironmentAsset* resp) override {
+    KT_AUTHORIZE(ctx, "GetEnvironment", Access::kServer, "");
+    return Assign(ws_->GetEnvironment(req->name(), req->version()), resp);
+  }
+  grpc::Status ListEnvironments(grpc::ServerContext* ctx, const v1::AssetRequest* req,
+                                v1::ListEnvironmentsResponse* resp) override {
+    KT_AUTHORIZE(ctx, "ListEnvironments", Access::kServer, "");
+    return AssignAll(ws_->ListEnvironments(req->name()), resp->mutable_environments());
+  }
+  grpc::Status SetEnvironmentArchived(grpc::ServerContext* ctx,
+                                      const v1::SetAssetArchivedRequest* req,
+                                      v1::EnvironmentAsset* resp) override {
+    KT_AUTHORIZE(ctx, "SetEnvironmentArchived", Access::kServer, "");
+    return Assign(ws_->SetEnvironmentArchived(req->name(), req->version(), req->archived()), resp);
+  }
+
   // --- checkpoint and output upload records -----------------------------------------------------
   grpc::Status RecordCheckpoint(grpc::ServerContext* ctx, const v1::RecordCheckpointRequest* req,
                                 v1::WorkspaceAck*) override {

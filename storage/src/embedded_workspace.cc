@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "asset_store.h"
 #include "kubetrain/common/status_macros.h"
 #include "kubetrain/storage/workspace.h"
 #include "sqlite.h"
@@ -34,7 +35,7 @@ using storage_internal::Statement;
 using storage_internal::Transaction;
 
 constexpr int kBusyTimeoutMs = 30000;
-constexpr int kSchemaVersion = 2;  // 2: records
+constexpr int kSchemaVersion = 3;  // 2: records; 3: assets
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS computes (
@@ -167,6 +168,7 @@ class EmbeddedWorkspace : public Workspace {
     std::lock_guard<std::mutex> lock(mu_);
     KT_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_.get(), true, "create schema"));
     KT_RETURN_IF_ERROR(db_->Exec(kSchema, "create schema"));
+    KT_RETURN_IF_ERROR(db_->Exec(storage_internal::kAssetSchema, "create schema"));
     KT_ASSIGN_OR_RETURN(Statement version,
                         db_->Prepare("PRAGMA user_version", "read schema version"));
     KT_ASSIGN_OR_RETURN(bool row, version.Step("read schema version"));
@@ -634,6 +636,48 @@ class EmbeddedWorkspace : public Workspace {
 
   absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
     return ListRecords<v1::Datastore>("datastore", "", std::nullopt);
+  }
+
+  // --- data assets and environments (asset_store.cc) ------------------------------------------
+  absl::StatusOr<v1::DataAsset> CreateDataAsset(const v1::DataAsset& asset) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::CreateDataAsset(db_.get(), asset);
+  }
+  absl::StatusOr<v1::DataAsset> GetDataAsset(absl::string_view name,
+                                             absl::string_view version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::GetDataAsset(db_.get(), name, version);
+  }
+  absl::StatusOr<std::vector<v1::DataAsset>> ListDataAssets(absl::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::ListDataAssets(db_.get(), name);
+  }
+  absl::StatusOr<v1::DataAsset> SetDataAssetArchived(absl::string_view name,
+                                                     absl::string_view version,
+                                                     bool archived) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::SetDataAssetArchived(db_.get(), name, version, archived);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> CreateEnvironment(
+      const v1::EnvironmentAsset& environment) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::CreateEnvironment(db_.get(), environment);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> GetEnvironment(absl::string_view name,
+                                                      absl::string_view version) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::GetEnvironment(db_.get(), name, version);
+  }
+  absl::StatusOr<std::vector<v1::EnvironmentAsset>> ListEnvironments(
+      absl::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::ListEnvironments(db_.get(), name);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> SetEnvironmentArchived(absl::string_view name,
+                                                              absl::string_view version,
+                                                              bool archived) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage_internal::SetEnvironmentArchived(db_.get(), name, version, archived);
   }
 
   // --- checkpoint and output upload records ----------------------------------------------------

@@ -8,7 +8,9 @@ diff-* where kubetrain differs on purpose) goes through both:
   * the SDK: azure.ai.ml.load_job(FILE), offline (no credentials, no workspace) — accepts or raises;
   * kubetrain: `kubetrain job validate -f FILE --set compute=compat -o json` on a throw-away
     workspace with a local compute `compat` whose instance types are the names the files use
-    (files that say `compute: local` keep it) — exit 0 or not.
+    (files that say `compute: local` keep it), and every data asset and environment the files
+    name (azureml:<name>:<version>, <name>@latest) registered with `kubetrain data create` /
+    `kubetrain environment create`, as a user would — exit 0 or not.
 
 Both must accept or both reject (the wording of errors is not compared: ours carry
 file:line:column, field and fix). For a file both accept, the normalised results must be equal:
@@ -63,12 +65,6 @@ DIFFERENCES = {
         "reject", "instance_type Standard_NC6s_v3 is an AmlCompute VM size; a kubetrain (and Azure "
         "ML Kubernetes) compute's instance types are InstanceType objects with DNS names, so the "
         "user maps it with --set resources.instance_type=..."),
-    "diff-data-asset-input.yml": (
-        "reject", "registered data assets (azureml:name:version) need `kubetrain data create` "
-        "(issue 16 section 3, not built yet): today 'no asset registry'"),
-    "pytorch-cifar-distributed.yml": (
-        "reject", "published file whose input is the data asset azureml:cifar-10-example:1 "
-        "(see above)"),
     "diff-eval-mount.yml": (
         "reject", "eval_mount / eval_download make Azure ML evaluate an MLTable on the node; "
         "kubetrain does not evaluate MLTable"),
@@ -170,6 +166,11 @@ def sdk_normalise(job, base):
         if hasattr(data, "type") and hasattr(data, "path"):
             inputs[name] = {"type": data.type or "uri_folder", "path": resolve(base, data.path),
                             "mode": data.mode or "default"}
+        elif isinstance(data, str) and data.startswith("azureml:") and \
+                not data.startswith("azureml://"):
+            # Offline, load_job keeps `x: azureml:name:version` as a string; the service resolves
+            # it to the data asset (a uri_folder here: what register_assets registers).
+            inputs[name] = {"type": "uri_folder", "path": data, "mode": "default"}
         else:
             inputs[name] = {"literal": yaml_load(literal_text(data))}
     out["inputs"] = inputs
@@ -251,7 +252,9 @@ def kt_normalise(resolved):
         if kind == "literal":
             inputs[name] = {"literal": yaml_load(i.get("literal", ""))}
         else:
-            inputs[name] = {"type": kind, "path": i.get("path", ""),
+            # A data asset input records the asset it resolved to; the SDK shows the reference.
+            path = "azureml:" + i["asset"] if i.get("asset") else i.get("path", "")
+            inputs[name] = {"type": kind, "path": path,
                             "mode": enum_name(i.get("mode"), "DATA_MODE_", "default")}
     out["inputs"] = inputs
     out["outputs"] = {
@@ -326,8 +329,65 @@ def stage_published(shared_dir, dest):
     return files
 
 
+# azureml:<name>:<version>, azureml:<name>@latest, <name>@latest (groups: name, version).
+ASSET_REFERENCE = re.compile(
+    r"^(?:azureml:)?([A-Za-z0-9][A-Za-z0-9._-]*)(?::([A-Za-z0-9._-]+)|@latest)$")
+
+
+def referenced_assets(doc):
+    """{(kind, name, version)}: the registered data assets and environments a job file names."""
+    out = set()
+    if not isinstance(doc, dict):
+        return out
+    env = doc.get("environment")
+    if isinstance(env, str) and not env.startswith("file:"):
+        m = ASSET_REFERENCE.match(env)
+        if m:
+            out.add(("environment", m.group(1), m.group(2) or "1", ""))
+    for value in (doc.get("inputs") or {}).values():
+        kind = "uri_folder"
+        if isinstance(value, dict):
+            kind = value.get("type") or kind
+            value = value.get("path")
+        if isinstance(value, str) and value.startswith("azureml:") and \
+                not value.startswith("azureml://"):
+            m = ASSET_REFERENCE.match(value)
+            if m:
+                out.add(("data", m.group(1), m.group(2) or "1", kind))
+    return out
+
+
+def register_assets(kubetrain, workspace, files, tmp):
+    """Registers what the files name, as a user maps cloud assets onto local ones."""
+    assets = set()
+    for path in files:
+        try:
+            with open(path) as f:
+                assets |= referenced_assets(yaml_load(f.read()))
+        except Exception:
+            pass
+    for kind, name, version, data_type in sorted(assets):
+        spec = os.path.join(tmp, f"{kind}-{name}-{version}.yml")
+        with open(spec, "w") as f:
+            f.write(f"name: {name}\nversion: '{version}'\n")
+            if kind == "environment":
+                f.write("image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04\n")
+            else:
+                data = os.path.join(tmp, "assets", f"{name}-{version}")
+                os.makedirs(os.path.dirname(data), exist_ok=True)
+                if data_type == "uri_file":
+                    open(data, "w").close()
+                else:
+                    os.makedirs(data, exist_ok=True)
+                f.write(f"type: {data_type}\npath: {data}\n")
+        rc, out, err = kt_run(kubetrain, workspace, [kind, "create", "-f", spec])
+        if rc != 0:
+            sys.exit(f"registering {kind} {name}:{version} failed:\n{out}{err}")
+
+
 def set_up_workspace(kubetrain, workspace, files, tmp):
-    """A local compute `compat` with room for every job here, and every instance type they name."""
+    """A local compute `compat` with room for every job here, every instance type they name, and
+    the data assets and environments they reference."""
     types = set()
     for path in files:
         try:
@@ -358,6 +418,7 @@ def set_up_workspace(kubetrain, workspace, files, tmp):
         rc, out, err = kt_run(kubetrain, workspace, args)
         if rc != 0:
             sys.exit(f"setting up the workspace failed: kubetrain {' '.join(args)}:\n{out}{err}")
+    register_assets(kubetrain, workspace, files, tmp)
 
 
 # ---- the comparison ---------------------------------------------------------------------------

@@ -84,6 +84,34 @@ class FlakyWorkspace : public Workspace {
   absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() override {
     return inner_->ListDatastores();
   }
+  absl::StatusOr<v1::DataAsset> CreateDataAsset(const v1::DataAsset& a) override {
+    return inner_->CreateDataAsset(a);
+  }
+  absl::StatusOr<v1::DataAsset> GetDataAsset(absl::string_view n, absl::string_view v) override {
+    return inner_->GetDataAsset(n, v);
+  }
+  absl::StatusOr<std::vector<v1::DataAsset>> ListDataAssets(absl::string_view n) override {
+    return inner_->ListDataAssets(n);
+  }
+  absl::StatusOr<v1::DataAsset> SetDataAssetArchived(absl::string_view n, absl::string_view v,
+                                                     bool a) override {
+    return inner_->SetDataAssetArchived(n, v, a);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> CreateEnvironment(const v1::EnvironmentAsset& e) override {
+    return inner_->CreateEnvironment(e);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> GetEnvironment(absl::string_view n,
+                                                      absl::string_view v) override {
+    return inner_->GetEnvironment(n, v);
+  }
+  absl::StatusOr<std::vector<v1::EnvironmentAsset>> ListEnvironments(absl::string_view n) override {
+    return inner_->ListEnvironments(n);
+  }
+  absl::StatusOr<v1::EnvironmentAsset> SetEnvironmentArchived(absl::string_view n,
+                                                              absl::string_view v,
+                                                              bool a) override {
+    return inner_->SetEnvironmentArchived(n, v, a);
+  }
   absl::Status RecordCheckpoint(const v1::CheckpointRecord& r) override {
     ++write_calls;
     if (absl::Status s = Fail(); !s.ok()) return s;

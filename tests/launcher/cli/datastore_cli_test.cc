@@ -111,7 +111,8 @@ TEST_F(DatastoreCliTest, JobValidateNamesMissingDatastoresAndBadDataPaths) {
          "  o: {path: 'abfss://c@a.dfs.core.windows.net/x'}\n";
   CommandResult r = Cli("job validate -f " + (dir_ / "job.yml").string());
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("job.yml:3:3: error: inputs.a.path: no datastore \"nosuch\""));
+  // At the path itself (line 3, column 31), not at the input's name.
+  EXPECT_THAT(r.output, HasSubstr("job.yml:3:31: error: inputs.a.path: no datastore \"nosuch\""));
   EXPECT_THAT(r.output, HasSubstr("kubetrain datastore create nosuch"));
   EXPECT_THAT(r.output, HasSubstr("inputs.b.path"));
   EXPECT_THAT(r.output, HasSubstr("'../../etc' would escape its root"));

@@ -233,6 +233,30 @@ TEST_F(KubernetesJobTest, DryRunPrintsTheObjects) {
   EXPECT_EQ(Kt("job list").output.find("dry"), std::string::npos);
 }
 
+// A registered environment (`environment create`) is the pods' image, instead of the target's
+// worker image; the local-compute warning is not printed here.
+TEST_F(KubernetesJobTest, DryRunRunsTheRegisteredEnvironmentsImage) {
+  ASSERT_EQ(Kt("compute attach aks --type kubernetes --kubeconfig " + kubeconfig_ +
+               " --namespace team-a --worker-image kubetrain/worker:test")
+                .exit_code,
+            0);
+  std::string env = Write("env.yml",
+                          "name: AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu\nversion: 6\n"
+                          "image: myregistry.azurecr.io/kubetrain/pytorch:1.9\n");
+  testing::CommandResult r = Kt("environment create -f " + env);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string job =
+      Write("job.yml",
+            "command: echo hi\ncompute: azureml:aks\nname: envjob\n"
+            "environment: azureml:AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu@latest\n"
+            "resources: {instance_type: gpu-2}\n");
+  r = Kt("job create -f " + job + " --dry-run -o yaml");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("image: \"myregistry.azurecr.io/kubetrain/pytorch:1.9\""));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("kubetrain/worker:test")));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("warning")));
+}
+
 // What `job create --dry-run` prints is what `job create` makes the backend create, field for
 // field: one launch request and one render input behind both (jobs/launch.h). Tokens, the launch
 // id and what the API server adds (uid, resourceVersion, owners, status) aside.

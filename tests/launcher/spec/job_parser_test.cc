@@ -113,6 +113,30 @@ TEST(JobParserTest, EnvironmentLabelAndFileForms) {
             "/jobs/demo/env.yml");
 }
 
+TEST(JobParserTest, DataAssetReferencesAreKeptForResolution) {
+  JobParseResult r = Parse(R"(command: x
+inputs:
+  cifar: azureml:cifar-10-example:1
+  latest:
+    path: azureml:cifar@latest
+    mode: download
+  typed: {type: uri_file, path: azureml:labels:2}
+environment: azureml:AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu:6
+)");
+  ASSERT_FALSE(r.diagnostics.has_errors()) << r.diagnostics.Format();
+  const v1::JobInput& cifar = r.spec.inputs().at("cifar");
+  EXPECT_EQ(cifar.path(), "azureml:cifar-10-example:1");
+  EXPECT_EQ(cifar.type(), v1::DATA_TYPE_UNSPECIFIED);  // the asset's type, once resolved
+  EXPECT_EQ(r.spec.locations().at("inputs.cifar.path").line(), 3);
+  EXPECT_EQ(r.spec.locations().at("inputs.cifar.path").column(), 10);
+  EXPECT_EQ(r.spec.inputs().at("latest").path(), "azureml:cifar@latest");
+  EXPECT_EQ(r.spec.inputs().at("latest").mode(), v1::DATA_MODE_DOWNLOAD);
+  EXPECT_EQ(r.spec.inputs().at("typed").type(), v1::DATA_TYPE_URI_FILE);
+  EXPECT_EQ(r.spec.environment().name(), "AzureML-pytorch-1.9-ubuntu18.04-py37-cuda11-gpu");
+  EXPECT_EQ(r.spec.environment().version(), "6");
+  EXPECT_EQ(r.spec.locations().at("environment").line(), 8);
+}
+
 TEST(JobParserTest, OverridesReplaceFieldsAndCreateMappings) {
   JobParseResult r =
       Parse("command: echo ${{inputs.x}}\ncompute: azureml:gpu-cluster\ninputs: {x: 1}\n",
@@ -270,8 +294,13 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"input_local_missing",
                   "command: x\ninputs:\n  d:\n    type: uri_folder\n    path: ./no-such-dir\n",
                   "inputs.d.path", 5, "does not exist"},
-        Malformed{"input_data_asset", "command: x\ninputs:\n  d: azureml:cifar:1\n", "inputs.d", 3,
-                  "data asset"},
+        Malformed{"input_data_asset_no_version", "command: x\ninputs:\n  d: azureml:cifar\n",
+                  "inputs.d.path", 3, "no version or label"},
+        Malformed{"input_data_asset_label",
+                  "command: x\ninputs:\n  d:\n    path: azureml:cifar@prod\n", "inputs.d.path", 4,
+                  "@latest only"},
+        Malformed{"output_data_asset", "command: x\noutputs:\n  o:\n    path: azureml:out:1\n",
+                  "outputs.o.path", 4, "cannot write into one"},
         Malformed{"output_ro_mount", "command: x\noutputs:\n  o:\n    mode: ro_mount\n",
                   "outputs.o.mode", 4, "not allowed for an output"},
         Malformed{

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "kubetrain/v1/asset.pb.h"
 #include "kubetrain/v1/checkpoint.pb.h"
 #include "kubetrain/v1/compute.pb.h"
 #include "kubetrain/v1/datastore.pb.h"
@@ -164,6 +165,35 @@ class Workspace {
   virtual absl::StatusOr<v1::Datastore> GetDatastore(absl::string_view name) = 0;  // NotFound
   virtual absl::StatusOr<std::vector<v1::Datastore>> ListDatastores() = 0;  // ordered by name
 
+  // --- registered assets: data assets and environments -----------------------------------------
+  // Stores version asset.version() of asset.name(). Versions are immutable: when that name:version
+  // exists with the same content (every field but archived, created_unix_ms and source_file) the
+  // call succeeds and returns the stored version unchanged (re-running a create is harmless); with
+  // other content it fails with AlreadyExists naming the existing version. The workspace sets
+  // created_unix_ms and clears archived. InvalidArgument when the name or version is empty.
+  virtual absl::StatusOr<v1::DataAsset> CreateDataAsset(const v1::DataAsset& asset) = 0;
+  // One version, archived or not. NotFound when there is no such name:version.
+  virtual absl::StatusOr<v1::DataAsset> GetDataAsset(absl::string_view name,
+                                                     absl::string_view version) = 0;
+  // Every version of `name` (every asset when `name` is empty), archived ones included, ordered by
+  // name, then by version as CompareAssetVersions orders them (so the last one of a name is its
+  // highest version). Empty when there is none.
+  virtual absl::StatusOr<std::vector<v1::DataAsset>> ListDataAssets(absl::string_view name) = 0;
+  // Archives (true) or restores (false) one version; returns it. NotFound as GetDataAsset.
+  virtual absl::StatusOr<v1::DataAsset> SetDataAssetArchived(absl::string_view name,
+                                                             absl::string_view version,
+                                                             bool archived) = 0;
+  // The same four for environments.
+  virtual absl::StatusOr<v1::EnvironmentAsset> CreateEnvironment(
+      const v1::EnvironmentAsset& environment) = 0;
+  virtual absl::StatusOr<v1::EnvironmentAsset> GetEnvironment(absl::string_view name,
+                                                              absl::string_view version) = 0;
+  virtual absl::StatusOr<std::vector<v1::EnvironmentAsset>> ListEnvironments(
+      absl::string_view name) = 0;
+  virtual absl::StatusOr<v1::EnvironmentAsset> SetEnvironmentArchived(absl::string_view name,
+                                                                      absl::string_view version,
+                                                                      bool archived) = 0;
+
   // --- checkpoint and output upload records ----------------------------------------------------
   // Idempotent: one record per (job, step); a later record of the same step replaces it.
   // InvalidArgument when record.job is empty. The job need not exist.
@@ -177,6 +207,11 @@ class Workspace {
   virtual absl::StatusOr<std::vector<v1::OutputUpload>> ListOutputUploads(
       absl::string_view job) = 0;
 };
+
+// The order of asset versions: runs of digits compare as numbers, other characters one by one
+// ("2" < "10" < "10a" < "11"; "1.9" < "1.10"). Returns <0, 0 or >0. "Highest" version means last
+// in this order.
+int CompareAssetVersions(absl::string_view a, absl::string_view b);
 
 // Opens (creating if needed) the embedded workspace in directory `path`.
 //

@@ -39,6 +39,8 @@ void AddJobCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddComputeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddInstanceTypeCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddDatastoreCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddDataCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
+void AddEnvironmentCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 void AddWorkspaceCommands(CLI::App& app, const GlobalFlags& flags, int* exit_code);
 
 // Opens the workspace the flags name: a directory (default ~/.kubetrain) or a workspace server
