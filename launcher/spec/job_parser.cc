@@ -444,12 +444,15 @@ void ParseInputs(ParseContext& c, const YAML::Node& node) {
       }
       input.set_type(type);
       if (type == v1::DATA_TYPE_LITERAL) {
+        // Azure ML's rule: typed inputs (`type: integer` + `default:`) belong to components; a
+        // command job's literal input is the value itself.
         const YAML::Node& v = value["value"] ? value["value"] : value["default"];
-        if (!v || !v.IsScalar()) {
-          c.reader.Error(value, Field(field, "value"), "a literal input needs `value:`");
-        } else {
-          input.set_literal(v.Scalar());
-        }
+        c.reader.Error(
+            value["type"], Field(field, "type"),
+            absl::StrCat("`type: ", value["type"].Scalar(),
+                         "` is component syntax; a command job takes the literal itself"),
+            absl::StrCat("write `", name, ": ",
+                         v && v.IsScalar() ? v.Scalar() : std::string("<value>"), "`"));
       } else if (!value["path"]) {
         c.reader.Error(value, Field(field, "path"), "missing",
                        "add `path:` (a local path, azureml://datastores/..., or https://...)");
