@@ -81,6 +81,9 @@ done < <(for i in "${!files[@]}"; do printf '%s\0%s\0' "$i" "${files[$i]}"; done
 if ((${#failed[@]} > 0)); then
   echo "tidy: findings in ${#failed[@]} of $total files (log: $build/tidy.log):" >&2
   printf '  %s\n' "${failed[@]}" >&2
+  if grep -q "file not found \[clang-diagnostic-error\]" "$build/tidy.log"; then
+    echo "tidy: a header is missing: is $build up to date (make build; generated protobuf headers)?" >&2
+  fi
   exit 1
 fi
 echo "tidy: $total files clean in $((SECONDS - start))s"
