@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "kubetrain/launcher/cli/cli.h"
 #include "kubetrain/launcher/cli/output.h"
 #include "kubetrain/launcher/compute/assets.h"
@@ -23,19 +22,6 @@ struct DataFlags {
   std::vector<std::string> sets;
   bool include_archived = false;
 };
-
-std::string When(int64_t unix_ms) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms),
-                          absl::LocalTimeZone());
-}
-
-// NAME alone means NAME@latest.
-absl::StatusOr<spec::AssetReference> Reference(const std::string& text) {
-  if (text.find_first_of(":@", text.rfind("azureml:", 0) == 0 ? 8 : 0) == std::string::npos) {
-    return spec::ParseAssetReference(text + "@latest");
-  }
-  return spec::ParseAssetReference(text);
-}
 
 int Create(const GlobalFlags& global, const DataFlags& f) {
   spec::AssetFileOptions options{f.sets};
@@ -80,7 +66,7 @@ int List(const GlobalFlags& global, const DataFlags& f) {
   Table table({"NAME", "VERSION", "TYPE", "PATH", "CREATED", "DESCRIPTION"});
   for (const v1::DataAsset& a : shown) {
     table.AddRow({a.name(), a.archived() ? absl::StrCat(a.version(), " (archived)") : a.version(),
-                  spec::DataTypeName(a.type()), a.path(), When(a.created_unix_ms()),
+                  spec::DataTypeName(a.type()), a.path(), LocalTime(a.created_unix_ms()),
                   a.description()});
   }
   table.Print(std::cout);
@@ -90,7 +76,7 @@ int List(const GlobalFlags& global, const DataFlags& f) {
 int Show(const GlobalFlags& global, const DataFlags& f) {
   auto format = ParseOutputFormat(f.output);
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
-  auto ref = Reference(f.reference);
+  auto ref = spec::ParseAssetReferenceOrLatest(f.reference);
   if (!ref.ok()) return PrintError(ref.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
@@ -107,7 +93,7 @@ int Show(const GlobalFlags& global, const DataFlags& f) {
   t.AddRow({"path", a->path()});
   if (!a->description().empty()) t.AddRow({"description", a->description()});
   for (const auto& [key, value] : a->tags()) t.AddRow({absl::StrCat("tag ", key), value});
-  t.AddRow({"created", When(a->created_unix_ms())});
+  t.AddRow({"created", LocalTime(a->created_unix_ms())});
   if (!a->source_file().empty()) t.AddRow({"from", a->source_file()});
   t.AddRow({"use it as", absl::StrCat("azureml:", a->name(), ":", a->version())});
   t.Print(std::cout);

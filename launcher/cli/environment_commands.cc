@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "kubetrain/launcher/cli/cli.h"
 #include "kubetrain/launcher/cli/output.h"
 #include "kubetrain/launcher/compute/assets.h"
@@ -24,22 +23,9 @@ struct EnvironmentFlags {
   bool include_archived = false;
 };
 
-std::string When(int64_t unix_ms) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms),
-                          absl::LocalTimeZone());
-}
-
 std::string What(const v1::EnvironmentAsset& e) {
   if (!e.image().empty()) return absl::StrCat("image ", e.image());
   return absl::StrCat("build ", e.build_context());
-}
-
-// NAME alone means NAME@latest.
-absl::StatusOr<spec::AssetReference> Reference(const std::string& text) {
-  if (text.find_first_of(":@", text.rfind("azureml:", 0) == 0 ? 8 : 0) == std::string::npos) {
-    return spec::ParseAssetReference(text + "@latest");
-  }
-  return spec::ParseAssetReference(text);
 }
 
 int Create(const GlobalFlags& global, const EnvironmentFlags& f) {
@@ -85,7 +71,7 @@ int List(const GlobalFlags& global, const EnvironmentFlags& f) {
   Table table({"NAME", "VERSION", "IMAGE", "CONDA", "CREATED", "DESCRIPTION"});
   for (const v1::EnvironmentAsset& e : shown) {
     table.AddRow({e.name(), e.archived() ? absl::StrCat(e.version(), " (archived)") : e.version(),
-                  What(e), e.conda_spec().empty() ? "-" : "yes", When(e.created_unix_ms()),
+                  What(e), e.conda_spec().empty() ? "-" : "yes", LocalTime(e.created_unix_ms()),
                   e.description()});
   }
   table.Print(std::cout);
@@ -95,7 +81,7 @@ int List(const GlobalFlags& global, const EnvironmentFlags& f) {
 int Show(const GlobalFlags& global, const EnvironmentFlags& f) {
   auto format = ParseOutputFormat(f.output);
   if (!format.ok()) return PrintError(format.status()), kExitUsage;
-  auto ref = Reference(f.reference);
+  auto ref = spec::ParseAssetReferenceOrLatest(f.reference);
   if (!ref.ok()) return PrintError(ref.status()), kExitUsage;
   auto ws = OpenWorkspace(global);
   if (!ws.ok()) return PrintError(ws.status()), kExitFailure;
@@ -118,7 +104,7 @@ int Show(const GlobalFlags& global, const EnvironmentFlags& f) {
   t.AddRow({"os type", e->os_type()});
   if (!e->description().empty()) t.AddRow({"description", e->description()});
   for (const auto& [key, value] : e->tags()) t.AddRow({absl::StrCat("tag ", key), value});
-  t.AddRow({"created", When(e->created_unix_ms())});
+  t.AddRow({"created", LocalTime(e->created_unix_ms())});
   if (!e->source_file().empty()) t.AddRow({"from", e->source_file()});
   t.AddRow({"use it as", absl::StrCat("environment: azureml:", e->name(), ":", e->version())});
   t.Print(std::cout);

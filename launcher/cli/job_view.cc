@@ -136,11 +136,6 @@ std::string Duration(const v1::JobStatus& s) {
                          static_cast<int>(seconds) % 60);
 }
 
-std::string Created(int64_t unix_ms) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms),
-                          absl::LocalTimeZone());
-}
-
 int Processes(const v1::JobSpec& spec) {
   const v1::DistributionSpec& d = spec.distribution();
   return d.type() == v1::DistributionSpec::TYPE_TENSORFLOW ? 1 : d.process_count_per_instance();
@@ -181,7 +176,7 @@ void PrintJobTable(const std::vector<v1::JobRecord>& jobs, std::ostream& out) {
     t.AddRow({j.spec().name(), StateName(j.status().state()), j.spec().compute(),
               type.empty() ? compute::kDefaultInstanceTypeName : type,
               absl::StrCat(j.spec().resources().instance_count(), "×", Processes(j.spec())),
-              Created(j.status().created_unix_ms()), Duration(j.status())});
+              LocalTime(j.status().created_unix_ms()), Duration(j.status())});
   }
   t.Print(out);
 }
@@ -201,7 +196,7 @@ void PrintJobDetails(const v1::JobRecord& job, std::ostream& out) {
                                     : spec.resources().instance_type()});
   head.AddRow({"ranks", Ranks(spec)});
   AddEnvironmentAndData(spec, head);
-  head.AddRow({"created", Created(s.created_unix_ms())});
+  head.AddRow({"created", LocalTime(s.created_unix_ms())});
   head.AddRow({"duration", Duration(s)});
   head.AddRow({"job folder", job.job_dir()});
   head.Print(out);
@@ -254,7 +249,7 @@ void PrintCheckpointTable(const std::vector<v1::CheckpointRecord>& checkpoints,
   for (const v1::CheckpointRecord& c : checkpoints) {
     t.AddRow({absl::StrCat(indent, c.step()), common::FormatBytes(c.size_bytes()),
               absl::StrCat(c.duration_ms(), " ms"), absl::StrCat(c.attempt() + 1),
-              Created(c.created_unix_ms()),
+              LocalTime(c.created_unix_ms()),
               c.retired() ? absl::StrCat(c.location(), " (removed by retention)") : c.location()});
   }
   t.Print(out);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 #include "yaml-cpp/yaml.h"
 
@@ -77,6 +78,11 @@ void Table::Print(std::ostream& out) const {
 
 void PrintError(const absl::Status& status) {
   std::cerr << "kubetrain: " << status.message() << "\n";
+}
+
+std::string LocalTime(int64_t unix_ms) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMillis(unix_ms),
+                          absl::LocalTimeZone());
 }
 
 }  // namespace kubetrain::cli

@@ -247,6 +247,14 @@ absl::Status CheckAssetName(absl::string_view what, absl::string_view value) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<AssetReference> ParseAssetReferenceOrLatest(absl::string_view text) {
+  const size_t from = absl::StartsWith(text, "azureml:") ? 8 : 0;
+  if (text.find_first_of(":@", from) == absl::string_view::npos) {
+    return ParseAssetReference(absl::StrCat(text, "@latest"));
+  }
+  return ParseAssetReference(text);
+}
+
 absl::StatusOr<AssetReference> ParseAssetReference(absl::string_view text) {
   absl::string_view rest = absl::StripPrefix(text, "azureml:");
   AssetReference ref;

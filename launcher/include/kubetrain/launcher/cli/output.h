@@ -5,6 +5,7 @@
 #ifndef KUBETRAIN_LAUNCHER_CLI_OUTPUT_H_
 #define KUBETRAIN_LAUNCHER_CLI_OUTPUT_H_
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ class Table {
  private:
   std::vector<std::vector<std::string>> rows_;
 };
+
+// A Unix time in milliseconds as "YYYY-MM-DD HH:MM:SS" in the local time zone.
+std::string LocalTime(int64_t unix_ms);
 
 // "kubetrain: <message>" on stderr.
 void PrintError(const absl::Status& status);

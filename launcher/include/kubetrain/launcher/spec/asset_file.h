@@ -51,6 +51,8 @@ bool IsAssetReference(absl::string_view text);
 // Parses "azureml:name:version", "azureml:name@label", "name:version" or "name@label".
 // InvalidArgument says what is wrong ("names no version or label", "is not a valid asset name").
 absl::StatusOr<AssetReference> ParseAssetReference(absl::string_view text);
+// The same, where a bare NAME (no version, no label) means NAME@latest (`data show cifar`).
+absl::StatusOr<AssetReference> ParseAssetReferenceOrLatest(absl::string_view text);
 
 // Checks an asset name or version as Azure ML allows them: 1-255 letters, digits, '-', '_', '.',
 // starting with a letter or digit; a version is never "latest" (that is a label). `what` is
